@@ -1,0 +1,171 @@
+//! What user code is handed: connected clients and the signals they send.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::signals::{SendOptions, Signals};
+use crate::{ClientId, Result};
+
+/// The kind of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// WebSocket connections.
+    Ws,
+    /// WebSocket connections over TLS.
+    Wss,
+}
+
+impl Protocol {
+    /// The lowercase scheme: `"ws"` or `"wss"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
+        }
+    }
+}
+
+/// An endpoint as it is listening: its name, the address it is bound to and its protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointInfo {
+    /// The endpoint's name (the one given, or `"ws-N"` by position).
+    pub name: String,
+    /// The bound address (with the real port when port 0 was asked for).
+    pub address: SocketAddr,
+    /// The protocol it speaks.
+    pub protocol: Protocol,
+}
+
+impl EndpointInfo {
+    /// The URL clients connect to, e.g. `ws://127.0.0.1:8091`. An unspecified bind address
+    /// (`*`) is shown as the loopback address of the same family.
+    pub fn url(&self) -> String {
+        let mut addr = self.address;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("{}://{addr}", self.protocol.as_str())
+    }
+}
+
+/// A connected WebSocket client: who it is, where it connected, and the upgrade request.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientInfo {
+    /// The id the server gave it.
+    pub id: ClientId,
+    /// The connection's path: the request path without its query string, percent-decoded
+    /// (case as sent; routing compares case-insensitively).
+    pub path: String,
+    /// The endpoint it connected to.
+    pub endpoint: Arc<EndpointInfo>,
+    /// The peer's address.
+    pub remote_addr: SocketAddr,
+    /// The upgrade request's headers, in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The upgrade request's query string, decoded, in order.
+    pub query: Vec<(String, String)>,
+}
+
+impl ClientInfo {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_pair(&self.headers, name, true)
+    }
+
+    /// The first query parameter with this name (case-sensitive, as in URLs).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        find_pair(&self.query, name, false)
+    }
+}
+
+fn find_pair<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| {
+            if ignore_case {
+                k.eq_ignore_ascii_case(name)
+            } else {
+                k == name
+            }
+        })
+        .map(|(_, v)| v.as_str())
+}
+
+/// What a client's message said: `{"message": ..., "path": ..., "clientId": ..., "direct": ...}`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SignalData {
+    /// The message, any JSON value.
+    pub message: Value,
+    /// The path the client asked to send to, if any.
+    pub path: Option<String>,
+    /// The client id the client asked to send to, if any (as sent: it may name nobody).
+    pub client_id: Option<String>,
+    /// Whether the client asked for the message to come back to itself only.
+    pub direct: bool,
+}
+
+/// Handed to a signal route's handler for each message a client sends on a matching path:
+/// Pode's `$SignalEvent`.
+///
+/// Send replies with [`SignalEvent::send`] (Pode's `Send-PodeSignal` inside a route): unset
+/// targets default to the event's data.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignalEvent {
+    /// The parsed message.
+    pub data: SignalData,
+    /// The sending client: id, connection path, endpoint, upgrade headers and query.
+    pub client: Arc<ClientInfo>,
+    /// The route pattern that matched, as registered.
+    pub route: String,
+    /// When the message was received.
+    pub timestamp: SystemTime,
+    pub(crate) signals: Signals,
+}
+
+impl SignalEvent {
+    /// The connection's path (not the `path` inside the message).
+    pub fn path(&self) -> &str {
+        &self.client.path
+    }
+
+    /// The sender's client id.
+    pub fn client_id(&self) -> ClientId {
+        self.client.id
+    }
+
+    /// The endpoint the sender is connected to.
+    pub fn endpoint(&self) -> &EndpointInfo {
+        &self.client.endpoint
+    }
+
+    /// The server's [`Signals`] handle.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// Sends `value` with [`Mode::Auto`](crate::Mode::Auto): to the event's `clientId` if it
+    /// gave one, else to its `path`, else to everyone; to the sender alone when the event said
+    /// `direct` or named the sender's own id. A string goes out raw, `null` or `""` sends nothing.
+    pub fn send(&self, value: impl Serialize) -> Result<()> {
+        self.send_with(value, &SendOptions::default())
+    }
+
+    /// Sends `value` with explicit options; unset targets still default to the event's data
+    /// unless `options.ignore_event` is set. [`Mode::Direct`](crate::Mode::Direct) sends to the
+    /// sender only.
+    pub fn send_with(&self, value: impl Serialize, options: &SendOptions) -> Result<()> {
+        self.signals.send_in_context(value, options, Some(self))
+    }
+}

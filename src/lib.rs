@@ -1,0 +1,52 @@
+//! # signalhub
+//!
+//! Pode-style WebSocket **signals** for Rust: a server that pushes live updates to browsers,
+//! takes messages from clients and fans them out by path or client id.
+//!
+//! - Clients send `{"message": ..., "path": "/x", "clientId": "...", "direct": true}`; with no
+//!   signal route on their path the server re-sends the message where they asked (everyone, a
+//!   path, one client, or back to the sender).
+//! - [`Server::route`] adds a signal route (Pode's `Add-PodeSignalRoute`) whose handler gets a
+//!   [`SignalEvent`] and decides what to send.
+//! - [`Signals`] sends from anywhere (Pode's `Send-PodeSignal`).
+//!
+//! ## About threads
+//!
+//! The server is synchronous, one thread per connection. A listener thread per endpoint
+//! accepts connections and completes handshakes; each connection gets a thread that blocks
+//! reading; one fan-out thread owns the registry of clients and writes every signal, encoded
+//! once, to every receiver's socket without blocking; a drain thread finishes writes that
+//! sockets could not take at once. An idle server uses no CPU. [`Signals`] and
+//! [`ServerHandle`] are `Send + Sync`; `Signals` is cheap to clone.
+//!
+//! ```no_run
+//! use signalhub::{Endpoint, Server};
+//!
+//! fn main() -> signalhub::Result<()> {
+//!     let mut server = Server::new();
+//!     server.endpoint(Endpoint::ws("*:8091"))?;
+//!     let signals = server.signals();
+//!     let handle = server.start()?;
+//!     signals.send(serde_json::json!({ "Message": "hello, everyone" }))?;
+//!     handle.join();
+//!     Ok(())
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client_id;
+mod error;
+mod event;
+mod metrics;
+mod server;
+mod signal;
+mod signals;
+
+pub use client_id::{ClientId, InvalidClientId};
+pub use error::{Error, Result};
+pub use event::{ClientInfo, EndpointInfo, Protocol, SignalData, SignalEvent};
+pub use metrics::MetricsSnapshot;
+pub use server::config::{default_max_connections, Endpoint};
+pub use server::{Server, ServerConfig, ServerHandle};
+pub use signals::{Mode, SendOptions, Signals};

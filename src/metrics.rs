@@ -1,0 +1,177 @@
+//! Counters the server keeps, readable from the handle and as Prometheus text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Live counters, shared by the server's threads. Read them with [`Metrics::snapshot`].
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) signals_sent: AtomicU64,
+    pub(crate) frames_delivered: AtomicU64,
+    pub(crate) clients_dropped_slow: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    /// Clients per path (lowercased), kept by the fan-out thread, the registry's owner.
+    pub(crate) clients_by_path: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_path_count(&self, path: &str, count: usize) {
+        let mut map = self
+            .clients_by_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if count == 0 {
+            map.remove(path);
+        } else {
+            map.insert(path.to_owned(), count as u64);
+        }
+    }
+
+    /// A consistent-enough copy of every counter (each is read atomically on its own).
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        let by_path = self
+            .clients_by_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        MetricsSnapshot {
+            clients_connected: by_path.values().sum(),
+            clients_by_path: by_path,
+            messages_received: self.messages_received.load(Ordering::Relaxed),
+            signals_sent: self.signals_sent.load(Ordering::Relaxed),
+            frames_delivered: self.frames_delivered.load(Ordering::Relaxed),
+            clients_dropped_slow: self.clients_dropped_slow.load(Ordering::Relaxed),
+            connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            connections_total: self.connections_total.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The server's counters at one moment. Get one from
+/// [`ServerHandle::metrics`](crate::ServerHandle::metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// WebSocket clients connected now.
+    pub clients_connected: u64,
+    /// WebSocket clients connected now, per connection path (lowercased).
+    pub clients_by_path: BTreeMap<String, u64>,
+    /// Text or binary messages received from clients.
+    pub messages_received: u64,
+    /// Signals routed by the fan-out thread (one per send, whatever the number of receivers).
+    pub signals_sent: u64,
+    /// Frames handed to client sockets (one per receiver per signal).
+    pub frames_delivered: u64,
+    /// Clients closed because they did not read fast enough (their queue was full).
+    pub clients_dropped_slow: u64,
+    /// Connections refused before the upgrade (connection caps, failed thread starts).
+    pub connections_refused: u64,
+    /// WebSocket connections accepted since start.
+    pub connections_total: u64,
+}
+
+impl MetricsSnapshot {
+    /// The counters in Prometheus' text exposition format (version 0.0.4).
+    ///
+    /// ```
+    /// let text = signalhub::MetricsSnapshot::default().to_prometheus();
+    /// assert!(text.contains("signalhub_clients_connected 0\n"));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        };
+        metric(
+            "signalhub_clients_connected",
+            "gauge",
+            "WebSocket clients connected.",
+            self.clients_connected,
+        );
+        metric(
+            "signalhub_messages_received_total",
+            "counter",
+            "Messages received from clients.",
+            self.messages_received,
+        );
+        metric(
+            "signalhub_signals_sent_total",
+            "counter",
+            "Signals routed.",
+            self.signals_sent,
+        );
+        metric(
+            "signalhub_frames_delivered_total",
+            "counter",
+            "Frames handed to client sockets.",
+            self.frames_delivered,
+        );
+        metric(
+            "signalhub_clients_dropped_slow_total",
+            "counter",
+            "Clients closed for not reading.",
+            self.clients_dropped_slow,
+        );
+        metric(
+            "signalhub_connections_refused_total",
+            "counter",
+            "Connections refused before the upgrade.",
+            self.connections_refused,
+        );
+        metric(
+            "signalhub_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            self.connections_total,
+        );
+        out.push_str(
+            "# HELP signalhub_path_clients_connected WebSocket clients connected per path.\n",
+        );
+        out.push_str("# TYPE signalhub_path_clients_connected gauge\n");
+        for (path, count) in &self.clients_by_path {
+            let _ = writeln!(
+                out,
+                "signalhub_path_clients_connected{{path=\"{}\"}} {count}",
+                escape_label(path)
+            );
+        }
+        out
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_counter_and_escaped_paths() {
+        let metrics = Metrics::default();
+        metrics.set_path_count("/a\"b", 2);
+        metrics.set_path_count("/c", 1);
+        Metrics::add(&metrics.frames_delivered, 7);
+        let text = metrics.snapshot().to_prometheus();
+        assert!(text.contains("signalhub_clients_connected 3\n"), "{text}");
+        assert!(text.contains("signalhub_frames_delivered_total 7\n"));
+        assert!(text.contains("signalhub_path_clients_connected{path=\"/a\\\"b\"} 2\n"));
+        metrics.set_path_count("/c", 0);
+        assert_eq!(metrics.snapshot().clients_by_path.len(), 1);
+    }
+}

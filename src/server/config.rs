@@ -1,0 +1,229 @@
+//! Server settings and endpoint descriptions.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::event::Protocol;
+use crate::{Error, Result};
+
+/// Limits and timings for a server. Every field has a sane default; change what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = signalhub::ServerConfig::default();
+/// config.max_message_size = 1 << 20;
+/// config.handshake_timeout = Duration::from_secs(5);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Largest message (and frame) a client may send, in bytes; bigger closes it with 1009.
+    /// Default 16 MiB.
+    pub max_message_size: usize,
+    /// Bytes that may wait for a client that is not reading before it is closed with 1008.
+    /// One frame larger than this is still accepted when nothing is waiting. Default 4 MiB.
+    pub max_queue_bytes: usize,
+    /// Most WebSocket connections at once; more get `503` before the upgrade. Default: what
+    /// the open-file limit and `vm.max_map_count` (threads) allow, see [`default_max_connections`].
+    pub max_connections: usize,
+    /// Most connections at once from one IP address. Default: no limit beyond `max_connections`.
+    pub max_connections_per_ip: usize,
+    /// Time a new connection has to send its upgrade request. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Largest upgrade request head (request line and headers). Default 8 KiB.
+    pub max_request_head: usize,
+    /// `Origin` values allowed to connect (compared case-insensitively); others get `403`.
+    /// `None` (the default, as in Pode) allows every origin.
+    pub allowed_origins: Option<Vec<String>>,
+    /// How often the server pings every client. `None` turns pings off. Default 30 s.
+    pub ping_interval: Option<Duration>,
+    /// A client that sends nothing (not even a pong) for this long is dropped. `None` turns it
+    /// off. Checked at each ping. Default 60 s.
+    pub idle_timeout: Option<Duration>,
+    /// How long a closing connection may take to finish the close handshake. Default 2 s.
+    pub close_timeout: Duration,
+    /// The longest [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) waits for clients
+    /// to close before cutting them off. Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// Bytes a connection reads from its socket at a time. Small keeps idle connections lean.
+    /// Default 512.
+    pub read_buffer_size: usize,
+    /// Stack reserved for each connection's thread, where signal route handlers run. Only the
+    /// pages used count against memory. Default 512 KiB.
+    pub connection_stack_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_message_size: 16 << 20,
+            max_queue_bytes: 4 << 20,
+            max_connections: default_max_connections(),
+            max_connections_per_ip: usize::MAX,
+            handshake_timeout: Duration::from_secs(10),
+            max_request_head: 8 << 10,
+            allowed_origins: None,
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            close_timeout: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(5),
+            read_buffer_size: 512,
+            connection_stack_size: 512 << 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let checks = [
+            (
+                self.max_message_size == 0,
+                "max_message_size must be above 0",
+            ),
+            (self.max_queue_bytes == 0, "max_queue_bytes must be above 0"),
+            (self.max_connections == 0, "max_connections must be above 0"),
+            (
+                self.max_connections_per_ip == 0,
+                "max_connections_per_ip must be above 0",
+            ),
+            (
+                self.max_request_head < 256,
+                "max_request_head must be at least 256",
+            ),
+            (
+                self.read_buffer_size == 0,
+                "read_buffer_size must be above 0",
+            ),
+            (
+                self.connection_stack_size < 64 << 10,
+                "connection_stack_size must be at least 64 KiB",
+            ),
+            (
+                self.ping_interval == Some(Duration::ZERO),
+                "ping_interval must be above 0",
+            ),
+        ];
+        match checks.iter().find(|(bad, _)| *bad) {
+            Some((_, what)) => Err(Error::InvalidConfig((*what).to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Threads and file descriptors this process can spare for connections: each connection takes
+/// one thread (four memory mappings under `vm.max_map_count`) and one file descriptor, with
+/// headroom kept for everything else.
+pub fn default_max_connections() -> usize {
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| n as usize);
+    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(65530);
+    let by_files = files.saturating_sub(256);
+    let by_threads = (maps / 4).saturating_sub(1000);
+    by_files.min(by_threads).max(1)
+}
+
+/// One listening endpoint: a protocol on an address, optionally named.
+///
+/// The address is `host:port`; `*` as the host means every interface (as in Pode) and port 0
+/// picks a free port (read it back from the [`ServerHandle`](crate::ServerHandle)).
+///
+/// ```
+/// let ep = signalhub::Endpoint::ws("*:8091").name("public");
+/// # let _ = ep;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub(crate) address: String,
+    pub(crate) protocol: Protocol,
+    pub(crate) name: Option<String>,
+}
+
+impl Endpoint {
+    /// A plain WebSocket endpoint.
+    pub fn ws(address: impl Into<String>) -> Endpoint {
+        Endpoint {
+            address: address.into(),
+            protocol: Protocol::Ws,
+            name: None,
+        }
+    }
+
+    /// Names the endpoint, so routes can be limited to it and its address looked up by name.
+    pub fn name(mut self, name: impl Into<String>) -> Endpoint {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Resolves the address; `*` becomes `0.0.0.0`.
+    pub(crate) fn socket_addr(&self) -> Result<SocketAddr> {
+        let invalid = |reason: &str| Error::InvalidAddress {
+            address: self.address.clone(),
+            reason: reason.to_owned(),
+        };
+        let (host, port) = self
+            .address
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected host:port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid("the port is not a number from 0 to 65535"))?;
+        let host = match host {
+            "*" => "0.0.0.0",
+            h => h.trim_start_matches('[').trim_end_matches(']'),
+        };
+        (host, port)
+            .to_socket_addrs()
+            .map_err(|e| invalid(&e.to_string()))?
+            .next()
+            .ok_or_else(|| invalid("the host resolves to no address"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_resolve_with_star_meaning_every_interface() {
+        assert_eq!(
+            Endpoint::ws("*:8091").socket_addr().unwrap(),
+            "0.0.0.0:8091".parse().unwrap()
+        );
+        assert_eq!(
+            Endpoint::ws("127.0.0.1:0").socket_addr().unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert_eq!(
+            Endpoint::ws("[::1]:9").socket_addr().unwrap(),
+            "[::1]:9".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_addresses_say_why() {
+        for bad in ["8091", "127.0.0.1:http", "127.0.0.1:70000"] {
+            let err = Endpoint::ws(bad).socket_addr().unwrap_err();
+            assert!(matches!(err, Error::InvalidAddress { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_cap_stays_under_the_thread_and_file_ceilings() {
+        let cap = default_max_connections();
+        assert!(cap >= 1 && cap < 65530 / 4, "{cap}");
+    }
+
+    #[test]
+    fn zero_limits_are_rejected() {
+        let config = ServerConfig {
+            max_connections: 0,
+            ..ServerConfig::default()
+        };
+        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+        assert!(ServerConfig::default().validate().is_ok());
+    }
+}

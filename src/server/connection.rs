@@ -1,0 +1,215 @@
+//! A connection's own thread: reads frames, runs its signal route or re-sends the message.
+//!
+//! The loop stays shallow (the handshake happened on the listener thread) because a thread's
+//! stack stays resident at its deepest use. The thread only ever blocks in `read`; everything
+//! it writes (pongs, close frames) goes through the [`Outbox`] without blocking.
+
+use std::io::{self, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tungstenite::protocol::{CloseFrame, Role};
+use tungstenite::{Message, WebSocket};
+
+use crate::event::{ClientInfo, SignalData, SignalEvent};
+use crate::metrics::Metrics;
+use crate::server::fanout::{Command, Outgoing};
+use crate::server::limits::{Slot, ThreadGuard};
+use crate::server::outbox::Outbox;
+use crate::server::routes::{ClientHook, Route};
+use crate::server::Shared;
+use crate::signal::{parse_client_message, ClientMessage, Frame};
+use crate::signals::{resolve_target, EventTargets, SendOptions};
+
+/// The stream tungstenite reads and writes: reads block on the socket, writes go to the outbox.
+struct ConnectionStream {
+    outbox: Arc<Outbox>,
+}
+
+impl Read for ConnectionStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.outbox.socket()).read(buf)
+    }
+}
+
+impl Write for ConnectionStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.outbox.write_control(buf).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything a connection thread needs.
+pub(crate) struct Connection {
+    pub(crate) info: Arc<ClientInfo>,
+    pub(crate) outbox: Arc<Outbox>,
+    /// Bytes read after the request head (frames the client sent right away).
+    pub(crate) leftover: Vec<u8>,
+    pub(crate) route: Option<Arc<Route>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) slot: Slot,
+    pub(crate) thread: ThreadGuard,
+}
+
+/// Why the read loop stopped.
+enum Ending {
+    /// Closed cleanly, or the socket went away.
+    Closed,
+    /// We are failing the connection with this close code.
+    Failed(u16, &'static str),
+}
+
+impl Connection {
+    /// Runs the connection until it closes.
+    pub(crate) fn run(mut self) {
+        let path_key = self.info.path.to_lowercase();
+        run_hooks(
+            &self.shared.routes.connect_hooks(&path_key),
+            &self.info,
+            "connect",
+        );
+        let stream = ConnectionStream {
+            outbox: self.outbox.clone(),
+        };
+        let leftover = std::mem::take(&mut self.leftover);
+        let mut socket = WebSocket::from_partially_read(
+            stream,
+            leftover,
+            Role::Server,
+            Some(self.shared.ws_config),
+        );
+        if let Ending::Failed(code, reason) = self.read_loop(&mut socket) {
+            log::warn!(
+                "client {} at {}: closing with {code}: {reason}",
+                self.info.id,
+                self.info.remote_addr
+            );
+            self.outbox.close(Some(code), reason);
+            discard_until_closed(self.outbox.socket());
+        }
+        self.outbox.reader_done();
+        let _ = self.shared.commands.send(Command::Unregister(self.info.id));
+        run_hooks(
+            &self.shared.routes.disconnect_hooks(&path_key),
+            &self.info,
+            "disconnect",
+        );
+        drop((self.slot, self.thread));
+    }
+
+    fn read_loop(&self, socket: &mut WebSocket<ConnectionStream>) -> Ending {
+        use tungstenite::Error as WsError;
+        loop {
+            let message = match socket.read() {
+                Ok(message) => message,
+                Err(WsError::Capacity(_)) => return Ending::Failed(1009, "message too big"),
+                Err(WsError::Utf8(_)) => return Ending::Failed(1007, "invalid utf-8"),
+                Err(WsError::Protocol(e)) => {
+                    log::debug!("client {}: protocol error: {e}", self.info.id);
+                    return Ending::Failed(1002, "protocol error");
+                }
+                Err(_) => return Ending::Closed,
+            };
+            self.outbox.touch();
+            match message {
+                Message::Text(text) => self.on_text(text.as_str()),
+                Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
+                    Ok(text) => self.on_text(text),
+                    Err(_) => return Ending::Failed(1007, "invalid utf-8"),
+                },
+                // Echo the peer's code; tungstenite's own reply is dropped by the outbox.
+                Message::Close(frame) => self
+                    .outbox
+                    .close(frame.map(|f: CloseFrame| u16::from(f.code)), ""),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    fn on_text(&self, text: &str) {
+        Metrics::add(&self.shared.metrics.messages_received, 1);
+        let message = match parse_client_message(text) {
+            Ok(message) => message,
+            Err(reason) => {
+                log::warn!(
+                    "client {} at {}: ignored a message: {reason}",
+                    self.info.id,
+                    self.info.remote_addr
+                );
+                return;
+            }
+        };
+        match &self.route {
+            Some(route) => self.run_route(route, message),
+            None => self.resend(message),
+        }
+    }
+
+    /// No route: re-send the message as the client asked (Pode's automatic `Send-PodeSignal`).
+    fn resend(&self, message: ClientMessage<'_>) {
+        let event = EventTargets {
+            sender: self.info.id,
+            path: message.path.as_deref(),
+            client_id: message.client_id.as_deref(),
+            direct: message.direct,
+        };
+        let Ok(Some(target)) = resolve_target(&SendOptions::default(), Some(event)) else {
+            return;
+        };
+        let Some(frame) = Frame::text_from_raw(message.message) else {
+            return;
+        };
+        let _ = self
+            .shared
+            .commands
+            .send(Command::Signal(Outgoing { frame, target }));
+    }
+
+    fn run_route(&self, route: &Route, message: ClientMessage<'_>) {
+        let data = SignalData {
+            message: serde_json::from_str(message.message.get()).unwrap_or_default(),
+            path: message.path,
+            client_id: message.client_id,
+            direct: message.direct,
+        };
+        let event = SignalEvent {
+            data,
+            client: self.info.clone(),
+            route: route.pattern.clone(),
+            timestamp: SystemTime::now(),
+            signals: self.shared.signals.clone(),
+        };
+        match catch_unwind(AssertUnwindSafe(|| (route.handler)(&event))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!(
+                "signal route {:?} for client {}: {e}",
+                route.pattern,
+                self.info.id
+            ),
+            Err(_) => log::error!(
+                "signal route {:?} panicked; the message was dropped",
+                route.pattern
+            ),
+        }
+    }
+}
+
+fn run_hooks(hooks: &[Arc<ClientHook>], info: &ClientInfo, kind: &str) {
+    for hook in hooks {
+        if catch_unwind(AssertUnwindSafe(|| hook(info))).is_err() {
+            log::error!("a {kind} hook panicked for client {}", info.id);
+        }
+    }
+}
+
+/// After failing a connection: read and drop whatever the peer still sends, so its close
+/// frame gets through before the socket goes. The outbox's close deadline cuts the socket,
+/// which ends this.
+fn discard_until_closed(socket: &std::net::TcpStream) {
+    let mut sink = [0u8; 512];
+    while matches!((&*socket).read(&mut sink), Ok(n) if n > 0) {}
+}

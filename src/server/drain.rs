@@ -1,0 +1,153 @@
+//! The drain thread: flushes what sockets could not take at once, and enforces close deadlines.
+//!
+//! It sleeps in `poll(2)` on the sockets that have bytes waiting, plus a pipe that wakes it
+//! when another outbox needs watching. Nothing waits: nothing wakes it.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+use crate::server::outbox::{DrainInterest, Outbox};
+use crate::{Error, Result};
+
+/// Hands outboxes to the drain thread. Cheap to clone: every outbox keeps one.
+#[derive(Clone)]
+pub(crate) struct DrainHandle {
+    outboxes: Sender<Arc<Outbox>>,
+    wake: Arc<Waker>,
+}
+
+struct Waker {
+    write: OwnedFd,
+    stop: AtomicBool,
+}
+
+impl Waker {
+    fn wake(&self) {
+        // A full pipe already means "wake up"; nothing else can fail here.
+        let _ = rustix::io::write(&self.write, &[1]);
+    }
+}
+
+impl DrainHandle {
+    /// Asks the drain thread to look after `outbox` until it has nothing left to do.
+    pub(crate) fn watch(&self, outbox: Arc<Outbox>) {
+        if self.outboxes.send(outbox).is_ok() {
+            self.wake.wake();
+        }
+    }
+
+    /// Tells the drain thread to cut whatever it still holds and stop.
+    pub(crate) fn stop(&self) {
+        self.wake.stop.store(true, Ordering::SeqCst);
+        self.wake.wake();
+    }
+}
+
+/// Starts the drain thread.
+pub(crate) fn spawn() -> Result<(DrainHandle, JoinHandle<()>)> {
+    let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
+    let (read, write) = rustix::pipe::pipe_with(flags).map_err(|e| Error::Io(e.into()))?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = DrainHandle {
+        outboxes: tx,
+        wake: Arc::new(Waker {
+            write,
+            stop: AtomicBool::new(false),
+        }),
+    };
+    let stop_flag = handle.clone();
+    let thread = std::thread::Builder::new()
+        .name("sh-drain".into())
+        .spawn(move || {
+            Drain {
+                incoming: rx,
+                wake_read: read,
+                watched: Vec::new(),
+                handle: stop_flag,
+            }
+            .run()
+        })
+        .map_err(Error::Spawn)?;
+    Ok((handle, thread))
+}
+
+struct Drain {
+    incoming: Receiver<Arc<Outbox>>,
+    wake_read: OwnedFd,
+    watched: Vec<Arc<Outbox>>,
+    handle: DrainHandle,
+}
+
+impl Drain {
+    fn run(mut self) {
+        loop {
+            self.watched.extend(self.incoming.try_iter());
+            if self.handle.wake.stop.load(Ordering::SeqCst) {
+                self.watched.iter().for_each(|o| o.shutdown());
+                return;
+            }
+            let now = Instant::now();
+            let mut interests = Vec::with_capacity(self.watched.len());
+            self.watched
+                .retain(|outbox| match outbox.drain_interest(now) {
+                    DrainInterest::Done => false,
+                    interest => {
+                        interests.push(interest);
+                        true
+                    }
+                });
+            self.wait(&interests, now);
+        }
+    }
+
+    /// Sleeps until a watched socket is writable, the pipe wakes us, or a deadline passes;
+    /// then flushes the writable sockets.
+    fn wait(&mut self, interests: &[DrainInterest], now: Instant) {
+        let mut writable: Vec<usize> = Vec::new();
+        let mut fds = vec![PollFd::new(&self.wake_read, PollFlags::IN)];
+        let mut deadline: Option<Instant> = None;
+        for (i, interest) in interests.iter().enumerate() {
+            let (wants_write, until) = match *interest {
+                DrainInterest::Writable(until) => (true, until),
+                DrainInterest::Deadline(until) => (false, Some(until)),
+                DrainInterest::Done => (false, None),
+            };
+            if wants_write {
+                writable.push(i);
+                fds.push(PollFd::new(self.watched[i].socket(), PollFlags::OUT));
+            }
+            deadline = match (deadline, until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let timeout = deadline
+            .map(|d| Timespec::try_from(d.saturating_duration_since(now)).unwrap_or_default());
+        if let Err(e) = rustix::event::poll(&mut fds, timeout.as_ref()) {
+            if e != rustix::io::Errno::INTR {
+                log::error!("drain thread: poll failed: {e}");
+            }
+            return;
+        }
+        let ready: Vec<usize> = fds[1..]
+            .iter()
+            .zip(&writable)
+            .filter(|(fd, _)| !fd.revents().is_empty())
+            .map(|(_, &i)| i)
+            .collect();
+        if !fds[0].revents().is_empty() {
+            let mut buf = [0u8; 64];
+            while matches!(rustix::io::read(&self.wake_read, &mut buf), Ok(n) if n > 0) {}
+        }
+        drop(fds);
+        for i in ready {
+            self.watched[i].flush();
+        }
+    }
+}

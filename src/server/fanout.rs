@@ -1,0 +1,282 @@
+//! The fan-out thread: owns the registry and routes every signal.
+//!
+//! Everyone else talks to it through one channel of [`Command`]s. It takes what has queued
+//! up (up to [`MAX_BATCH`] commands), notes which frames each receiver gets, then writes each
+//! receiver's frames with one nonblocking `sendmsg`. Frames are encoded once, by whoever sent
+//! the signal, and shared by all receivers. When nothing happens it sleeps in `recv`, waking
+//! only for keepalive pings.
+
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::metrics::Metrics;
+use crate::server::outbox::{Delivery, Outbox};
+use crate::server::registry::Registry;
+use crate::signal::Frame;
+use crate::ClientId;
+
+/// The most commands handled (and frames written per receiver) in one batch; stays under
+/// `IOV_MAX` (1024) slices per `sendmsg`.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// Who receives a signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Every connected client.
+    All,
+    /// Every client connected on this path (lowercased).
+    Path(String),
+    /// One client.
+    Client(ClientId),
+}
+
+/// A signal on its way: the encoded frame and its receivers.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) frame: Frame,
+    pub(crate) target: Target,
+}
+
+/// A client going live.
+pub(crate) struct Registration {
+    pub(crate) id: ClientId,
+    /// The connection path, lowercased.
+    pub(crate) path: String,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+/// What the fan-out thread is asked to do.
+pub(crate) enum Command {
+    /// Start delivering to a client.
+    Register(Registration),
+    /// Forget a client (its connection ended).
+    Unregister(ClientId),
+    /// Deliver a signal.
+    Signal(Outgoing),
+    /// Close every client with 1001 and stop once they are gone (or time is up).
+    Shutdown,
+}
+
+/// Keepalive settings: how often to ping, and when a silent client is dropped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keepalive {
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+impl Keepalive {
+    fn tick(&self) -> Option<Duration> {
+        self.ping_interval.or(self.idle_timeout.map(|d| d / 2))
+    }
+}
+
+struct Subscriber {
+    outbox: Arc<Outbox>,
+    /// Indexes into the batch's frames, in order.
+    queued: Vec<u32>,
+}
+
+/// The fan-out thread's state.
+pub(crate) struct FanOut {
+    commands: Receiver<Command>,
+    registry: Registry<Subscriber>,
+    metrics: Arc<Metrics>,
+    keepalive: Keepalive,
+    shutdown_timeout: Duration,
+    /// Set once shutdown began: when to cut whoever is still connected.
+    closing_since: Option<Instant>,
+}
+
+impl FanOut {
+    pub(crate) fn new(
+        commands: Receiver<Command>,
+        metrics: Arc<Metrics>,
+        keepalive: Keepalive,
+        shutdown_timeout: Duration,
+    ) -> FanOut {
+        FanOut {
+            commands,
+            registry: Registry::default(),
+            metrics,
+            keepalive,
+            shutdown_timeout,
+            closing_since: None,
+        }
+    }
+
+    /// Runs until shutdown has closed every client.
+    pub(crate) fn run(mut self) {
+        let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
+        let mut next_tick = self.keepalive.tick().map(|t| Instant::now() + t);
+        loop {
+            let deadline = self.next_deadline(next_tick);
+            let first = match deadline {
+                Some(at) => self.commands.recv_deadline(at),
+                None => self
+                    .commands
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match first {
+                Ok(command) => batch.push(command),
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.closing_since.is_some() {
+                        if self.finish_shutdown() {
+                            return;
+                        }
+                    } else {
+                        self.keepalive_tick();
+                        next_tick = self.keepalive.tick().map(|t| Instant::now() + t);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return self.close_all(),
+            }
+            batch.extend(self.commands.try_iter().take(MAX_BATCH - 1));
+            self.handle_batch(&mut batch);
+            if self.closing_since.is_some() && self.registry.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn next_deadline(&self, next_tick: Option<Instant>) -> Option<Instant> {
+        match self.closing_since {
+            Some(since) => Some(since + self.shutdown_timeout),
+            None => next_tick,
+        }
+    }
+
+    fn handle_batch(&mut self, batch: &mut Vec<Command>) {
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut touched: Vec<usize> = Vec::new();
+        for command in batch.drain(..) {
+            match command {
+                Command::Signal(Outgoing { frame, target }) => {
+                    Metrics::add(&self.metrics.signals_sent, 1);
+                    if self.closing_since.is_some() {
+                        continue;
+                    }
+                    let index = frames.len() as u32;
+                    frames.push(frame);
+                    self.registry.for_each_target(&target, |slot, receiver| {
+                        if receiver.queued.is_empty() {
+                            touched.push(slot);
+                        }
+                        receiver.queued.push(index);
+                    });
+                }
+                Command::Register(registration) => self.register(registration),
+                Command::Unregister(id) => self.unregister(id),
+                Command::Shutdown => self.begin_shutdown(),
+            }
+        }
+        self.write_frames(&frames, &touched);
+    }
+
+    /// Writes each touched receiver's frames in one call.
+    fn write_frames(&mut self, frames: &[Frame], touched: &[usize]) {
+        let mut slices: Vec<IoSlice<'_>> = Vec::new();
+        let (mut delivered, mut dropped) = (0u64, 0u64);
+        for &slot in touched {
+            let Some(receiver) = self.registry.get_mut(slot) else {
+                continue;
+            };
+            if receiver.queued.is_empty() {
+                continue; // a slot freed and reused within the batch
+            }
+            slices.clear();
+            slices.extend(
+                receiver
+                    .queued
+                    .iter()
+                    .map(|&i| IoSlice::new(frames[i as usize].as_bytes())),
+            );
+            delivered += receiver.queued.len() as u64;
+            receiver.queued.clear();
+            if receiver.outbox.send_frames(&slices) == Delivery::Overflowed {
+                dropped += 1;
+            }
+        }
+        Metrics::add(&self.metrics.frames_delivered, delivered);
+        Metrics::add(&self.metrics.clients_dropped_slow, dropped);
+    }
+
+    fn register(&mut self, registration: Registration) {
+        let Registration { id, path, outbox } = registration;
+        if self.closing_since.is_some() {
+            outbox.close(Some(1001), "server shutting down");
+        }
+        self.registry.insert(
+            id,
+            path.clone(),
+            Subscriber {
+                outbox,
+                queued: Vec::new(),
+            },
+        );
+        self.metrics
+            .set_path_count(&path, self.registry.path_len(&path));
+    }
+
+    fn unregister(&mut self, id: ClientId) {
+        if let Some((path, _)) = self.registry.remove(id) {
+            self.metrics
+                .set_path_count(&path, self.registry.path_len(&path));
+        }
+    }
+
+    /// Pings everyone (one frame, encoded once) and closes clients silent for too long.
+    fn keepalive_tick(&mut self) {
+        let ping = Frame::ping(b"");
+        let idle_limit = self.keepalive.idle_timeout.map(|d| d.as_millis() as u64);
+        let send_ping = self.keepalive.ping_interval.is_some();
+        for receiver in self.registry.values_mut() {
+            if idle_limit.is_some_and(|limit| receiver.outbox.idle_millis() > limit) {
+                log::debug!(
+                    "closing a client idle for {} ms",
+                    receiver.outbox.idle_millis()
+                );
+                receiver.outbox.close(Some(1001), "idle timeout");
+            } else if send_ping {
+                receiver
+                    .outbox
+                    .send_frames(&[IoSlice::new(ping.as_bytes())]);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.closing_since.is_none() {
+            self.closing_since = Some(Instant::now());
+            self.close_all();
+        }
+    }
+
+    fn close_all(&mut self) {
+        for receiver in self.registry.values_mut() {
+            receiver.outbox.close(Some(1001), "server shutting down");
+        }
+    }
+
+    /// Time is up: cut whoever is left. Returns whether the thread may stop.
+    fn finish_shutdown(&mut self) -> bool {
+        for receiver in self.registry.values_mut() {
+            receiver.outbox.shutdown();
+        }
+        // Readers exit once their socket is cut; their Unregister commands follow shortly.
+        let until = Instant::now() + Duration::from_secs(1);
+        while !self.registry.is_empty() {
+            match self.commands.recv_deadline(until) {
+                Ok(Command::Unregister(id)) => self.unregister(id),
+                Ok(Command::Register(r)) => r.outbox.shutdown(),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,359 @@
+//! The upgrade request: parse its head, decide upgrade or refusal, and write the response.
+//!
+//! Pure functions over bytes, so every refusal is unit-tested without sockets.
+
+use std::fmt::Write as _;
+
+use crate::ClientId;
+
+/// Most headers an upgrade request may carry.
+const MAX_HEADERS: usize = 64;
+
+/// A valid WebSocket upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Upgrade {
+    /// Request path without the query, percent-decoded.
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    /// `Sec-WebSocket-Accept` for the response.
+    pub(crate) accept: String,
+}
+
+impl Upgrade {
+    /// A header's value (case-insensitive name).
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A refusal: status line, extra headers and a short plain-text reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) reason: &'static str,
+    pub(crate) extra_headers: &'static str,
+}
+
+impl Refusal {
+    pub(crate) const fn new(status: u16, reason: &'static str) -> Refusal {
+        Refusal {
+            status,
+            reason,
+            extra_headers: "",
+        }
+    }
+
+    /// The full HTTP response, closing the connection.
+    pub(crate) fn response(&self) -> Vec<u8> {
+        let body = format!("{}\n", self.reason);
+        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status));
+        let _ = write!(
+            out,
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{body}",
+            body.len(),
+            self.extra_headers
+        );
+        out.into_bytes()
+    }
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// What the bytes read so far amount to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// More bytes needed.
+    Partial,
+    /// A complete request head of `len` bytes: an upgrade, or a refusal.
+    Complete {
+        len: usize,
+        outcome: Result<Upgrade, Refusal>,
+    },
+}
+
+/// Parses the request head at the start of `buf` and checks it is a WebSocket upgrade
+/// (RFC 6455 section 4.2.1) from an allowed origin.
+pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Head::Complete {
+                len: buf.len(),
+                outcome: Err(Refusal::new(431, "too many headers")),
+            }
+        }
+        Err(_) => {
+            return Head::Complete {
+                len: buf.len(),
+                outcome: Err(Refusal::new(400, "malformed request")),
+            }
+        }
+    };
+    Head::Complete {
+        len,
+        outcome: check_upgrade(&request, allowed_origins),
+    }
+}
+
+fn check_upgrade(
+    request: &httparse::Request<'_, '_>,
+    allowed_origins: Option<&[String]>,
+) -> Result<Upgrade, Refusal> {
+    let headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let has_token = |name: &str, token: &str| {
+        find(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("Upgrade", "websocket") {
+        return Err(Refusal {
+            extra_headers: "Upgrade: websocket\r\n",
+            ..Refusal::new(426, "this endpoint only accepts websocket connections")
+        });
+    }
+    if request.method != Some("GET") || request.version != Some(1) {
+        return Err(Refusal::new(
+            400,
+            "a websocket upgrade must be an HTTP/1.1 GET",
+        ));
+    }
+    if !has_token("Connection", "upgrade") {
+        return Err(Refusal::new(400, "missing \"Connection: Upgrade\""));
+    }
+    if find("Sec-WebSocket-Version") != Some("13") {
+        return Err(Refusal {
+            extra_headers: "Sec-WebSocket-Version: 13\r\n",
+            ..Refusal::new(426, "unsupported websocket version (13 is supported)")
+        });
+    }
+    let Some(key) = find("Sec-WebSocket-Key").filter(|k| is_valid_key(k)) else {
+        return Err(Refusal::new(400, "missing or invalid Sec-WebSocket-Key"));
+    };
+    if let Some(allowed) = allowed_origins {
+        let origin = find("Origin").unwrap_or("");
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            return Err(Refusal::new(403, "origin not allowed"));
+        }
+    }
+    let target = request.path.unwrap_or("/");
+    let (path, query) = split_target(target).ok_or(Refusal::new(400, "invalid request path"))?;
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    Ok(Upgrade {
+        path,
+        query,
+        headers,
+        accept,
+    })
+}
+
+/// A key is the base64 of 16 bytes: 24 characters ending in `==`.
+fn is_valid_key(key: &str) -> bool {
+    key.len() == 24
+        && key.ends_with("==")
+        && key[..22]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// Splits a request target into its decoded path and query pairs. Accepts the absolute form
+/// (`http://host/path`) too.
+pub(crate) fn split_target(target: &str) -> Option<(String, Vec<(String, String)>)> {
+    let target = match target.find("://") {
+        Some(scheme_end) => {
+            let rest = &target[scheme_end + 3..];
+            rest.find('/').map_or("/", |i| &rest[i..])
+        }
+        None => target,
+    };
+    let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+    let raw_path = raw_path.split('#').next().unwrap_or("");
+    if !raw_path.starts_with('/') {
+        return None;
+    }
+    let path = percent_decode(raw_path, false)?;
+    let query = raw_query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((percent_decode(k, true)?, percent_decode(v, true)?))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((path, query))
+}
+
+/// Decodes `%XX` escapes (and `+` as space in query strings); `None` for a bad escape or a
+/// result that is not UTF-8.
+pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 3;
+                continue;
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `101 Switching Protocols` response, with the client's id.
+pub(crate) fn switching_protocols(accept: &str, id: ClientId) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nX-Signal-ClientId: {id}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    fn request(target: &str, extra: &str) -> String {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{extra}\r\n"
+        )
+    }
+
+    fn outcome(text: &str) -> Result<Upgrade, Refusal> {
+        match parse_head(text.as_bytes(), None) {
+            Head::Complete { outcome, .. } => outcome,
+            Head::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn a_valid_upgrade_gives_path_query_and_the_rfc_accept_key() {
+        let up = outcome(&request(
+            "/Chat%20Room?x=1&name=a%2Bb+c",
+            "Origin: http://o\r\n",
+        ))
+        .unwrap();
+        assert_eq!(up.path, "/Chat Room");
+        assert_eq!(
+            up.query,
+            [("x".into(), "1".into()), ("name".into(), "a+b c".into())]
+        );
+        assert_eq!(up.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(up.header("origin"), Some("http://o"));
+    }
+
+    #[test]
+    fn head_length_excludes_bytes_after_it() {
+        let text = request("/", "") + "\u{81}";
+        match parse_head(text.as_bytes(), None) {
+            Head::Complete { len, outcome } => {
+                assert_eq!(len, text.len() - 2); // the 2-byte char after the head
+                assert!(outcome.is_ok());
+            }
+            Head::Partial => panic!("partial"),
+        }
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost:", None), Head::Partial);
+    }
+
+    #[test]
+    fn plain_http_gets_426_with_an_upgrade_header() {
+        let refusal = outcome("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap_err();
+        assert_eq!(refusal.status, 426);
+        let text = String::from_utf8(refusal.response()).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Upgrade: websocket\r\n") && text.contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn broken_upgrades_are_refused_with_a_reason() {
+        let no_key = request("/", "").replace(&format!("Sec-WebSocket-Key: {KEY}\r\n"), "");
+        assert_eq!(outcome(&no_key).unwrap_err().status, 400);
+        let bad_key = request("/", "").replace(KEY, "short");
+        assert_eq!(outcome(&bad_key).unwrap_err().status, 400);
+        let post = request("/", "").replacen("GET", "POST", 1);
+        assert_eq!(outcome(&post).unwrap_err().status, 400);
+        let old = request("/", "").replace("HTTP/1.1", "HTTP/1.0");
+        assert_eq!(outcome(&old).unwrap_err().status, 400);
+        let v8 = request("/", "").replace("Version: 13", "Version: 8");
+        assert_eq!(outcome(&v8).unwrap_err().status, 426);
+        let no_conn = request("/", "").replace("keep-alive, Upgrade", "keep-alive");
+        assert_eq!(outcome(&no_conn).unwrap_err().status, 400);
+        assert_eq!(outcome(&request("/bad%zz", "")).unwrap_err().status, 400);
+        assert_eq!(outcome(&request("/%ff", "")).unwrap_err().status, 400);
+        assert_eq!(outcome("garbage\r\n\r\n").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn origins_are_checked_when_a_list_is_set() {
+        let allowed = vec!["https://good.example".to_owned()];
+        let check = |extra: &str| match parse_head(request("/", extra).as_bytes(), Some(&allowed)) {
+            Head::Complete { outcome, .. } => outcome.map(|_| ()).map_err(|r| r.status),
+            Head::Partial => panic!("partial"),
+        };
+        assert_eq!(check("Origin: https://GOOD.example\r\n"), Ok(()));
+        assert_eq!(check("Origin: https://evil.example\r\n"), Err(403));
+        assert_eq!(check(""), Err(403));
+    }
+
+    #[test]
+    fn absolute_targets_and_fragments_are_reduced_to_the_path() {
+        assert_eq!(split_target("http://h:1/a/b?q=1").unwrap().0, "/a/b");
+        assert_eq!(split_target("http://h").unwrap().0, "/");
+        assert_eq!(split_target("/a#frag").unwrap().0, "/a");
+        assert!(split_target("*").is_none());
+    }
+
+    #[test]
+    fn the_101_response_carries_the_client_id() {
+        let id = ClientId::random();
+        let text = String::from_utf8(switching_protocols("abc=", id)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(text.contains(&format!("X-Signal-ClientId: {id}\r\n")));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}

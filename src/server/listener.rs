@@ -1,0 +1,398 @@
+//! The listener thread of an endpoint: accepts connections and completes their handshakes.
+//!
+//! One thread per endpoint sleeps in `poll(2)` over the listening socket, every connection
+//! still sending its request head, and a stop pipe. Reads during the handshake are
+//! nonblocking, so a client that sends nothing (or one byte at a time) holds up nobody, and
+//! each gets `handshake_timeout` in all. A complete upgrade gets its client id, its outbox
+//! (holding the `101`), its registration with the fan-out thread, and its own thread.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+use crate::event::{ClientInfo, EndpointInfo};
+use crate::metrics::Metrics;
+use crate::server::connection::Connection;
+use crate::server::fanout::{Command, Registration};
+use crate::server::handshake::{parse_head, switching_protocols, Head, Refusal, Upgrade};
+use crate::server::limits::Full;
+use crate::server::outbox::Outbox;
+use crate::server::Shared;
+use crate::ClientId;
+
+/// How long a refused connection may still send before it is closed (so the refusal is read
+/// rather than lost to a reset).
+const LINGER: Duration = Duration::from_secs(1);
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Wakes every listener thread at shutdown: a flag and a pipe they all poll.
+pub(crate) struct StopSignal {
+    stopped: AtomicBool,
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl StopSignal {
+    pub(crate) fn new() -> io::Result<StopSignal> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        Ok(StopSignal {
+            stopped: AtomicBool::new(false),
+            read,
+            write,
+        })
+    }
+
+    /// Stops every listener; the byte is never read, so the pipe stays readable for all.
+    pub(crate) fn stop(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            let _ = rustix::io::write(&self.write, &[1]);
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+/// Binds a listening socket with a deep backlog (bursts of thousands of connects).
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 4096)?;
+    let listener = TcpListener::from(fd);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+enum Phase {
+    /// Reading the request head.
+    Head,
+    /// Refused: reading and dropping until the peer closes or the deadline.
+    Linger,
+}
+
+struct Pending {
+    stream: TcpStream,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+    deadline: Instant,
+    phase: Phase,
+}
+
+/// What to do with a pending connection after it was readable.
+enum Next {
+    Keep,
+    Drop,
+    Upgrade(usize, Upgrade),
+}
+
+/// An endpoint's listener thread.
+pub(crate) struct Listener {
+    pub(crate) socket: TcpListener,
+    pub(crate) endpoint: Arc<EndpointInfo>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stop: Arc<StopSignal>,
+    pending: Vec<Pending>,
+    accept_paused_until: Option<Instant>,
+}
+
+impl Listener {
+    pub(crate) fn new(
+        socket: TcpListener,
+        endpoint: Arc<EndpointInfo>,
+        shared: Arc<Shared>,
+        stop: Arc<StopSignal>,
+    ) -> Listener {
+        Listener {
+            socket,
+            endpoint,
+            shared,
+            stop,
+            pending: Vec::new(),
+            accept_paused_until: None,
+        }
+    }
+
+    /// Runs until the stop signal.
+    pub(crate) fn run(mut self) {
+        while !self.stop.is_stopped() {
+            let now = Instant::now();
+            self.pending.retain(|p| p.deadline > now);
+            if self.accept_paused_until.is_some_and(|t| t <= now) {
+                self.accept_paused_until = None;
+            }
+            let (listener_ready, ready) = match self.wait(now) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    log::error!("listener {}: poll failed: {e}", self.endpoint.name);
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                    continue;
+                }
+            };
+            // Highest index first, so swap_remove leaves the lower ones in place.
+            for i in ready.into_iter().rev() {
+                self.advance(i);
+            }
+            if listener_ready {
+                self.accept_all();
+            }
+        }
+    }
+
+    fn accepting(&self) -> bool {
+        self.accept_paused_until.is_none()
+            && self.pending.len() < self.shared.config.max_connections
+    }
+
+    /// Sleeps until something is readable or a deadline passes. Returns whether the listening
+    /// socket is ready and which pending connections are.
+    fn wait(&self, now: Instant) -> io::Result<(bool, Vec<usize>)> {
+        let accepting = self.accepting();
+        let mut fds = Vec::with_capacity(self.pending.len() + 2);
+        fds.push(PollFd::new(&self.stop.read, PollFlags::IN));
+        fds.push(PollFd::new(
+            &self.socket,
+            if accepting {
+                PollFlags::IN
+            } else {
+                PollFlags::empty()
+            },
+        ));
+        fds.extend(
+            self.pending
+                .iter()
+                .map(|p| PollFd::new(&p.stream, PollFlags::IN)),
+        );
+        let deadline = self
+            .pending
+            .iter()
+            .map(|p| p.deadline)
+            .chain(self.accept_paused_until)
+            .min();
+        let timeout = deadline
+            .map(|d| Timespec::try_from(d.saturating_duration_since(now)).unwrap_or_default());
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok((false, Vec::new())),
+            Err(e) => return Err(e.into()),
+        }
+        let listener_ready = accepting && !fds[1].revents().is_empty();
+        let ready = fds[2..]
+            .iter()
+            .enumerate()
+            .filter(|(_, fd)| !fd.revents().is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        Ok((listener_ready, ready))
+    }
+
+    fn accept_all(&mut self) {
+        while self.accepting() {
+            match self.socket.accept() {
+                Ok((stream, peer)) => {
+                    if let Err(e) = stream
+                        .set_nonblocking(true)
+                        .and_then(|()| stream.set_nodelay(true))
+                    {
+                        log::debug!("dropping {peer}: {e}");
+                        continue;
+                    }
+                    let deadline = Instant::now() + self.shared.config.handshake_timeout;
+                    self.pending.push(Pending {
+                        stream,
+                        peer,
+                        buf: Vec::new(),
+                        deadline,
+                        phase: Phase::Head,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_out_of_files(&e) => {
+                    log::warn!(
+                        "listener {}: out of file descriptors; accepting again shortly",
+                        self.endpoint.name
+                    );
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => log::debug!("listener {}: accept failed: {e}", self.endpoint.name),
+            }
+        }
+    }
+
+    /// Reads what a pending connection sent and acts on it.
+    fn advance(&mut self, i: usize) {
+        let next = self.read_pending(i);
+        match next {
+            Next::Keep => {}
+            Next::Drop => {
+                self.pending.swap_remove(i);
+            }
+            Next::Upgrade(head_len, upgrade) => {
+                let pending = self.pending.swap_remove(i);
+                if let Err(refusal) = self.upgrade(pending, head_len, upgrade) {
+                    self.pending.push(refusal);
+                }
+            }
+        }
+    }
+
+    fn read_pending(&mut self, i: usize) -> Next {
+        let max_head = self.shared.config.max_request_head;
+        let origins = self.shared.config.allowed_origins.as_deref();
+        let pending = &mut self.pending[i];
+        let mut chunk = [0u8; 2048];
+        let n = match pending.stream.read(&mut chunk) {
+            Ok(0) => return Next::Drop,
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                return Next::Keep
+            }
+            Err(_) => return Next::Drop,
+        };
+        if let Phase::Linger = pending.phase {
+            return Next::Keep;
+        }
+        pending.buf.extend_from_slice(&chunk[..n]);
+        match parse_head(&pending.buf, origins) {
+            Head::Complete {
+                len,
+                outcome: Ok(upgrade),
+            } => Next::Upgrade(len, upgrade),
+            Head::Complete {
+                outcome: Err(refusal),
+                ..
+            } => {
+                refuse(pending, &refusal);
+                Next::Keep
+            }
+            Head::Partial if pending.buf.len() >= max_head => {
+                refuse(pending, &Refusal::new(431, "request head too large"));
+                Next::Keep
+            }
+            Head::Partial => Next::Keep,
+        }
+    }
+
+    /// Makes an upgraded connection live. Gives the connection back (as a refusal to linger
+    /// on) when a cap is reached or its thread cannot start.
+    fn upgrade(
+        &self,
+        mut pending: Pending,
+        head_len: usize,
+        upgrade: Upgrade,
+    ) -> Result<(), Pending> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let slot = match shared.connections.acquire(
+            pending.peer.ip(),
+            config.max_connections,
+            config.max_connections_per_ip,
+        ) {
+            Ok(slot) => slot,
+            Err(full) => {
+                Metrics::add(&shared.metrics.connections_refused, 1);
+                let reason = match full {
+                    Full::Total => "server at connection capacity",
+                    Full::PerIp => "too many connections from your address",
+                };
+                log::debug!("refusing {}: {reason}", pending.peer);
+                refuse(&mut pending, &Refusal::new(503, reason));
+                return Err(pending);
+            }
+        };
+        let leftover = pending.buf.split_off(head_len);
+        let Pending { stream, peer, .. } = pending;
+        if let Err(e) = stream.set_nonblocking(false) {
+            log::debug!("dropping {peer}: {e}");
+            return Ok(());
+        }
+        let id = ClientId::random();
+        let path_key = upgrade.path.to_lowercase();
+        let greeting = switching_protocols(&upgrade.accept, id);
+        let outbox = Outbox::new(
+            stream,
+            greeting,
+            config.max_queue_bytes,
+            config.close_timeout,
+            shared.drain.clone(),
+        );
+        let route = shared.routes.find(&path_key, &self.endpoint.name);
+        let info = Arc::new(ClientInfo {
+            id,
+            path: upgrade.path,
+            endpoint: self.endpoint.clone(),
+            remote_addr: peer,
+            headers: upgrade.headers,
+            query: upgrade.query,
+        });
+        let registration = Registration {
+            id,
+            path: path_key,
+            outbox: outbox.clone(),
+        };
+        if shared
+            .commands
+            .send(Command::Register(registration))
+            .is_err()
+        {
+            return Ok(()); // shutting down
+        }
+        let thread = shared.connections.thread_started();
+        let connection = Connection {
+            info,
+            outbox: outbox.clone(),
+            leftover,
+            route,
+            shared: shared.clone(),
+            slot,
+            thread,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("sh-conn".into())
+            .stack_size(config.connection_stack_size)
+            .spawn(move || connection.run());
+        match spawned {
+            Ok(_) => {
+                Metrics::add(&shared.metrics.connections_total, 1);
+                outbox.open();
+            }
+            Err(e) => {
+                // The closure (and with it the slot and thread guard) is dropped: places freed.
+                log::warn!("refusing {peer}: cannot start a connection thread: {e}");
+                Metrics::add(&shared.metrics.connections_refused, 1);
+                let _ = shared.commands.send(Command::Unregister(id));
+                outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends a refusal and lingers until the peer closes (or a short deadline).
+fn refuse(pending: &mut Pending, refusal: &Refusal) {
+    let _ = pending.stream.write(&refusal.response());
+    let _ = pending.stream.shutdown(std::net::Shutdown::Write);
+    pending.phase = Phase::Linger;
+    pending.deadline = pending.deadline.min(Instant::now() + LINGER);
+}
+
+fn is_out_of_files(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::MFILE.raw_os_error() || code == rustix::io::Errno::NFILE.raw_os_error())
+}

@@ -1,0 +1,178 @@
+//! Helpers for the integration tests: a server on 127.0.0.1 port 0, real WebSocket clients
+//! with bounded waits, and a bounded wait for conditions.
+#![allow(dead_code)]
+
+use std::io;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use signalhub::{ClientId, Endpoint, Server, ServerConfig, ServerHandle};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+/// The longest any test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long a test listens to be sure something does NOT arrive.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// A test config: defaults, without keepalive noise.
+pub fn config() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.ping_interval = None;
+    config.idle_timeout = None;
+    config.close_timeout = Duration::from_millis(500);
+    config
+}
+
+/// Starts a server with one Ws endpoint on 127.0.0.1:0 after `setup` has added routes/hooks.
+pub fn start_with(config: ServerConfig, setup: impl FnOnce(&mut Server)) -> ServerHandle {
+    let mut server = Server::with_config(config);
+    server
+        .endpoint(Endpoint::ws("127.0.0.1:0"))
+        .expect("endpoint");
+    setup(&mut server);
+    server.start().expect("server starts")
+}
+
+/// Starts a plain server (no routes) with the test config.
+pub fn start() -> ServerHandle {
+    start_with(config(), |_| {})
+}
+
+/// The `ws://` URL of a server's first endpoint with `path` appended.
+pub fn url(handle: &ServerHandle, path: &str) -> String {
+    format!("{}{path}", handle.endpoints()[0].url())
+}
+
+/// A connected test client.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    pub id: ClientId,
+}
+
+/// Connects to `path` on the server; panics with the reason if it cannot.
+pub fn connect(handle: &ServerHandle, path: &str) -> Client {
+    try_connect(&url(handle, path), &[]).expect("client connects")
+}
+
+/// Connects to a URL with extra request headers; the error of a refused handshake is returned.
+pub fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<Client, tungstenite::Error> {
+    let mut request = url.into_client_request()?;
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            value.parse().expect("header value"),
+        );
+    }
+    let host = request
+        .uri()
+        .authority()
+        .expect("authority")
+        .as_str()
+        .to_owned();
+    let stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(WAIT))?;
+    stream.set_nodelay(true)?;
+    let (ws, response) = tungstenite::client(request, stream).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => {
+            tungstenite::Error::Io(io::ErrorKind::TimedOut.into())
+        }
+    })?;
+    let id = response
+        .headers()
+        .get("X-Signal-ClientId")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("101 response carries X-Signal-ClientId");
+    Ok(Client { ws, id })
+}
+
+impl Client {
+    /// Sends a JSON value as a text frame.
+    pub fn send_json(&mut self, value: Value) {
+        self.ws
+            .send(Message::text(value.to_string()))
+            .expect("send");
+    }
+
+    /// Sends raw text.
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).expect("send");
+    }
+
+    /// The next text (or binary) message, skipping pings; panics after [`WAIT`].
+    pub fn recv(&mut self) -> String {
+        self.try_recv(WAIT)
+            .unwrap_or_else(|e| panic!("expected a message: {e}"))
+    }
+
+    /// The next text message within `timeout`.
+    pub fn try_recv(&mut self, timeout: Duration) -> Result<String, String> {
+        self.ws
+            .get_mut()
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + timeout;
+        let result = loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => break Ok(t.to_string()),
+                Ok(Message::Binary(b)) => break Ok(String::from_utf8_lossy(&b).into_owned()),
+                Ok(Message::Close(frame)) => break Err(format!("closed: {frame:?}")),
+                Ok(_) if Instant::now() < deadline => continue,
+                Ok(_) => break Err("timed out".into()),
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        let _ = self.ws.get_mut().set_read_timeout(Some(WAIT));
+        result
+    }
+
+    /// Asserts that nothing arrives for [`QUIET`].
+    pub fn expect_nothing(&mut self) {
+        if let Ok(text) = self.try_recv(QUIET) {
+            panic!("expected nothing, got {text:?}");
+        }
+    }
+
+    /// Reads until the server closes; returns the close code (None: the socket just ended).
+    pub fn recv_close(&mut self) -> Option<CloseCode> {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
+                    panic!("server did not close within {WAIT:?}")
+                }
+                Err(_) => return None,
+            }
+        }
+        panic!("server did not close within {WAIT:?}");
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, at most [`WAIT`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends a raw HTTP request on a fresh TCP connection and returns the whole response text.
+pub fn raw_request(handle: &ServerHandle, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(handle.endpoints()[0].address).expect("tcp connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("write request");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
