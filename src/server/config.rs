@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn default_cap_stays_under_the_thread_and_file_ceilings() {
         let cap = default_max_connections();
-        assert!(cap >= 1 && cap < 65530 / 4, "{cap}");
+        assert!((1..65530 / 4).contains(&cap), "{cap}");
     }
 
     #[test]

@@ -29,7 +29,10 @@ struct ConnectionStream {
 
 impl Read for ConnectionStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.outbox.socket()).read(buf)
+        {
+            let mut socket = self.outbox.socket();
+            socket.read(buf)
+        }
     }
 }
 
@@ -211,5 +214,6 @@ fn run_hooks(hooks: &[Arc<ClientHook>], info: &ClientInfo, kind: &str) {
 /// which ends this.
 fn discard_until_closed(socket: &std::net::TcpStream) {
     let mut sink = [0u8; 512];
-    while matches!((&*socket).read(&mut sink), Ok(n) if n > 0) {}
+    let mut socket = socket;
+    while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
 }

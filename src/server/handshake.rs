@@ -80,69 +80,81 @@ fn status_text(status: u16) -> &'static str {
 pub(crate) enum Head {
     /// More bytes needed.
     Partial,
-    /// A complete request head of `len` bytes: an upgrade, or a refusal.
-    Complete {
-        len: usize,
-        outcome: Result<Upgrade, Refusal>,
-    },
+    /// A complete request head of `len` bytes.
+    Complete { len: usize, outcome: Request },
 }
 
-/// Parses the request head at the start of `buf` and checks it is a WebSocket upgrade
-/// (RFC 6455 section 4.2.1) from an allowed origin.
-pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let len = match request.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Head::Partial,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Head::Complete {
-                len: buf.len(),
-                outcome: Err(Refusal::new(431, "too many headers")),
-            }
-        }
-        Err(_) => {
-            return Head::Complete {
-                len: buf.len(),
-                outcome: Err(Refusal::new(400, "malformed request")),
-            }
-        }
-    };
-    Head::Complete {
-        len,
-        outcome: check_upgrade(&request, allowed_origins),
+/// What a complete request head asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// A valid WebSocket upgrade.
+    Upgrade(Upgrade),
+    /// A plain HTTP request (no `Upgrade: websocket`): for the HTTP side, if the port has one.
+    Http,
+    /// A broken or refused upgrade.
+    Refuse(Refusal),
+}
+
+/// The refusal for a plain HTTP request on a WebSocket-only port.
+pub(crate) fn upgrade_required() -> Refusal {
+    Refusal {
+        extra_headers: "Upgrade: websocket\r\n",
+        ..Refusal::new(426, "this endpoint only accepts websocket connections")
     }
 }
 
-fn check_upgrade(
-    request: &httparse::Request<'_, '_>,
-    allowed_origins: Option<&[String]>,
-) -> Result<Upgrade, Refusal> {
+/// Parses the request head at the start of `buf` and tells a WebSocket upgrade (RFC 6455
+/// section 4.2.1, from an allowed origin) from plain HTTP and from a broken request.
+pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let refuse = |status, reason| Head::Complete {
+        len: buf.len(),
+        outcome: Request::Refuse(Refusal::new(status, reason)),
+    };
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => return refuse(431, "too many headers"),
+        Err(_) => return refuse(400, "malformed request"),
+    };
     let headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).trim().to_owned(),
-            )
+            let value = String::from_utf8_lossy(h.value).trim().to_owned();
+            (h.name.to_owned(), value)
         })
         .collect();
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    let outcome = if !has_token(&headers, "Upgrade", "websocket") {
+        Request::Http
+    } else {
+        match check_upgrade(&request, headers, allowed_origins) {
+            Ok(upgrade) => Request::Upgrade(upgrade),
+            Err(refusal) => Request::Refuse(refusal),
+        }
     };
-    let has_token = |name: &str, token: &str| {
-        find(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    if !has_token("Upgrade", "websocket") {
-        return Err(Refusal {
-            extra_headers: "Upgrade: websocket\r\n",
-            ..Refusal::new(426, "this endpoint only accepts websocket connections")
-        });
-    }
+    Head::Complete { len, outcome }
+}
+
+fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+    find(headers, name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+fn check_upgrade(
+    request: &httparse::Request<'_, '_>,
+    headers: Vec<(String, String)>,
+    allowed_origins: Option<&[String]>,
+) -> Result<Upgrade, Refusal> {
+    let find = |name: &str| find(&headers, name);
+    let has_token = |name: &str, token: &str| has_token(&headers, name, token);
     if request.method != Some("GET") || request.version != Some(1) {
         return Err(Refusal::new(
             400,
@@ -263,7 +275,18 @@ mod tests {
 
     fn outcome(text: &str) -> Result<Upgrade, Refusal> {
         match parse_head(text.as_bytes(), None) {
-            Head::Complete { outcome, .. } => outcome,
+            Head::Complete {
+                outcome: Request::Upgrade(up),
+                ..
+            } => Ok(up),
+            Head::Complete {
+                outcome: Request::Refuse(refusal),
+                ..
+            } => Err(refusal),
+            Head::Complete {
+                outcome: Request::Http,
+                ..
+            } => Err(upgrade_required()),
             Head::Partial => panic!("partial"),
         }
     }
@@ -290,7 +313,7 @@ mod tests {
         match parse_head(text.as_bytes(), None) {
             Head::Complete { len, outcome } => {
                 assert_eq!(len, text.len() - 2); // the 2-byte char after the head
-                assert!(outcome.is_ok());
+                assert!(matches!(outcome, Request::Upgrade(_)));
             }
             Head::Partial => panic!("partial"),
         }
@@ -298,7 +321,15 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_gets_426_with_an_upgrade_header() {
+    fn plain_http_is_told_apart_and_gets_426_with_an_upgrade_header() {
+        let plain = parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", None);
+        assert!(matches!(
+            plain,
+            Head::Complete {
+                outcome: Request::Http,
+                ..
+            }
+        ));
         let refusal = outcome("GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap_err();
         assert_eq!(refusal.status, 426);
         let text = String::from_utf8(refusal.response()).unwrap();
@@ -332,8 +363,15 @@ mod tests {
     fn origins_are_checked_when_a_list_is_set() {
         let allowed = vec!["https://good.example".to_owned()];
         let check = |extra: &str| match parse_head(request("/", extra).as_bytes(), Some(&allowed)) {
-            Head::Complete { outcome, .. } => outcome.map(|_| ()).map_err(|r| r.status),
-            Head::Partial => panic!("partial"),
+            Head::Complete {
+                outcome: Request::Upgrade(_),
+                ..
+            } => Ok(()),
+            Head::Complete {
+                outcome: Request::Refuse(r),
+                ..
+            } => Err(r.status),
+            other => panic!("{other:?}"),
         };
         assert_eq!(check("Origin: https://GOOD.example\r\n"), Ok(()));
         assert_eq!(check("Origin: https://evil.example\r\n"), Err(403));

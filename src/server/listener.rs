@@ -19,7 +19,10 @@ use crate::event::{ClientInfo, EndpointInfo};
 use crate::metrics::Metrics;
 use crate::server::connection::Connection;
 use crate::server::fanout::{Command, Registration};
-use crate::server::handshake::{parse_head, switching_protocols, Head, Refusal, Upgrade};
+use crate::server::handshake::{
+    parse_head, switching_protocols, upgrade_required, Head, Refusal, Request, Upgrade,
+};
+use crate::server::http_door::HttpDoor;
 use crate::server::limits::Full;
 use crate::server::outbox::Outbox;
 use crate::server::Shared;
@@ -97,6 +100,8 @@ enum Next {
     Keep,
     Drop,
     Upgrade(usize, Upgrade),
+    /// Plain HTTP on a shared port: to the HTTP side.
+    Http,
 }
 
 /// An endpoint's listener thread.
@@ -105,6 +110,8 @@ pub(crate) struct Listener {
     pub(crate) endpoint: Arc<EndpointInfo>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<StopSignal>,
+    /// On a port shared with an `Http` endpoint: where plain HTTP requests go.
+    http: Option<HttpDoor>,
     pending: Vec<Pending>,
     accept_paused_until: Option<Instant>,
 }
@@ -121,9 +128,16 @@ impl Listener {
             endpoint,
             shared,
             stop,
+            http: None,
             pending: Vec::new(),
             accept_paused_until: None,
         }
+    }
+
+    /// Makes this a shared port: plain HTTP requests go through `door`.
+    pub(crate) fn with_http(mut self, door: HttpDoor) -> Listener {
+        self.http = Some(door);
+        self
     }
 
     /// Runs until the stop signal.
@@ -241,6 +255,14 @@ impl Listener {
             Next::Drop => {
                 self.pending.swap_remove(i);
             }
+            Next::Http => {
+                let pending = self.pending.swap_remove(i);
+                if let Some(door) = &self.http {
+                    if let Err(e) = door.forward(pending.stream, pending.peer, &pending.buf) {
+                        log::warn!("cannot pass {} to the http side: {e}", pending.peer);
+                    }
+                }
+            }
             Next::Upgrade(head_len, upgrade) => {
                 let pending = self.pending.swap_remove(i);
                 if let Err(refusal) = self.upgrade(pending, head_len, upgrade) {
@@ -273,10 +295,21 @@ impl Listener {
         match parse_head(&pending.buf, origins) {
             Head::Complete {
                 len,
-                outcome: Ok(upgrade),
+                outcome: Request::Upgrade(upgrade),
             } => Next::Upgrade(len, upgrade),
             Head::Complete {
-                outcome: Err(refusal),
+                outcome: Request::Http,
+                ..
+            } if self.http.is_some() => Next::Http,
+            Head::Complete {
+                outcome: Request::Http,
+                ..
+            } => {
+                refuse(pending, &upgrade_required());
+                Next::Keep
+            }
+            Head::Complete {
+                outcome: Request::Refuse(refusal),
                 ..
             } => {
                 refuse(pending, &refusal);

@@ -12,6 +12,7 @@ pub(crate) mod connection;
 pub(crate) mod drain;
 pub(crate) mod fanout;
 pub(crate) mod handshake;
+pub(crate) mod http_door;
 pub(crate) mod limits;
 pub(crate) mod listener;
 pub(crate) mod outbox;

@@ -336,12 +336,6 @@ impl Outbox {
         }
         interest
     }
-
-    /// Bytes waiting (for tests and metrics).
-    #[cfg(test)]
-    pub(crate) fn waiting(&self) -> usize {
-        self.lock().waiting()
-    }
 }
 
 /// One nonblocking `sendmsg`; `WouldBlock` counts as zero bytes written.
