@@ -73,6 +73,9 @@ impl Default for ServerConfig {
     }
 }
 
+/// The shortest ping interval or idle timeout: the fan-out thread wakes that often at most.
+const MIN_TICK: Duration = Duration::from_millis(10);
+
 impl ServerConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         let checks = [
@@ -99,8 +102,12 @@ impl ServerConfig {
                 "connection_stack_size must be at least 64 KiB",
             ),
             (
-                self.ping_interval == Some(Duration::ZERO),
-                "ping_interval must be above 0",
+                self.ping_interval.is_some_and(|d| d < MIN_TICK),
+                "ping_interval must be at least 10 ms",
+            ),
+            (
+                self.idle_timeout.is_some_and(|d| d < MIN_TICK),
+                "idle_timeout must be at least 10 ms",
             ),
         ];
         match checks.iter().find(|(bad, _)| *bad) {

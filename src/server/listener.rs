@@ -293,6 +293,10 @@ impl Listener {
         }
         pending.buf.extend_from_slice(&chunk[..n]);
         match parse_head(&pending.buf, origins) {
+            Head::Complete { len, .. } if len > max_head => {
+                refuse(pending, &Refusal::new(431, "request head too large"));
+                Next::Keep
+            }
             Head::Complete {
                 len,
                 outcome: Request::Upgrade(upgrade),
