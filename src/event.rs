@@ -18,14 +18,17 @@ pub enum Protocol {
     Ws,
     /// WebSocket connections over TLS.
     Wss,
+    /// Pages and HTTP routes.
+    Http,
 }
 
 impl Protocol {
-    /// The lowercase scheme: `"ws"` or `"wss"`.
+    /// The lowercase scheme: `"ws"`, `"wss"` or `"http"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Ws => "ws",
             Protocol::Wss => "wss",
+            Protocol::Http => "http",
         }
     }
 }

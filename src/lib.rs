@@ -38,6 +38,7 @@
 mod client_id;
 mod error;
 mod event;
+mod http;
 mod metrics;
 mod server;
 mod signal;
@@ -46,6 +47,7 @@ mod signals;
 pub use client_id::{ClientId, InvalidClientId};
 pub use error::{Error, Result};
 pub use event::{ClientInfo, EndpointInfo, Protocol, SignalData, SignalEvent};
+pub use http::{Assets, HttpHandler, WebData, WebEvent, WebResponse};
 pub use metrics::MetricsSnapshot;
 pub use server::config::{default_max_connections, Endpoint};
 pub use server::{Server, ServerConfig, ServerHandle};

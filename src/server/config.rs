@@ -48,6 +48,8 @@ pub struct ServerConfig {
     /// Bytes a connection reads from its socket at a time. Small keeps idle connections lean.
     /// Default 512.
     pub read_buffer_size: usize,
+    /// Largest HTTP request body a route accepts; a bigger one gets `413`. Default 1 MiB.
+    pub max_http_body: usize,
     /// Stack reserved for each connection's thread, where signal route handlers run. Only the
     /// pages used count against memory. Default 512 KiB.
     pub connection_stack_size: usize,
@@ -69,6 +71,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             read_buffer_size: 512,
             connection_stack_size: 512 << 10,
+            max_http_body: 1 << 20,
         }
     }
 }
@@ -147,16 +150,37 @@ pub struct Endpoint {
     pub(crate) address: String,
     pub(crate) protocol: Protocol,
     pub(crate) name: Option<String>,
+    pub(crate) share_with: Option<String>,
 }
 
 impl Endpoint {
+    /// Pages and HTTP routes. On the same address as a `Ws` endpoint, the two share the
+    /// port: WebSocket upgrades become connections, everything else is served as HTTP.
+    pub fn http(address: impl Into<String>) -> Endpoint {
+        Endpoint {
+            address: address.into(),
+            protocol: Protocol::Http,
+            name: None,
+            share_with: None,
+        }
+    }
+
     /// A plain WebSocket endpoint.
     pub fn ws(address: impl Into<String>) -> Endpoint {
         Endpoint {
             address: address.into(),
             protocol: Protocol::Ws,
             name: None,
+            share_with: None,
         }
+    }
+
+    /// Shares the port of the endpoint named `name` (of the other kind): WebSocket upgrades
+    /// go to the `Ws` one, everything else to the `Http` one. Endpoints with the same
+    /// address and a non-zero port share it anyway; this is how to share a port-0 one.
+    pub fn share_port_with(mut self, name: impl Into<String>) -> Endpoint {
+        self.share_with = Some(name.into());
+        self
     }
 
     /// Names the endpoint, so routes can be limited to it and its address looked up by name.

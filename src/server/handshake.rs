@@ -67,6 +67,8 @@ fn status_text(status: u16) -> &'static str {
         400 => "Bad Request",
         403 => "Forbidden",
         405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Content Too Large",
         408 => "Request Timeout",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
@@ -90,9 +92,53 @@ pub(crate) enum Request {
     /// A valid WebSocket upgrade.
     Upgrade(Upgrade),
     /// A plain HTTP request (no `Upgrade: websocket`): for the HTTP side, if the port has one.
-    Http,
+    Http(PlainRequest),
     /// A broken or refused upgrade.
     Refuse(Refusal),
+}
+
+/// A plain HTTP request's head, to be replayed to the HTTP side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlainRequest {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub(crate) minor_version: u8,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl PlainRequest {
+    /// The body's length: its `Content-Length`, or 0 without one. Chunked (or otherwise
+    /// transfer-encoded) request bodies are refused with `411`, so that every request's end
+    /// is known before it reaches the HTTP side.
+    pub(crate) fn body_length(&self) -> Result<u64, Refusal> {
+        let encoded = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("Transfer-Encoding"));
+        if encoded {
+            return Err(Refusal::new(411, "request bodies need a Content-Length"));
+        }
+        Ok(self.content_length()?.unwrap_or(0))
+    }
+
+    /// The declared body length; `Err` for a malformed or conflicting `Content-Length`.
+    fn content_length(&self) -> Result<Option<u64>, Refusal> {
+        let mut lengths = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .map(|(_, v)| v.parse::<u64>());
+        let bad = || Refusal::new(400, "invalid Content-Length");
+        let first = match lengths.next() {
+            None => return Ok(None),
+            Some(n) => n.map_err(|_| bad())?,
+        };
+        match lengths.all(|n| n.as_ref().ok() == Some(&first)) {
+            true => Ok(Some(first)),
+            false => Err(bad()),
+        }
+    }
 }
 
 /// The refusal for a plain HTTP request on a WebSocket-only port.
@@ -127,7 +173,12 @@ pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head
         })
         .collect();
     let outcome = if !has_token(&headers, "Upgrade", "websocket") {
-        Request::Http
+        Request::Http(PlainRequest {
+            method: request.method.unwrap_or("GET").to_owned(),
+            target: request.path.unwrap_or("/").to_owned(),
+            minor_version: request.version.unwrap_or(1),
+            headers,
+        })
     } else {
         match check_upgrade(&request, headers, allowed_origins) {
             Ok(upgrade) => Request::Upgrade(upgrade),
@@ -284,7 +335,7 @@ mod tests {
                 ..
             } => Err(refusal),
             Head::Complete {
-                outcome: Request::Http,
+                outcome: Request::Http(_),
                 ..
             } => Err(upgrade_required()),
             Head::Partial => panic!("partial"),
@@ -326,7 +377,7 @@ mod tests {
         assert!(matches!(
             plain,
             Head::Complete {
-                outcome: Request::Http,
+                outcome: Request::Http(_),
                 ..
             }
         ));
@@ -384,6 +435,33 @@ mod tests {
         assert_eq!(split_target("http://h").unwrap().0, "/");
         assert_eq!(split_target("/a#frag").unwrap().0, "/a");
         assert!(split_target("*").is_none());
+    }
+
+    #[test]
+    fn content_length_must_be_one_number() {
+        let plain = |headers: &[(&str, &str)]| PlainRequest {
+            method: "POST".into(),
+            target: "/".into(),
+            minor_version: 1,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        assert_eq!(plain(&[]).content_length(), Ok(None));
+        assert_eq!(
+            plain(&[("content-length", "12")]).content_length(),
+            Ok(Some(12))
+        );
+        let same_twice = plain(&[("Content-Length", "5"), ("content-length", "5")]);
+        assert_eq!(same_twice.content_length(), Ok(Some(5)));
+        assert!(plain(&[("Content-Length", "5"), ("Content-Length", "6")])
+            .content_length()
+            .is_err());
+        assert!(plain(&[("Content-Length", "-1")]).content_length().is_err());
+        let chunked = plain(&[("Transfer-Encoding", "chunked")]);
+        assert_eq!(chunked.body_length().unwrap_err().status, 411);
+        assert_eq!(plain(&[]).body_length(), Ok(0));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 use crate::server::connection::Connection;
 use crate::server::fanout::{Command, Registration};
 use crate::server::handshake::{
-    parse_head, switching_protocols, upgrade_required, Head, Refusal, Request, Upgrade,
+    parse_head, switching_protocols, upgrade_required, Head, PlainRequest, Refusal, Request,
+    Upgrade,
 };
 use crate::server::http_door::HttpDoor;
 use crate::server::limits::Full;
@@ -100,8 +101,8 @@ enum Next {
     Keep,
     Drop,
     Upgrade(usize, Upgrade),
-    /// Plain HTTP on a shared port: to the HTTP side.
-    Http,
+    /// Plain HTTP, for the HTTP side: the request and where its head ends.
+    Http(usize, PlainRequest),
 }
 
 /// An endpoint's listener thread.
@@ -110,8 +111,10 @@ pub(crate) struct Listener {
     pub(crate) endpoint: Arc<EndpointInfo>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Arc<StopSignal>,
-    /// On a port shared with an `Http` endpoint: where plain HTTP requests go.
-    http: Option<HttpDoor>,
+    /// Whether this port takes WebSocket upgrades (it has a `Ws` endpoint).
+    websocket: bool,
+    /// Where plain HTTP requests go, when this port has an `Http` endpoint.
+    http: Option<Arc<HttpDoor>>,
     pending: Vec<Pending>,
     accept_paused_until: Option<Instant>,
 }
@@ -128,15 +131,17 @@ impl Listener {
             endpoint,
             shared,
             stop,
+            websocket: true,
             http: None,
             pending: Vec::new(),
             accept_paused_until: None,
         }
     }
 
-    /// Makes this a shared port: plain HTTP requests go through `door`.
-    pub(crate) fn with_http(mut self, door: HttpDoor) -> Listener {
-        self.http = Some(door);
+    /// Sets what the port serves: WebSocket upgrades, and plain HTTP through `http`.
+    pub(crate) fn serving(mut self, websocket: bool, http: Option<Arc<HttpDoor>>) -> Listener {
+        self.websocket = websocket;
+        self.http = http;
         self
     }
 
@@ -255,10 +260,12 @@ impl Listener {
             Next::Drop => {
                 self.pending.swap_remove(i);
             }
-            Next::Http => {
+            Next::Http(head_len, request) => {
                 let pending = self.pending.swap_remove(i);
                 if let Some(door) = &self.http {
-                    if let Err(e) = door.forward(pending.stream, pending.peer, &pending.buf) {
+                    let body_start = &pending.buf[head_len..];
+                    if let Err(e) = door.forward(pending.stream, pending.peer, &request, body_start)
+                    {
                         log::warn!("cannot pass {} to the http side: {e}", pending.peer);
                     }
                 }
@@ -292,38 +299,42 @@ impl Listener {
             return Next::Keep;
         }
         pending.buf.extend_from_slice(&chunk[..n]);
-        match parse_head(&pending.buf, origins) {
+        let received = pending.buf.len();
+        let outcome = match parse_head(&pending.buf, origins) {
             Head::Complete { len, .. } if len > max_head => {
-                refuse(pending, &Refusal::new(431, "request head too large"));
+                Err(Refusal::new(431, "request head too large"))
+            }
+            Head::Complete { len, outcome } => self.classify(len, outcome),
+            Head::Partial if received >= max_head => {
+                Err(Refusal::new(431, "request head too large"))
+            }
+            Head::Partial => return Next::Keep,
+        };
+        match outcome {
+            Ok(next) => next,
+            Err(refusal) => {
+                refuse(&mut self.pending[i], &refusal);
                 Next::Keep
             }
-            Head::Complete {
-                len,
-                outcome: Request::Upgrade(upgrade),
-            } => Next::Upgrade(len, upgrade),
-            Head::Complete {
-                outcome: Request::Http,
-                ..
-            } if self.http.is_some() => Next::Http,
-            Head::Complete {
-                outcome: Request::Http,
-                ..
-            } => {
-                refuse(pending, &upgrade_required());
-                Next::Keep
+        }
+    }
+
+    /// What to do with a complete request head on this port.
+    fn classify(&self, head_len: usize, request: Request) -> Result<Next, Refusal> {
+        match request {
+            Request::Upgrade(upgrade) if self.websocket => Ok(Next::Upgrade(head_len, upgrade)),
+            Request::Upgrade(_) => Err(Refusal::new(
+                400,
+                "this endpoint does not accept websocket connections",
+            )),
+            Request::Http(plain) if self.http.is_some() => {
+                if plain.body_length()? > self.shared.config.max_http_body as u64 {
+                    return Err(Refusal::new(413, "request body too large"));
+                }
+                Ok(Next::Http(head_len, plain))
             }
-            Head::Complete {
-                outcome: Request::Refuse(refusal),
-                ..
-            } => {
-                refuse(pending, &refusal);
-                Next::Keep
-            }
-            Head::Partial if pending.buf.len() >= max_head => {
-                refuse(pending, &Refusal::new(431, "request head too large"));
-                Next::Keep
-            }
-            Head::Partial => Next::Keep,
+            Request::Http(_) => Err(upgrade_required()),
+            Request::Refuse(refusal) => Err(refusal),
         }
     }
 

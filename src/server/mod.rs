@@ -1,16 +1,19 @@
 //! The WebSocket signal server: configuration, start, and the running server's handle.
 //!
 //! Threads, and who owns what:
-//! - one listener thread per endpoint ([`listener`]): accepts and completes handshakes;
+//! - one listener thread per port ([`listener`]): accepts and completes handshakes, and
+//!   passes plain HTTP to the HTTP side through the [`http_door`];
 //! - one thread per connection ([`connection`]): blocking reads, runs signal routes;
 //! - the fan-out thread ([`fanout`]): owns the registry of clients and routes every signal;
-//! - the drain thread ([`drain`]): flushes what sockets could not take at once.
+//! - the drain thread ([`drain`]): flushes what sockets could not take at once;
+//! - HTTP worker threads (`crate::http`): answer pages and routes.
 
 pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod drain;
 pub(crate) mod fanout;
+mod handle;
 pub(crate) mod handshake;
 pub(crate) mod http_door;
 pub(crate) mod limits;
@@ -19,28 +22,24 @@ pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod routes;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::event::{ClientInfo, EndpointInfo, SignalEvent};
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::event::{ClientInfo, EndpointInfo, Protocol, SignalEvent};
+use crate::http::{Assets, HttpApp, WebEvent, WebResponse};
+use crate::metrics::Metrics;
 use crate::signals::Signals;
 use crate::{Error, Result};
 use config::Endpoint;
 pub use config::ServerConfig;
 use drain::DrainHandle;
-use fanout::{Command, FanOut, Keepalive};
+use fanout::Command;
+pub use handle::ServerHandle;
 use limits::Connections;
-use listener::{Listener, StopSignal};
 use routes::Routes;
-
-/// Signals that may wait for the fan-out thread before senders block.
-const COMMAND_QUEUE: usize = 16 * 1024;
 
 /// What every server thread shares.
 pub(crate) struct Shared {
@@ -79,6 +78,7 @@ pub struct Server {
     config: ServerConfig,
     endpoints: Vec<Endpoint>,
     routes: Routes,
+    http: HttpApp,
     signals: Signals,
 }
 
@@ -96,11 +96,13 @@ impl Server {
 
     /// A server with the given limits and timings.
     pub fn with_config(config: ServerConfig) -> Server {
+        let signals = Signals::default();
         Server {
             config,
             endpoints: Vec::new(),
             routes: Routes::default(),
-            signals: Signals::default(),
+            http: HttpApp::new(signals.clone()),
+            signals,
         }
     }
 
@@ -109,14 +111,15 @@ impl Server {
         &mut self.config
     }
 
-    /// Adds an endpoint. Names must be unique; unnamed endpoints are called `ws-N` by position.
+    /// Adds an endpoint. Names must be unique; unnamed endpoints are called `ws-N` or `http-N`
+    /// by position. A `Ws` and an `Http` endpoint on the same address share its port.
     pub fn endpoint(&mut self, endpoint: Endpoint) -> Result<&mut Server> {
         endpoint.socket_addr()?;
         let mut endpoint = endpoint;
         let name = endpoint
             .name
             .clone()
-            .unwrap_or_else(|| format!("ws-{}", self.endpoints.len()));
+            .unwrap_or_else(|| format!("{}-{}", endpoint.protocol.as_str(), self.endpoints.len()));
         if self
             .endpoints
             .iter()
@@ -169,6 +172,41 @@ impl Server {
         self
     }
 
+    /// Adds an HTTP route (Pode's `Add-PodeRoute`): `method` (`"GET"`, `"POST"`, ...) and an
+    /// exact path (case-insensitive), served on every `Http` endpoint. The same method and
+    /// path twice is [`Error::DuplicateRoute`].
+    ///
+    /// ```
+    /// use signalhub::{Server, WebResponse};
+    /// # fn main() -> signalhub::Result<()> {
+    /// let mut server = Server::new();
+    /// server.http_route("POST", "/broadcast", |event| {
+    ///     let message = event.data.get("message").unwrap_or_default();
+    ///     event.signals().send(serde_json::json!({ "Message": message }))?;
+    ///     Ok(WebResponse::json(serde_json::json!({ "sent": true })))
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn http_route<F>(&mut self, method: &str, path: &str, handler: F) -> Result<&mut Server>
+    where
+        F: Fn(&WebEvent) -> Result<WebResponse> + Send + Sync + 'static,
+    {
+        self.http.add_route(method, path, Arc::new(handler))?;
+        Ok(self)
+    }
+
+    /// Where views come from ([`WebResponse::view`]`("index")` is `index.html` there).
+    pub fn views(&mut self, views: Assets) -> &mut Server {
+        self.http.set_views(views);
+        self
+    }
+
+    /// Where public files come from: served at `/` with their content types.
+    pub fn public(&mut self, public: Assets) -> &mut Server {
+        self.http.set_public(public);
+        self
+    }
+
     /// The handle that sends signals; it works once the server has started.
     pub fn signals(&self) -> Signals {
         self.signals.clone()
@@ -189,206 +227,80 @@ impl Server {
         if let Some(unknown) = self.routes.endpoint_names().find(|n| !names.contains(n)) {
             return Err(Error::UnknownEndpoint(unknown.to_owned()));
         }
-        let mut bound = Vec::new();
-        for endpoint in &self.endpoints {
-            let addr = endpoint.socket_addr()?;
-            let socket = listener::bind(addr).map_err(|source| Error::Bind {
-                address: endpoint.address.clone(),
-                source,
-            })?;
-            let info = EndpointInfo {
-                name: endpoint.name.clone().unwrap_or_default(),
-                address: socket.local_addr()?,
-                protocol: endpoint.protocol,
-            };
-            bound.push((socket, Arc::new(info)));
-        }
-        Running::start(self, bound)
+        let ports = bind_ports(&self.endpoints)?;
+        handle::start(self, ports)
     }
 }
 
-/// The threads of a running server, taken by the first shutdown.
-struct Threads {
-    listeners: Vec<JoinHandle<()>>,
-    fanout: Option<JoinHandle<()>>,
-    drain: (DrainHandle, Option<JoinHandle<()>>),
+/// One listening socket and what it serves: WebSocket upgrades, plain HTTP, or both.
+pub(crate) struct Port {
+    pub(crate) socket: TcpListener,
+    /// The `Ws` endpoint on this port, if any.
+    pub(crate) websocket: Option<Arc<EndpointInfo>>,
+    /// The `Http` endpoint on this port, if any.
+    pub(crate) http: Option<Arc<EndpointInfo>>,
 }
 
-struct Running;
-
-impl Running {
-    fn start(
-        server: Server,
-        bound: Vec<(std::net::TcpListener, Arc<EndpointInfo>)>,
-    ) -> Result<ServerHandle> {
-        let Server {
-            config,
-            routes,
-            signals,
-            ..
-        } = server;
-        let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
-        signals.attach(commands.clone())?;
-        let (drain, drain_thread) = drain::spawn()?;
-        let metrics = Arc::new(Metrics::default());
-        let keepalive = Keepalive {
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
+/// Binds one socket per distinct address; a `Ws` and an `Http` endpoint on the same address
+/// (with a non-zero port), or joined by [`Endpoint::share_port_with`], share it. Two endpoints
+/// of the same kind on one port are an error.
+fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
+    let mut ports: Vec<(SocketAddr, Port)> = Vec::new();
+    let mut port_of: Vec<(String, usize)> = Vec::new();
+    for endpoint in sharing_last(endpoints) {
+        let wanted = endpoint.socket_addr()?;
+        let shared = match &endpoint.share_with {
+            Some(name) => Some(
+                port_of
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, index)| *index)
+                    .ok_or_else(|| Error::UnknownEndpoint(name.clone()))?,
+            ),
+            None if wanted.port() == 0 => None,
+            None => ports.iter().position(|(addr, _)| *addr == wanted),
         };
-        let fanout = FanOut::new(
-            receiver,
-            metrics.clone(),
-            keepalive,
-            config.shutdown_timeout,
-        );
-        let mut threads = Threads {
-            listeners: Vec::new(),
-            fanout: None,
-            drain: (drain.clone(), Some(drain_thread)),
-        };
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(config.read_buffer_size)
-            .write_buffer_size(0)
-            .max_message_size(Some(config.max_message_size))
-            .max_frame_size(Some(config.max_message_size));
-        let shared = Arc::new(Shared {
-            config,
-            routes,
-            metrics,
-            signals: signals.clone(),
-            commands,
-            drain,
-            connections: Arc::new(Connections::default()),
-            ws_config,
-        });
-        let handle = ServerHandle {
-            endpoints: bound
-                .iter()
-                .map(|(_, info)| EndpointInfo::clone(info))
-                .collect(),
-            shared: shared.clone(),
-            stop: Arc::new(StopSignal::new()?),
-            threads: Mutex::new(None),
-            stopped: (Mutex::new(false), Condvar::new()),
-        };
-        threads.fanout = Some(spawn_named("sh-fanout", move || fanout.run())?);
-        for (socket, info) in bound {
-            let listener = Listener::new(socket, info.clone(), shared.clone(), handle.stop.clone());
-            let name = format!("sh-ws-{}", info.name.chars().take(9).collect::<String>());
-            match spawn_named(&name, move || listener.run()) {
-                Ok(thread) => threads.listeners.push(thread),
-                Err(e) => {
-                    *handle.threads.lock().unwrap_or_else(|p| p.into_inner()) = Some(threads);
-                    handle.shutdown();
-                    return Err(e);
-                }
+        let index = match shared {
+            Some(index) => index,
+            None => {
+                let socket = listener::bind(wanted).map_err(|source| Error::Bind {
+                    address: endpoint.address.clone(),
+                    source,
+                })?;
+                let port = Port {
+                    socket,
+                    websocket: None,
+                    http: None,
+                };
+                ports.push((wanted, port));
+                ports.len() - 1
             }
-        }
-        for endpoint in &handle.endpoints {
-            log::info!("listening on {}", endpoint.url());
-        }
-        *handle.threads.lock().unwrap_or_else(|p| p.into_inner()) = Some(threads);
-        Ok(handle)
-    }
-}
-
-fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(body)
-        .map_err(Error::Spawn)
-}
-
-/// A running server: its bound addresses, its counters, and shutdown.
-///
-/// It is `Send + Sync`: share it (for example in an `Arc`) to shut the server down from
-/// another thread while one waits in [`ServerHandle::join`]. Dropping it shuts the server down.
-pub struct ServerHandle {
-    endpoints: Vec<EndpointInfo>,
-    shared: Arc<Shared>,
-    stop: Arc<StopSignal>,
-    threads: Mutex<Option<Threads>>,
-    stopped: (Mutex<bool>, Condvar),
-}
-
-impl std::fmt::Debug for ServerHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHandle")
-            .field("endpoints", &self.endpoints)
-            .finish()
-    }
-}
-
-impl ServerHandle {
-    /// Every endpoint as bound, in the order added.
-    pub fn endpoints(&self) -> &[EndpointInfo] {
-        &self.endpoints
-    }
-
-    /// The bound address of the named endpoint.
-    pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.endpoints
-            .iter()
-            .find(|e| e.name == name)
-            .map(|e| e.address)
-    }
-
-    /// The handle that sends signals.
-    pub fn signals(&self) -> Signals {
-        self.shared.signals.clone()
-    }
-
-    /// The server's counters now.
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
-    }
-
-    /// Stops the server: stops accepting, closes every client with 1001 (going away), writes
-    /// what is queued, and joins every thread, within about `shutdown_timeout` plus
-    /// `close_timeout`. Calling it again (or from several threads) waits for the first call.
-    pub fn shutdown(&self) {
-        let taken = self
-            .threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let Some(mut threads) = taken else {
-            self.join();
-            return;
         };
-        self.stop.stop();
-        for listener in threads.listeners.drain(..) {
-            let _ = listener.join();
-        }
-        if let Some(fanout) = threads.fanout.take() {
-            let _ = self.shared.commands.send(Command::Shutdown);
-            let _ = fanout.join();
-        }
-        let grace = self.shared.config.close_timeout + Duration::from_secs(1);
-        if !self.shared.connections.wait_for_threads(grace) {
-            log::warn!("some connection threads did not finish in time");
-        }
-        threads.drain.0.stop();
-        if let Some(drain) = threads.drain.1.take() {
-            let _ = drain.join();
-        }
-        let (stopped, done) = &self.stopped;
-        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        done.notify_all();
-    }
-
-    /// Waits until the server has been shut down (by [`ServerHandle::shutdown`] on another thread).
-    pub fn join(&self) {
-        let (stopped, done) = &self.stopped;
-        let mut is_stopped = stopped.lock().unwrap_or_else(|p| p.into_inner());
-        while !*is_stopped {
-            is_stopped = done.wait(is_stopped).unwrap_or_else(|p| p.into_inner());
+        port_of.push((endpoint.name.clone().unwrap_or_default(), index));
+        let port = &mut ports[index].1;
+        let info = Arc::new(EndpointInfo {
+            name: endpoint.name.clone().unwrap_or_default(),
+            address: port.socket.local_addr()?,
+            protocol: endpoint.protocol,
+        });
+        let slot = match endpoint.protocol {
+            Protocol::Http => &mut port.http,
+            _ => &mut port.websocket,
+        };
+        if slot.replace(info).is_some() {
+            return Err(Error::InvalidConfig(format!(
+                "two {} endpoints on {}",
+                endpoint.protocol.as_str(),
+                endpoint.address
+            )));
         }
     }
+    Ok(ports.into_iter().map(|(_, port)| port).collect())
 }
 
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
+/// The endpoints with those that share another's port last, so that one is bound first.
+fn sharing_last(endpoints: &[Endpoint]) -> impl Iterator<Item = &Endpoint> {
+    let (sharing, own): (Vec<&Endpoint>, Vec<&Endpoint>) =
+        endpoints.iter().partition(|e| e.share_with.is_some());
+    own.into_iter().chain(sharing)
 }

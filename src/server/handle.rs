@@ -1,0 +1,254 @@
+//! Starting the server's threads, and the handle of a running server.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tungstenite::protocol::WebSocketConfig;
+
+use super::drain::{self, DrainHandle};
+use super::fanout::{Command, FanOut, Keepalive};
+use super::http_door::HttpDoor;
+use super::limits::Connections;
+use super::listener::{Listener, StopSignal};
+use super::{Port, Server, Shared};
+use crate::event::EndpointInfo;
+use crate::http::{HttpApp, HttpWorkers};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::signals::Signals;
+use crate::{Error, Result};
+
+/// Signals that may wait for the fan-out thread before senders block.
+const COMMAND_QUEUE: usize = 16 * 1024;
+/// Threads answering HTTP requests (handlers may block, so more than one).
+const HTTP_WORKERS: usize = 4;
+
+/// The threads of a running server, taken by the first shutdown.
+#[derive(Default)]
+struct Threads {
+    listeners: Vec<JoinHandle<()>>,
+    fanout: Option<JoinHandle<()>>,
+    drain: Option<(DrainHandle, JoinHandle<()>)>,
+    http: Option<HttpWorkers>,
+}
+
+/// Starts every thread of `server` on its bound ports.
+pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
+    let Server {
+        config,
+        routes,
+        http,
+        signals,
+        ..
+    } = server;
+    let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
+    signals.attach(commands.clone())?;
+    let mut threads = Threads::default();
+    let (drain, drain_thread) = drain::spawn()?;
+    threads.drain = Some((drain.clone(), drain_thread));
+    let metrics = Arc::new(Metrics::default());
+    let keepalive = Keepalive {
+        ping_interval: config.ping_interval,
+        idle_timeout: config.idle_timeout,
+    };
+    let fanout = FanOut::new(
+        receiver,
+        metrics.clone(),
+        keepalive,
+        config.shutdown_timeout,
+    );
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(0)
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    let max_http_body = config.max_http_body;
+    let shared = Arc::new(Shared {
+        config,
+        routes,
+        metrics,
+        signals,
+        commands,
+        drain,
+        connections: Arc::new(Connections::default()),
+        ws_config,
+    });
+    let handle = ServerHandle {
+        endpoints: endpoint_infos(&ports),
+        shared: shared.clone(),
+        stop: Arc::new(StopSignal::new()?),
+        threads: Mutex::new(None),
+        stopped: (Mutex::new(false), Condvar::new()),
+    };
+    let started = start_threads(&handle, &mut threads, fanout, http, max_http_body, ports);
+    *handle.threads.lock().unwrap_or_else(|p| p.into_inner()) = Some(threads);
+    if let Err(e) = started {
+        handle.shutdown();
+        return Err(e);
+    }
+    for endpoint in &handle.endpoints {
+        log::info!("listening on {}", endpoint.url());
+    }
+    Ok(handle)
+}
+
+fn endpoint_infos(ports: &[Port]) -> Vec<EndpointInfo> {
+    let mut infos: Vec<EndpointInfo> = ports
+        .iter()
+        .flat_map(|p| p.websocket.iter().chain(p.http.iter()))
+        .map(|info| EndpointInfo::clone(info))
+        .collect();
+    infos.sort_by_key(|info| info.name.clone());
+    infos
+}
+
+fn start_threads(
+    handle: &ServerHandle,
+    threads: &mut Threads,
+    fanout: FanOut,
+    mut http: HttpApp,
+    max_http_body: usize,
+    ports: Vec<Port>,
+) -> Result<()> {
+    let shared = &handle.shared;
+    threads.fanout = Some(spawn_named("sh-fanout", move || fanout.run())?);
+    let door = if ports.iter().any(|p| p.http.is_some()) {
+        let (door, socket) = HttpDoor::bind(shared.connections.clone())?;
+        let server = tiny_http::Server::from_listener(socket, None)
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        http.set_trust_peer_header(true);
+        http.set_max_body(max_http_body);
+        threads.http = Some(HttpWorkers::start(
+            Arc::new(server),
+            Arc::new(http),
+            HTTP_WORKERS,
+        )?);
+        Some(Arc::new(door))
+    } else {
+        None
+    };
+    for port in ports {
+        let Some(info) = port.websocket.clone().or(port.http.clone()) else {
+            continue;
+        };
+        let door = port.http.as_ref().and(door.clone());
+        let listener = Listener::new(
+            port.socket,
+            info.clone(),
+            shared.clone(),
+            handle.stop.clone(),
+        )
+        .serving(port.websocket.is_some(), door);
+        let name = format!("sh-listen-{}", info.address.port());
+        threads
+            .listeners
+            .push(spawn_named(&name, move || listener.run())?);
+    }
+    Ok(())
+}
+
+fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(Error::Spawn)
+}
+
+/// A running server: its bound addresses, its counters, and shutdown.
+///
+/// It is `Send + Sync`: share it (for example in an `Arc`) to shut the server down from
+/// another thread while one waits in [`ServerHandle::join`]. Dropping it shuts the server down.
+pub struct ServerHandle {
+    endpoints: Vec<EndpointInfo>,
+    shared: Arc<Shared>,
+    stop: Arc<StopSignal>,
+    threads: Mutex<Option<Threads>>,
+    stopped: (Mutex<bool>, Condvar),
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// Every endpoint as bound, sorted by name (`ws-0`, `http-1`, ... by default, so in the
+    /// order added). Endpoints sharing a port have the same address.
+    pub fn endpoints(&self) -> &[EndpointInfo] {
+        &self.endpoints
+    }
+
+    /// The bound address of the named endpoint.
+    pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.address)
+    }
+
+    /// The handle that sends signals.
+    pub fn signals(&self) -> Signals {
+        self.shared.signals.clone()
+    }
+
+    /// The server's counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// Stops the server: stops accepting, closes every client with 1001 (going away), writes
+    /// what is queued, and joins every thread, within about `shutdown_timeout` plus
+    /// `close_timeout`. Calling it again (or from several threads) waits for the first call.
+    pub fn shutdown(&self) {
+        let taken = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(mut threads) = taken else {
+            self.join();
+            return;
+        };
+        self.stop.stop();
+        for listener in threads.listeners.drain(..) {
+            let _ = listener.join();
+        }
+        if let Some(http) = threads.http.take() {
+            http.stop();
+        }
+        if let Some(fanout) = threads.fanout.take() {
+            let _ = self.shared.commands.send(Command::Shutdown);
+            let _ = fanout.join();
+        }
+        let grace = self.shared.config.close_timeout + Duration::from_secs(1);
+        if !self.shared.connections.wait_for_threads(grace) {
+            log::warn!("some connection threads did not finish in time");
+        }
+        if let Some((drain, thread)) = threads.drain.take() {
+            drain.stop();
+            let _ = thread.join();
+        }
+        let (stopped, done) = &self.stopped;
+        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        done.notify_all();
+    }
+
+    /// Waits until the server has been shut down (by [`ServerHandle::shutdown`] on another thread).
+    pub fn join(&self) {
+        let (stopped, done) = &self.stopped;
+        let mut is_stopped = stopped.lock().unwrap_or_else(|p| p.into_inner());
+        while !*is_stopped {
+            is_stopped = done.wait(is_stopped).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
