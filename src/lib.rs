@@ -48,7 +48,7 @@ pub use client_id::{ClientId, InvalidClientId};
 pub use error::{Error, Result};
 pub use event::{ClientInfo, EndpointInfo, Protocol, SignalData, SignalEvent};
 pub use http::{Assets, HttpHandler, WebData, WebEvent, WebResponse};
-pub use metrics::MetricsSnapshot;
+pub use metrics::{MetricsSnapshot, ServerMetrics};
 pub use server::config::{default_max_connections, Endpoint};
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use signals::{Mode, SendOptions, Signals};

@@ -55,6 +55,19 @@ impl Metrics {
     }
 }
 
+/// Reads a server's counters: cheap to clone, `Send + Sync`, available before start (for
+/// example for an HTTP route that serves them). Get it from
+/// [`Server::metrics`](crate::Server::metrics).
+#[derive(Debug, Clone, Default)]
+pub struct ServerMetrics(pub(crate) std::sync::Arc<Metrics>);
+
+impl ServerMetrics {
+    /// The counters now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        self.0.snapshot()
+    }
+}
+
 /// The server's counters at one moment. Get one from
 /// [`ServerHandle::metrics`](crate::ServerHandle::metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::listener::{Listener, StopSignal};
 use super::{Port, Server, Shared};
 use crate::event::EndpointInfo;
 use crate::http::{HttpApp, HttpWorkers};
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::MetricsSnapshot;
 use crate::signals::Signals;
 use crate::{Error, Result};
 
@@ -40,6 +40,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         routes,
         http,
         signals,
+        metrics,
         ..
     } = server;
     let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
@@ -47,7 +48,6 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
     let mut threads = Threads::default();
     let (drain, drain_thread) = drain::spawn()?;
     threads.drain = Some((drain.clone(), drain_thread));
-    let metrics = Arc::new(Metrics::default());
     let keepalive = Keepalive {
         ping_interval: config.ping_interval,
         idle_timeout: config.idle_timeout,

@@ -30,7 +30,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use crate::event::{ClientInfo, EndpointInfo, Protocol, SignalEvent};
 use crate::http::{Assets, HttpApp, WebEvent, WebResponse};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ServerMetrics};
 use crate::signals::Signals;
 use crate::{Error, Result};
 use config::Endpoint;
@@ -80,6 +80,7 @@ pub struct Server {
     routes: Routes,
     http: HttpApp,
     signals: Signals,
+    metrics: Arc<Metrics>,
 }
 
 impl Default for Server {
@@ -103,6 +104,7 @@ impl Server {
             routes: Routes::default(),
             http: HttpApp::new(signals.clone()),
             signals,
+            metrics: Arc::default(),
         }
     }
 
@@ -205,6 +207,11 @@ impl Server {
     pub fn public(&mut self, public: Assets) -> &mut Server {
         self.http.set_public(public);
         self
+    }
+
+    /// Reads the server's counters; usable before start (they stay at zero until then).
+    pub fn metrics(&self) -> ServerMetrics {
+        ServerMetrics(self.metrics.clone())
     }
 
     /// The handle that sends signals; it works once the server has started.
