@@ -108,7 +108,10 @@ fn find_pair<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SignalData {
-    /// The message, any JSON value.
+    /// The message, any JSON value. Numbers are held as `serde_json` holds them (`1.50` is
+    /// `1.5`); a message whose number no `Value` can hold (such as `1e400`) is logged and
+    /// dropped before the route runs. (The automatic re-send, with no route, keeps the
+    /// client's number text exactly.)
     pub message: Value,
     /// The path the client asked to send to, if any.
     pub path: Option<String>,

@@ -173,8 +173,16 @@ impl Connection {
     }
 
     fn run_route(&self, route: &Route, message: ClientMessage<'_>) {
+        let value = match serde_json::from_str(message.message.get()) {
+            Ok(value) => value,
+            Err(e) => {
+                // Valid JSON that a Value cannot hold, such as 1e400.
+                log::warn!("client {}: ignored a message: {e}", self.info.id);
+                return;
+            }
+        };
         let data = SignalData {
-            message: serde_json::from_str(message.message.get()).unwrap_or_default(),
+            message: value,
             path: message.path,
             client_id: message.client_id,
             direct: message.direct,

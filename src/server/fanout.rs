@@ -195,10 +195,12 @@ impl FanOut {
                     .iter()
                     .map(|&i| IoSlice::new(frames[i as usize].as_bytes())),
             );
-            delivered += receiver.queued.len() as u64;
+            let count = receiver.queued.len() as u64;
             receiver.queued.clear();
-            if receiver.outbox.send_frames(&slices) == Delivery::Overflowed {
-                dropped += 1;
+            match receiver.outbox.send_frames(&slices) {
+                Delivery::Written | Delivery::Queued => delivered += count,
+                Delivery::Overflowed => dropped += 1,
+                Delivery::Closed => {}
             }
         }
         Metrics::add(&self.metrics.frames_delivered, delivered);

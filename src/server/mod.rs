@@ -165,7 +165,9 @@ impl Server {
         self
     }
 
-    /// Runs `hook` when a client on a matching path has gone (it no longer receives signals).
+    /// Runs `hook` when a client on a matching path has gone: signals sent from then on no
+    /// longer reach it. (Metrics catch up a moment later: the fan-out thread counts the
+    /// departure when it gets to it.)
     pub fn on_disconnect<F>(&mut self, pattern: &str, hook: F) -> &mut Server
     where
         F: Fn(&ClientInfo) + Send + Sync + 'static,

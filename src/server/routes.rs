@@ -23,10 +23,6 @@ impl Route {
     fn is_pattern(&self) -> bool {
         self.key.contains('*')
     }
-
-    fn serves(&self, endpoint: &str) -> bool {
-        self.endpoint.as_deref().is_none_or(|name| name == endpoint)
-    }
 }
 
 struct Hook {
@@ -88,12 +84,22 @@ impl Routes {
     }
 
     /// The route for a connection: an exact path match wins, then the first matching pattern
-    /// in registration order. `path` must already be lowercased.
+    /// in registration order; at each step a route for this endpoint comes before one for
+    /// every endpoint. `path` must already be lowercased.
     pub(crate) fn find(&self, path: &str, endpoint: &str) -> Option<Arc<Route>> {
-        let serving = || self.routes.iter().filter(|r| r.serves(endpoint));
-        serving()
-            .find(|r| !r.is_pattern() && r.key == path)
-            .or_else(|| serving().find(|r| r.is_pattern() && wildcard_match(&r.key, path)))
+        let exact = |r: &&Arc<Route>| !r.is_pattern() && r.key == path;
+        let pattern = |r: &&Arc<Route>| r.is_pattern() && wildcard_match(&r.key, path);
+        let own = || {
+            self.routes
+                .iter()
+                .filter(|r| r.endpoint.as_deref() == Some(endpoint))
+        };
+        let any = || self.routes.iter().filter(|r| r.endpoint.is_none());
+        own()
+            .find(exact)
+            .or_else(|| any().find(exact))
+            .or_else(|| own().find(pattern))
+            .or_else(|| any().find(pattern))
             .cloned()
     }
 
@@ -182,6 +188,20 @@ mod tests {
             matches!(routes.add("/MESSAGES", None, noop()), Err(Error::DuplicateRoute(p)) if p == "/MESSAGES")
         );
         routes.add("/messages", Some("admin"), noop()).unwrap();
+    }
+
+    #[test]
+    fn an_endpoint_route_beats_a_general_one_registered_before_it() {
+        let mut routes = Routes::default();
+        routes.add("/x", None, noop()).unwrap();
+        routes.add("/*", Some("admin"), noop()).unwrap();
+        routes.add("/x", Some("admin"), noop()).unwrap();
+        let found = routes.find("/x", "admin").unwrap();
+        assert_eq!(
+            (found.pattern.as_str(), found.endpoint.as_deref()),
+            ("/x", Some("admin"))
+        );
+        assert!(routes.find("/x", "public").unwrap().endpoint.is_none());
     }
 
     #[test]
