@@ -96,12 +96,21 @@ impl Connection {
         }
         self.outbox.reader_done();
         let _ = self.shared.commands.send(Command::Unregister(self.info.id));
+        // The connection no longer counts against the caps, even while hooks run.
+        let Connection {
+            info,
+            shared,
+            slot,
+            thread,
+            ..
+        } = self;
+        drop(slot);
         run_hooks(
-            &self.shared.routes.disconnect_hooks(&path_key),
-            &self.info,
+            &shared.routes.disconnect_hooks(&path_key),
+            &info,
             "disconnect",
         );
-        drop((self.slot, self.thread));
+        drop(thread);
     }
 
     fn read_loop(&self, socket: &mut WebSocket<ConnectionStream>) -> Ending {
@@ -111,6 +120,8 @@ impl Connection {
                 Ok(message) => message,
                 Err(WsError::Capacity(_)) => return Ending::Failed(1009, "message too big"),
                 Err(WsError::Utf8(_)) => return Ending::Failed(1007, "invalid utf-8"),
+                // We cut it ourselves (a close that timed out, a full queue, shutdown).
+                Err(_) if self.outbox.is_closing() => return Ending::Closed,
                 Err(WsError::Protocol(e)) => {
                     log::debug!("client {}: protocol error: {e}", self.info.id);
                     return Ending::Failed(1002, "protocol error");

@@ -42,6 +42,11 @@ impl DrainHandle {
         }
     }
 
+    /// Makes the drain thread look at its outboxes again (a deadline changed).
+    pub(crate) fn wake(&self) {
+        self.wake.wake();
+    }
+
     /// Tells the drain thread to cut whatever it still holds and stop.
     pub(crate) fn stop(&self) {
         self.wake.stop.store(true, Ordering::SeqCst);

@@ -153,6 +153,7 @@ impl FanOut {
     fn handle_batch(&mut self, batch: &mut Vec<Command>) {
         let mut frames: Vec<Frame> = Vec::new();
         let mut touched: Vec<usize> = Vec::new();
+        let mut shutdown = false;
         for command in batch.drain(..) {
             match command {
                 Command::Signal(Outgoing { frame, target }) => {
@@ -171,10 +172,14 @@ impl FanOut {
                 }
                 Command::Register(registration) => self.register(registration),
                 Command::Unregister(id) => self.unregister(id),
-                Command::Shutdown => self.begin_shutdown(),
+                // Signals queued before the shutdown still go out, ahead of the close frames.
+                Command::Shutdown => shutdown = true,
             }
         }
         self.write_frames(&frames, &touched);
+        if shutdown {
+            self.begin_shutdown();
+        }
     }
 
     /// Writes each touched receiver's frames in one call.

@@ -41,7 +41,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         http,
         signals,
         metrics,
-        ..
+        endpoints,
     } = server;
     let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
     signals.attach(commands.clone())?;
@@ -75,7 +75,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         ws_config,
     });
     let handle = ServerHandle {
-        endpoints: endpoint_infos(&ports),
+        endpoints: endpoint_infos(&ports, &endpoints),
         shared: shared.clone(),
         stop: Arc::new(StopSignal::new()?),
         threads: Mutex::new(None),
@@ -93,13 +93,15 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
     Ok(handle)
 }
 
-fn endpoint_infos(ports: &[Port]) -> Vec<EndpointInfo> {
+/// The bound endpoints, in the order they were added.
+fn endpoint_infos(ports: &[Port], added: &[super::Endpoint]) -> Vec<EndpointInfo> {
     let mut infos: Vec<EndpointInfo> = ports
         .iter()
         .flat_map(|p| p.websocket.iter().chain(p.http.iter()))
         .map(|info| EndpointInfo::clone(info))
         .collect();
-    infos.sort_by_key(|info| info.name.clone());
+    let position = |name: &str| added.iter().position(|e| e.name.as_deref() == Some(name));
+    infos.sort_by_key(|info| position(&info.name));
     infos
 }
 
@@ -176,8 +178,8 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// Every endpoint as bound, sorted by name (`ws-0`, `http-1`, ... by default, so in the
-    /// order added). Endpoints sharing a port have the same address.
+    /// Every endpoint as bound, in the order added. Endpoints sharing a port have the same
+    /// address.
     pub fn endpoints(&self) -> &[EndpointInfo] {
         &self.endpoints
     }

@@ -236,7 +236,17 @@ impl Outbox {
         if was_open {
             self.flush_locked(inner);
         }
-        self.watch(inner);
+        if inner.watched {
+            // The drain thread may be asleep with no deadline: it has one now.
+            self.drain.wake();
+        } else {
+            self.watch(inner);
+        }
+    }
+
+    /// Whether we are closing (or have closed) this connection ourselves.
+    pub(crate) fn is_closing(&self) -> bool {
+        matches!(self.lock().state, State::Closing { .. } | State::Closed)
     }
 
     /// The reader has finished: cut the socket now, or once what waits is written.

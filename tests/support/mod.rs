@@ -176,3 +176,138 @@ pub fn raw_request(handle: &ServerHandle, request: &str) -> String {
     let _ = stream.read_to_end(&mut response);
     String::from_utf8_lossy(&response).into_owned()
 }
+
+/// One masked client frame (RFC 6455 section 5.2), with any opcode and FIN bit, as raw bytes.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![if fin { 0x80 } else { 0x00 } | (opcode & 0x0f)];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&MASK);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    frame
+}
+
+impl Client {
+    /// Writes one final frame with `opcode` (0x1 text, 0x2 binary, ...) straight to the socket,
+    /// bypassing tungstenite's checks (to send what a well-behaved client never would).
+    pub fn send_raw_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.send_raw_fragment(true, opcode, payload);
+    }
+
+    /// Writes one frame, final or not, straight to the socket (`opcode` 0x0 continues a message).
+    pub fn send_raw_fragment(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        use std::io::Write;
+        let stream = self.ws.get_mut();
+        stream
+            .write_all(&masked_frame(fin, opcode, payload))
+            .expect("write raw frame");
+        stream.flush().expect("flush raw frame");
+    }
+}
+
+/// The HTTP status of a refused handshake (`try_connect`'s error), if it was one.
+pub fn refused_status(error: &tungstenite::Error) -> Option<u16> {
+    match error {
+        tungstenite::Error::Http(response) => Some(response.status().as_u16()),
+        _ => None,
+    }
+}
+
+/// A valid upgrade request for `path` (`extra` holds more header lines, each ending in CRLF).
+pub fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// Upgrades a plain TCP connection by hand and returns it right after the `101` head, for
+/// clients that must not answer pings or read on their own.
+pub fn raw_upgrade(handle: &ServerHandle, path: &str) -> TcpStream {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(handle.endpoints()[0].address).expect("tcp connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    stream
+        .write_all(upgrade_request(path, "").as_bytes())
+        .expect("write upgrade");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read 101");
+        assert_eq!(n, 1, "connection ended during the handshake: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    stream
+}
+
+/// Reads and discards until the peer ends the connection (EOF or reset); panics if it is still
+/// open after [`WAIT`]. Returns the bytes read.
+pub fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the server did not close within {WAIT:?}");
+        stream.set_read_timeout(Some(left)).expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return seen,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                panic!("the server did not close within {WAIT:?}")
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return seen,
+        }
+    }
+}
+
+/// A TCP connection to the server from `local_ip` (any 127.x.y.z works on Linux), with the
+/// receive buffer shrunk to `receive_buffer` bytes when given (set before connecting, so the
+/// window stays small).
+pub fn tcp_from(
+    server: &ServerHandle,
+    local_ip: std::net::IpAddr,
+    receive_buffer: Option<usize>,
+) -> io::Result<TcpStream> {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    if let Some(size) = receive_buffer {
+        sockopt::set_socket_recv_buffer_size(&fd, size)?;
+    }
+    rustix::net::bind(&fd, &std::net::SocketAddr::new(local_ip, 0))?;
+    rustix::net::connect(&fd, &server.endpoints()[0].address)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// A WebSocket client over a TCP connection made by hand.
+pub fn client_over(stream: TcpStream, url: &str) -> Result<Client, tungstenite::Error> {
+    stream.set_read_timeout(Some(WAIT))?;
+    let (ws, response) = tungstenite::client(url, stream).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => {
+            tungstenite::Error::Io(io::ErrorKind::TimedOut.into())
+        }
+    })?;
+    let id = response.headers()["X-Signal-ClientId"]
+        .to_str()
+        .expect("id header")
+        .parse()
+        .expect("a client id");
+    Ok(Client { ws, id })
+}

@@ -1,0 +1,386 @@
+//! Flags, parsed with `argh` (derive; small and without dependencies of its own).
+//!
+//! Every field's doc comment is its `--help` text. Parsing never exits the process itself:
+//! help comes back as [`Exit::help`], bad flags as [`Exit::usage`] (exit code 2).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use argh::FromArgs;
+use log::LevelFilter;
+use signalhub::ServerConfig;
+
+use super::Exit;
+
+/// Pode-style WebSocket signals: a server that fans messages out to WebSocket clients by path
+/// or client id, and a small WebSocket client.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(
+    example = "signalhub serve                                  # http on *:8090, ws on *:8091",
+    example = "signalhub serve --http 127.0.0.1:8091 --ws 127.0.0.1:8091   # one shared port",
+    example = "signalhub connect ws://127.0.0.1:8091/messages",
+    note = "Run `signalhub serve --help` or `signalhub connect --help` for their flags.",
+    error_code(
+        1,
+        "a failure while running (cannot listen, cannot connect, abnormal close)"
+    ),
+    error_code(2, "bad flags or arguments")
+)]
+pub struct Cli {
+    #[argh(subcommand)]
+    /// what to run
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(FromArgs, Debug, PartialEq)]
+// Built once per run; argh needs the variants unboxed.
+#[allow(clippy::large_enum_variant)]
+#[argh(subcommand)]
+pub enum Command {
+    /// `signalhub serve`.
+    Serve(ServeArgs),
+    /// `signalhub connect`.
+    Connect(ConnectArgs),
+}
+
+/// Run a signal server: pages and HTTP routes on Http endpoints, signals on Ws endpoints.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(
+    subcommand,
+    name = "serve",
+    note = "ADDR is host:port; `*` as the host means every interface, port 0 picks a free port.
+An --http and a --ws with the same ADDR share one port. With neither flag: --http *:8090 --ws *:8091.
+Http endpoints serve the built-in web-signal page (GET /, /script.js), GET /ws-config,
+POST /broadcast ({{\"message\": ..., \"path\": ..., \"clientId\": ...}}, JSON or form) and
+GET /metrics (Prometheus text). One line per endpoint goes to stdout: `listening on URL`.
+SIGINT or SIGTERM shuts down gracefully (clients get close code 1001)."
+)]
+pub struct ServeArgs {
+    /// an Http endpoint (pages and routes) on ADDR; repeatable
+    #[argh(option, arg_name = "ADDR")]
+    pub http: Vec<String>,
+
+    /// a WebSocket endpoint on ADDR; repeatable
+    #[argh(option, arg_name = "ADDR")]
+    pub ws: Vec<String>,
+
+    /// serve views (index.html for GET /) from DIR instead of the built-in page
+    #[argh(option, arg_name = "DIR")]
+    pub views: Option<PathBuf>,
+
+    /// serve public files at / from DIR instead of the built-in script.js
+    #[argh(option, arg_name = "DIR")]
+    pub public: Option<PathBuf>,
+
+    /// log level on stderr: error, warn, info (default), debug, trace or off
+    #[argh(
+        option,
+        arg_name = "LEVEL",
+        default = "LevelFilter::Info",
+        from_str_fn(level)
+    )]
+    pub log_level: LevelFilter,
+
+    /// largest message a client may send, in bytes (default 16 MiB; bigger: close 1009)
+    #[argh(option, arg_name = "BYTES")]
+    pub max_message_size: Option<usize>,
+
+    /// bytes that may wait for a client that does not read before it is closed with 1008
+    /// (default 4 MiB)
+    #[argh(option, arg_name = "BYTES")]
+    pub max_queue_bytes: Option<usize>,
+
+    /// most WebSocket connections at once; more get 503 (default: what the open-file and
+    /// thread limits allow)
+    #[argh(option, arg_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// most WebSocket connections at once from one IP address (default: no limit)
+    #[argh(option, arg_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// seconds a new connection has to send its upgrade request (default 10; decimals allowed)
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    pub handshake_timeout: Option<Duration>,
+
+    /// largest upgrade request head, in bytes (default 8 KiB)
+    #[argh(option, arg_name = "BYTES")]
+    pub max_request_head: Option<usize>,
+
+    /// an Origin allowed to connect, others get 403; repeatable (default: every origin)
+    #[argh(option, arg_name = "ORIGIN")]
+    pub allowed_origin: Vec<String>,
+
+    /// seconds between the server's pings to every client; 0 turns pings off (default 30)
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    pub ping_interval: Option<Duration>,
+
+    /// drop a client that sends nothing for this many seconds; 0 turns it off (default 60)
+    #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
+    pub idle_timeout: Option<Duration>,
+
+    /// largest HTTP request body a route accepts, in bytes; bigger gets 413 (default 1 MiB)
+    #[argh(option, arg_name = "BYTES")]
+    pub max_http_body: Option<usize>,
+}
+
+/// Connect to a WebSocket server: each line of standard input is sent as one text message,
+/// each message received is printed on its own line.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(
+    subcommand,
+    name = "connect",
+    note = "Only ws:// URLs for now. When standard input ends, a normal close (1000) is sent and
+the server's close awaited (at most 5 s). Exits 0 when the server closes normally (1000 or
+1001), 1 when it cannot connect or the connection ends abnormally (the reason on stderr)."
+)]
+pub struct ConnectArgs {
+    /// the server's URL, e.g. ws://127.0.0.1:8091/messages
+    #[argh(positional, arg_name = "URL")]
+    pub url: String,
+
+    /// an extra request header, 'Name: value'; repeatable
+    #[argh(option, arg_name = "HEADER")]
+    pub header: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The server configuration: library defaults, changed where a flag says so.
+    pub fn config(&self) -> Result<ServerConfig, Exit> {
+        let mut config = ServerConfig::default();
+        let sizes = [
+            (self.max_message_size, &mut config.max_message_size),
+            (self.max_queue_bytes, &mut config.max_queue_bytes),
+            (self.max_connections, &mut config.max_connections),
+            (
+                self.max_connections_per_ip,
+                &mut config.max_connections_per_ip,
+            ),
+            (self.max_request_head, &mut config.max_request_head),
+            (self.max_http_body, &mut config.max_http_body),
+        ];
+        for (flag, field) in sizes {
+            if let Some(value) = flag {
+                *field = value;
+            }
+        }
+        if let Some(timeout) = self.handshake_timeout {
+            if timeout.is_zero() {
+                return Err(Exit::usage("--handshake-timeout must be above 0"));
+            }
+            config.handshake_timeout = timeout;
+        }
+        if let Some(interval) = self.ping_interval {
+            config.ping_interval = (!interval.is_zero()).then_some(interval);
+        }
+        if let Some(timeout) = self.idle_timeout {
+            config.idle_timeout = (!timeout.is_zero()).then_some(timeout);
+        }
+        if !self.allowed_origin.is_empty() {
+            config.allowed_origins = Some(self.allowed_origin.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Parses the process's arguments.
+pub fn parse_env() -> Result<Command, Exit> {
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|bad| Exit::usage(format!("argument {bad:?} is not valid UTF-8")))
+        })
+        .collect::<Result<Vec<String>, Exit>>()?;
+    parse(&args)
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, Exit> {
+    let args = split_equals(args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match Cli::from_args(&["signalhub"], &args) {
+        Ok(cli) => Ok(cli.command),
+        Err(early) if early.status.is_ok() => Err(Exit::help(early.output)),
+        Err(early) => Err(Exit::usage(format!(
+            "{}; see --help",
+            one_line(&early.output)
+        ))),
+    }
+}
+
+/// `--flag=value` as `--flag value` (argh takes only the second form), up to a bare `--`.
+fn split_equals(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut flags_done = false;
+    for arg in args {
+        flags_done |= arg == "--";
+        match arg.split_once('=') {
+            Some((flag, value)) if !flags_done && flag.starts_with("--") => {
+                out.push(flag.to_owned());
+                out.push(value.to_owned());
+            }
+            _ => out.push(arg.clone()),
+        }
+    }
+    out
+}
+
+/// argh's error text (sometimes a heading and an indented list) on one line.
+fn one_line(text: &str) -> String {
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(" ").trim_end_matches(['.', ':']).to_owned()
+}
+
+/// `--log-level`: a level name, any case.
+fn level(value: &str) -> Result<LevelFilter, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "error" => Ok(LevelFilter::Error),
+        "warn" => Ok(LevelFilter::Warn),
+        "info" => Ok(LevelFilter::Info),
+        "debug" => Ok(LevelFilter::Debug),
+        "trace" => Ok(LevelFilter::Trace),
+        "off" => Ok(LevelFilter::Off),
+        _ => Err("expected error, warn, info, debug, trace or off".to_owned()),
+    }
+}
+
+/// A number of seconds, decimals allowed (`0.5`).
+fn seconds(value: &str) -> Result<Duration, String> {
+    let expected = || "expected a number of seconds such as 10 or 0.5".to_owned();
+    let secs: f64 = value.trim().parse().map_err(|_| expected())?;
+    Duration::try_from_secs_f64(secs).map_err(|_| expected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Command, Exit> {
+        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(&owned)
+    }
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        match parse_strs(&all) {
+            Ok(Command::Serve(serve)) => serve,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeatable_endpoints_keep_their_order() {
+        let args = serve(&["--ws", "a:1", "--http", "b:2", "--ws", "c:3"]);
+        assert_eq!(args.ws, ["a:1", "c:3"]);
+        assert_eq!(args.http, ["b:2"]);
+        assert_eq!(args.log_level, LevelFilter::Info);
+    }
+
+    #[test]
+    fn limits_map_to_the_config_and_default_otherwise() {
+        let defaults = ServerConfig::default();
+        let config = serve(&[]).config().unwrap();
+        assert_eq!(config.max_message_size, defaults.max_message_size);
+        assert_eq!(config.ping_interval, defaults.ping_interval);
+        assert_eq!(config.allowed_origins, None);
+
+        let args = serve(&[
+            "--max-message-size=100",
+            "--max-queue-bytes=200",
+            "--max-connections=3",
+            "--max-connections-per-ip=1",
+            "--handshake-timeout=0.5",
+            "--max-request-head=1024",
+            "--allowed-origin=http://a",
+            "--allowed-origin=http://b",
+            "--ping-interval=0",
+            "--idle-timeout=2.25",
+            "--max-http-body=64",
+        ]);
+        let config = args.config().unwrap();
+        assert_eq!(config.max_message_size, 100);
+        assert_eq!(config.max_queue_bytes, 200);
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(config.max_connections_per_ip, 1);
+        assert_eq!(config.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(config.max_request_head, 1024);
+        assert_eq!(
+            config.allowed_origins,
+            Some(vec!["http://a".into(), "http://b".into()])
+        );
+        assert_eq!(config.ping_interval, None);
+        assert_eq!(config.idle_timeout, Some(Duration::from_millis(2250)));
+        assert_eq!(config.max_http_body, 64);
+    }
+
+    #[test]
+    fn a_zero_handshake_timeout_is_a_usage_error() {
+        let err = serve(&["--handshake-timeout", "0"]).config().unwrap_err();
+        assert_eq!(err.code(), 2);
+    }
+
+    #[test]
+    fn bad_flags_are_one_line_usage_errors() {
+        for args in [
+            &["serve", "--bogus"][..],
+            &["serve", "--max-connections", "x"],
+            &["serve", "--ping-interval", "-1"],
+            &["serve", "--log-level", "loud"],
+            &["connect"],
+            &[],
+        ] {
+            let err = parse_strs(args).unwrap_err();
+            assert_eq!(err.code(), 2, "{args:?}");
+            assert!(!err.message.contains('\n'), "{args:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn help_is_exit_zero() {
+        for args in [
+            &["--help"][..],
+            &["serve", "--help"],
+            &["connect", "--help"],
+        ] {
+            assert_eq!(parse_strs(args).unwrap_err().code(), 0, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn flag_equals_value_is_split_before_a_bare_double_dash_only() {
+        let args: Vec<String> = ["--a=1", "-b=2", "x=y", "--", "--c=3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            split_equals(&args),
+            ["--a", "1", "-b=2", "x=y", "--", "--c=3"]
+        );
+    }
+
+    #[test]
+    fn seconds_take_decimals_and_refuse_the_rest() {
+        assert_eq!(seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(seconds("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "x", "-1", "NaN", "inf"] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connect_takes_a_url_and_headers() {
+        let parsed = parse_strs(&["connect", "ws://h:1/p", "--header", "A: b"]).unwrap();
+        let Command::Connect(args) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(args.url, "ws://h:1/p");
+        assert_eq!(args.header, ["A: b"]);
+    }
+}

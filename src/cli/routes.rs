@@ -1,0 +1,162 @@
+//! The HTTP routes `signalhub serve` adds to its Http endpoints: the page, `GET /ws-config`,
+//! `POST /broadcast` and `GET /metrics`.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{json, Value};
+use signalhub::{
+    ClientId, Protocol, Result, SendOptions, Server, ServerHandle, WebData, WebEvent, WebResponse,
+};
+
+/// The WebSocket path the page connects to.
+pub const PAGE_WS_PATH: &str = "/messages";
+
+/// The Prometheus text exposition format's content type.
+const PROMETHEUS: &str = "text/plain; version=0.0.4";
+
+/// The value `GET /ws-config` answers, set once the server has started.
+pub type WsConfig = Arc<OnceLock<Value>>;
+
+/// Adds the routes. `ws_config` is `None` when there is no Ws endpoint: then there is no
+/// `GET /ws-config` (it is a 404).
+pub fn add(server: &mut Server, ws_config: Option<WsConfig>) -> Result<()> {
+    server.http_route("GET", "/", |_| Ok(WebResponse::view("index")))?;
+    if let Some(ws_config) = ws_config {
+        server.http_route("GET", "/ws-config", move |_| {
+            Ok(match ws_config.get() {
+                Some(value) => WebResponse::json(value),
+                None => WebResponse::status(503),
+            })
+        })?;
+    }
+    server.http_route("POST", "/broadcast", broadcast)?;
+    let metrics = server.metrics();
+    server.http_route("GET", "/metrics", move |_| {
+        let text = metrics.snapshot().to_prometheus();
+        Ok(WebResponse::text(text).with_header("Content-Type", PROMETHEUS))
+    })?;
+    Ok(())
+}
+
+/// What `GET /ws-config` says for the started server: the port of the Ws endpoint `ws_name`,
+/// or `null` when it shares its port with an Http endpoint (the page then uses its own
+/// origin).
+pub fn ws_config(handle: &ServerHandle, ws_name: &str) -> Value {
+    let port = handle.local_addr(ws_name).and_then(|ws| {
+        let shared = handle
+            .endpoints()
+            .iter()
+            .any(|e| e.protocol == Protocol::Http && e.address == ws);
+        (!shared).then_some(ws.port())
+    });
+    json!({ "port": port, "path": PAGE_WS_PATH })
+}
+
+/// `POST /broadcast`: sends `{"Message": <message>}` (seed 000), to the body's `clientId` or
+/// `path` when given, else to everyone. Answers `{"sent": true}`, or 400 with the reason.
+fn broadcast(event: &WebEvent) -> Result<WebResponse> {
+    let request = match Broadcast::from_data(&event.data) {
+        Ok(request) => request,
+        Err(reason) => return Ok(WebResponse::text(reason).with_status(400)),
+    };
+    let value = json!({ "Message": request.message });
+    event.signals().send_with(value, &request.options)?;
+    Ok(WebResponse::json(json!({ "sent": true })))
+}
+
+/// A `POST /broadcast` body, checked.
+#[derive(Debug, PartialEq)]
+struct Broadcast {
+    message: Value,
+    options: SendOptions,
+}
+
+impl Broadcast {
+    /// Reads `message` (required, not null), `path` and `clientId` (optional strings; empty
+    /// means absent, as an empty form field does) from a JSON or form body.
+    fn from_data(data: &WebData) -> std::result::Result<Broadcast, String> {
+        let message = data
+            .get("message")
+            .filter(|m| !m.is_null())
+            .ok_or("missing message")?;
+        let mut options = SendOptions::new();
+        if let Some(path) = optional_string(data, "path")? {
+            options = options.path(path);
+        }
+        if let Some(id) = optional_string(data, "clientId")? {
+            let id: ClientId = id.parse().map_err(|e| format!("invalid clientId: {e}"))?;
+            options = options.client_id(id);
+        }
+        Ok(Broadcast { message, options })
+    }
+}
+
+/// The field `key` as a non-empty string; `None` when absent, null or empty.
+fn optional_string(data: &WebData, key: &str) -> std::result::Result<Option<String>, String> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("{key} must be a string")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123abcd-0000-4000-8000-00000000cafe";
+
+    fn json_body(value: Value) -> std::result::Result<Broadcast, String> {
+        Broadcast::from_data(&WebData::Json(value))
+    }
+
+    #[test]
+    fn a_message_alone_goes_to_everyone() {
+        let request = json_body(json!({ "message": "hi" })).unwrap();
+        assert_eq!(request.message, json!("hi"));
+        assert_eq!(request.options, SendOptions::new());
+    }
+
+    #[test]
+    fn path_and_client_id_target_the_signal() {
+        let request = json_body(json!({ "Message": [1], "path": "/a", "clientId": ID })).unwrap();
+        assert_eq!(request.message, json!([1]));
+        let expected = SendOptions::new().path("/a").client_id(ID.parse().unwrap());
+        assert_eq!(request.options, expected);
+    }
+
+    #[test]
+    fn form_fields_work_and_empty_ones_are_absent() {
+        let form = WebData::Form(vec![
+            ("message".into(), "hello there".into()),
+            ("path".into(), String::new()),
+            ("clientId".into(), String::new()),
+        ]);
+        let request = Broadcast::from_data(&form).unwrap();
+        assert_eq!(request.message, json!("hello there"));
+        assert_eq!(request.options, SendOptions::new());
+    }
+
+    #[test]
+    fn bad_bodies_say_why() {
+        for (body, reason) in [
+            (json!({}), "missing message"),
+            (json!({ "message": null }), "missing message"),
+            (json!(["message"]), "missing message"),
+            (
+                json!({ "message": "x", "path": 3 }),
+                "path must be a string",
+            ),
+            (
+                json!({ "message": "x", "clientId": "nope" }),
+                "invalid clientId",
+            ),
+        ] {
+            let err = json_body(body.clone()).unwrap_err();
+            assert!(err.starts_with(reason), "{body}: {err}");
+        }
+        let err = Broadcast::from_data(&WebData::None).unwrap_err();
+        assert_eq!(err, "missing message");
+    }
+}

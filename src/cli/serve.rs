@@ -1,0 +1,213 @@
+//! `signalhub serve`: endpoints from the flags, the built-in page and routes, one
+//! `listening on URL` line per endpoint, and a graceful shutdown on SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+
+use signalhub::{Assets, Endpoint, Error, Server, ServerHandle};
+
+use super::args::ServeArgs;
+use super::{describe, routes, Exit};
+
+/// Where Http endpoints listen when no `--http` or `--ws` flag is given (Pode's example).
+const DEFAULT_HTTP: &str = "*:8090";
+/// Where the Ws endpoint listens when no `--http` or `--ws` flag is given.
+const DEFAULT_WS: &str = "*:8091";
+
+/// The built-in views: the web-signal page.
+static VIEWS: &[(&str, &[u8])] = &[(
+    "index.html",
+    include_bytes!("../../examples/web_signal/views/index.html"),
+)];
+
+/// The built-in public files: the web-signal page's script.
+static PUBLIC: &[(&str, &[u8])] = &[(
+    "script.js",
+    include_bytes!("../../examples/web_signal/public/script.js"),
+)];
+
+/// One endpoint to add, with the name it is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    name: String,
+    endpoint: Endpoint,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<(), Exit> {
+    let config = args.config()?;
+    init_logging(args.log_level)?;
+    let plan = plan(&args.http, &args.ws);
+    let mut server = Server::with_config(config);
+    for planned in &plan {
+        server
+            .endpoint(planned.endpoint.clone())
+            .map_err(start_error)?;
+    }
+    server.views(assets("--views", args.views.as_deref(), VIEWS)?);
+    server.public(assets("--public", args.public.as_deref(), PUBLIC)?);
+    let ws_config = Arc::new(OnceLock::new());
+    let has_ws = plan.iter().any(|p| p.name.starts_with("ws-"));
+    routes::add(&mut server, has_ws.then(|| ws_config.clone())).map_err(start_error)?;
+    let stop = stop_signal()?;
+    let handle = server.start().map_err(start_error)?;
+    if has_ws {
+        let _ = ws_config.set(routes::ws_config(&handle, "ws-0"));
+    }
+    announce(&handle, &plan);
+    // Only an error if the signal handler is gone, which never happens: stop either way.
+    let _ = stop.recv();
+    log::info!("shutting down");
+    handle.shutdown();
+    Ok(())
+}
+
+/// The endpoints, named `http-N` and `ws-N` in flag order. A `--ws` with exactly the same
+/// address as an `--http` (not yet paired) shares its port, also with port 0.
+fn plan(http: &[String], ws: &[String]) -> Vec<Planned> {
+    let (http, ws) = if http.is_empty() && ws.is_empty() {
+        (vec![DEFAULT_HTTP.to_owned()], vec![DEFAULT_WS.to_owned()])
+    } else {
+        (http.to_vec(), ws.to_vec())
+    };
+    let mut planned: Vec<Planned> = http
+        .iter()
+        .enumerate()
+        .map(|(n, address)| Planned {
+            name: format!("http-{n}"),
+            endpoint: Endpoint::http(address.as_str()).name(format!("http-{n}")),
+        })
+        .collect();
+    let mut paired = vec![false; http.len()];
+    for (n, address) in ws.iter().enumerate() {
+        let name = format!("ws-{n}");
+        let mut endpoint = Endpoint::ws(address.as_str()).name(name.as_str());
+        let partner = (0..http.len()).find(|&i| !paired[i] && http[i] == *address);
+        if let Some(i) = partner {
+            paired[i] = true;
+            endpoint = endpoint.share_port_with(format!("http-{i}"));
+        }
+        planned.push(Planned { name, endpoint });
+    }
+    planned
+}
+
+/// The folder a flag names, or the built-in files without one.
+fn assets(
+    flag: &str,
+    folder: Option<&Path>,
+    built_in: &'static [(&'static str, &'static [u8])],
+) -> Result<Assets, Exit> {
+    match folder {
+        None => Ok(Assets::Embedded(built_in)),
+        Some(dir) if dir.is_dir() => Ok(Assets::Folder(dir.to_owned())),
+        Some(dir) => Err(Exit::usage(format!(
+            "{flag} {}: not a folder",
+            dir.display()
+        ))),
+    }
+}
+
+/// Prints `listening on URL` for every endpoint, in plan order, and flushes stdout.
+fn announce(handle: &ServerHandle, plan: &[Planned]) {
+    let mut stdout = std::io::stdout().lock();
+    for planned in plan {
+        if let Some(info) = handle.endpoints().iter().find(|e| e.name == planned.name) {
+            let _ = writeln!(stdout, "listening on {}", info.url());
+        }
+    }
+    let _ = stdout.flush();
+}
+
+/// Logs to stderr through simplelog.
+fn init_logging(level: log::LevelFilter) -> Result<(), Exit> {
+    simplelog::WriteLogger::init(level, simplelog::Config::default(), std::io::stderr())
+        .map_err(|e| Exit::failure(format!("cannot start logging: {e}")))
+}
+
+/// A channel that receives once SIGINT or SIGTERM arrives. A second signal exits at once.
+fn stop_signal() -> Result<mpsc::Receiver<()>, Exit> {
+    let (sender, receiver) = mpsc::channel();
+    let signalled = AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if signalled.swap(true, Ordering::SeqCst) {
+            eprintln!("signalhub: second signal, exiting without waiting");
+            std::process::exit(1);
+        }
+        let _ = sender.send(());
+    })
+    .map_err(|e| Exit::failure(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
+    Ok(receiver)
+}
+
+/// Bad addresses and configuration are usage errors (2); anything else, such as a port in
+/// use, is a failure (1).
+fn start_error(error: Error) -> Exit {
+    let text = describe(&error);
+    match error {
+        Error::InvalidAddress { .. }
+        | Error::InvalidConfig(_)
+        | Error::DuplicateEndpoint(_)
+        | Error::UnknownEndpoint(_) => Exit::usage(text),
+        _ => Exit::failure(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn no_flags_listen_like_the_example() {
+        let planned = plan(&[], &[]);
+        assert_eq!(
+            planned,
+            [
+                Planned {
+                    name: "http-0".into(),
+                    endpoint: Endpoint::http("*:8090").name("http-0"),
+                },
+                Planned {
+                    name: "ws-0".into(),
+                    endpoint: Endpoint::ws("*:8091").name("ws-0"),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_address_string_shares_a_port_once() {
+        let planned = plan(
+            &strings(&["127.0.0.1:0", "127.0.0.1:0"]),
+            &strings(&["127.0.0.1:0", "127.0.0.1:5", "127.0.0.1:0", "127.0.0.1:0"]),
+        );
+        let ws: Vec<&Endpoint> = planned[2..].iter().map(|p| &p.endpoint).collect();
+        assert_eq!(
+            ws,
+            [
+                &Endpoint::ws("127.0.0.1:0")
+                    .name("ws-0")
+                    .share_port_with("http-0"),
+                &Endpoint::ws("127.0.0.1:5").name("ws-1"),
+                &Endpoint::ws("127.0.0.1:0")
+                    .name("ws-2")
+                    .share_port_with("http-1"),
+                &Endpoint::ws("127.0.0.1:0").name("ws-3"),
+            ]
+        );
+    }
+
+    #[test]
+    fn ws_only_has_no_http_endpoint() {
+        let planned = plan(&[], &strings(&["127.0.0.1:0"]));
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].name, "ws-0");
+    }
+}

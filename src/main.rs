@@ -1,0 +1,31 @@
+//! `signalhub`: the command-line signal server and WebSocket client.
+//!
+//! ```text
+//! signalhub serve [--http ADDR]... [--ws ADDR]... [--views DIR] [--public DIR]
+//!                 [--log-level LEVEL] [limits...]
+//! signalhub connect URL [--header 'Name: value']...
+//! ```
+//!
+//! `serve` runs a [`signalhub::Server`] with the web-signal page built in, `POST /broadcast`,
+//! `GET /ws-config` and `GET /metrics`; `connect` sends standard input lines as WebSocket
+//! messages and prints the messages it receives. `signalhub --help` and
+//! `signalhub serve --help` list every flag.
+//!
+//! Exit codes: 0 on success (and on a normal shutdown or close), 1 on a runtime failure, 2 on
+//! bad flags.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let outcome = cli::args::parse_env().and_then(|command| match command {
+        cli::args::Command::Serve(args) => cli::serve::run(args),
+        cli::args::Command::Connect(args) => cli::connect::run(args),
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
