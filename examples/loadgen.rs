@@ -1,0 +1,1035 @@
+//! `loadgen`: load generator for signalhub, or any server speaking its WebSocket "signals"
+//! protocol (text frames `{"message": ..., "direct": true}`; no target = send to everyone).
+//!
+//! ```text
+//! cargo build --release --example loadgen
+//! L=target/release/examples/loadgen
+//! $L fanout --url ws://127.0.0.1:PORT/ --clients 100 --messages 2000 --payload 64 --pid PID
+//! $L direct --url ws://127.0.0.1:PORT/ --clients 100 --messages 1000 --pid PID
+//! $L idle   --url ws://127.0.0.1:PORT/ --clients 10000 --hold 5 --pid PID
+//! ```
+//!
+//! - `fanout`: N receivers and one sender. The sender probes until every receiver is
+//!   registered, then broadcasts M messages `{"seq":i,"t":NS,"pad":"x…"}` (about `--payload`
+//!   bytes), never more than `--window` (16) ahead of the oldest one not yet delivered to every
+//!   receiver. Reports deliveries/s, latency percentiles, loss and duplicates.
+//! - `direct`: each client sends M `{"message":<i>,"direct":true}` one at a time and waits for
+//!   the echo; i = client × M + seq, so an echo reaching the wrong client counts as misrouted.
+//! - `idle`: N idle connections; the server's RSS, threads, kernel memory and CPU while idle.
+//!
+//! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too.
+//! `--threads` (2) OS threads each multiplex many nonblocking tungstenite sockets with epoll;
+//! handshakes are nonblocking as well, `--batch` (64) in flight. Only 127.0.0.1 / localhost
+//! targets are accepted. One JSON line goes to stdout, progress to stderr. Exit status: 0 ok
+//! (nothing lost, no errors), 1 not ok, 2 bad arguments. Every wait is bounded by `--timeout`
+//! (120 s; `--stall` 10 s per message) and a watchdog ends the process soon after it.
+use log::{info, warn};
+use rustix::event::epoll::{self, EventFlags as Ev};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fd::OwnedFd;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+use tungstenite::client::client_with_config;
+use tungstenite::handshake::client::{ClientHandshake, Response};
+use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::{protocol::WebSocketConfig, Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+type Handshake = MidHandshake<ClientHandshake<TcpStream>>;
+type HandshakeResult = Result<(Ws, Response), HandshakeError<ClientHandshake<TcpStream>>>;
+type Pending = Option<(Handshake, Instant)>; // a handshake in progress and its start
+/// [server, this process] CPU seconds.
+type Cpu = [Option<f64>; 2];
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const TICK: Duration = Duration::from_millis(20);
+const TICK_TS: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 20_000_000,
+};
+const READ_BUFFER: usize = 4096;
+const CLK_TCK: f64 = 100.0; // USER_HZ, the unit of CPU times in /proc/PID/stat
+const USAGE: &str = "usage: loadgen fanout|direct|idle --url ws://127.0.0.1:PORT/PATH \
+  [--clients N] [--messages M] [--payload BYTES] [--window W] [--hold SECS] [--pid PID] \
+  [--threads T] [--batch B] [--stall SECS] [--timeout SECS] [--label TEXT]";
+
+// ------------------------------------------------------------------------------- options
+
+struct Opts {
+    scenario: String,
+    url: String,
+    addr: SocketAddr,
+    clients: usize,
+    messages: usize,
+    payload: usize,
+    window: usize,
+    hold: Duration,
+    pid: Option<u32>,
+    threads: usize,
+    batch: usize,
+    stall: Duration,
+    timeout: Duration,
+    label: Option<String>,
+}
+
+/// `--key value` pairs, removed as they are read so that leftovers are unknown flags.
+struct Flags(HashMap<String, String>);
+
+impl Flags {
+    fn opt<T: FromStr>(&mut self, key: &str) -> Result<Option<T>, String> {
+        let Some(v) = self.0.remove(key) else {
+            return Ok(None);
+        };
+        v.parse()
+            .map(Some)
+            .map_err(|_| format!("bad --{key} {v:?}"))
+    }
+    fn get<T: FromStr>(&mut self, key: &str, default: T) -> Result<T, String> {
+        Ok(self.opt(key)?.unwrap_or(default))
+    }
+    fn secs(&mut self, key: &str, default: f64) -> Result<Duration, String> {
+        let s = self.get(key, default)?;
+        Duration::try_from_secs_f64(s).map_err(|_| format!("bad --{key} {s}"))
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let (scenario, rest) = args.split_first().ok_or("missing scenario")?;
+    if !["fanout", "direct", "idle"].contains(&scenario.as_str()) {
+        return Err(format!("unknown scenario {scenario:?}"));
+    }
+    let mut f = Flags(HashMap::new());
+    for pair in rest.chunks(2) {
+        let [flag, value] = pair else {
+            return Err(format!("{} needs a value", pair[0]));
+        };
+        let key = flag
+            .strip_prefix("--")
+            .ok_or(format!("expected a --flag, got {flag:?}"))?;
+        f.0.insert(key.to_string(), value.clone());
+    }
+    let url: String = f.opt("url")?.ok_or("--url is required")?;
+    let o = Opts {
+        scenario: scenario.clone(),
+        addr: loopback_addr(&url)?,
+        url,
+        clients: f.get("clients", 100)?,
+        messages: f.get("messages", 1000)?,
+        payload: f.get("payload", 64)?,
+        window: f.get("window", 16)?,
+        hold: f.secs("hold", 5.0)?,
+        pid: f.opt("pid")?,
+        threads: f.get("threads", 2)?,
+        batch: f.get("batch", 64)?,
+        stall: f.secs("stall", 10.0)?,
+        timeout: f.secs("timeout", 120.0)?,
+        label: f.opt("label")?,
+    };
+    if let Some(k) = f.0.keys().next() {
+        return Err(format!("unknown flag --{k}"));
+    }
+    if [o.clients, o.messages, o.window, o.threads, o.batch].contains(&0) {
+        return Err("--clients, --messages, --window, --threads, --batch must be > 0".into());
+    }
+    if o.scenario == "idle" && o.pid.is_none() {
+        return Err("idle needs --pid".into());
+    }
+    Ok(o)
+}
+
+/// The address of a `ws://127.0.0.1:PORT/...` or `ws://localhost:PORT/...` URL.
+fn loopback_addr(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or("--url must start with ws://")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (host, port) = authority.rsplit_once(':').ok_or("--url needs a port")?;
+    if host != "127.0.0.1" && host != "localhost" {
+        return Err(format!(
+            "refusing host {host:?}: only 127.0.0.1 or localhost"
+        ));
+    }
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+// ------------------------------------------------------------------ clock, /proc, results
+
+/// Nanoseconds on a monotonic clock shared by every thread of this process.
+fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// User + system CPU seconds of a process (a pid or `self`).
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / CLK_TCK) // utime and stime, fields 14 and 15
+}
+
+fn cpu_now(pid: Option<u32>) -> Cpu {
+    [pid.and_then(|p| cpu_secs(&p.to_string())), cpu_secs("self")]
+}
+
+fn cpu_since(pid: Option<u32>, start: Cpu) -> Cpu {
+    let now = cpu_now(pid);
+    [0, 1].map(|i| Some(round3(now[i]? - start[i]?)))
+}
+
+/// The number after `key` in a /proc file such as `status` or `meminfo` (KiB for sizes).
+fn proc_field(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// (VmRSS KiB, Threads) of a process.
+fn rss_threads(pid: u32) -> Option<(u64, u64)> {
+    let file = format!("/proc/{pid}/status");
+    Some((proc_field(&file, "VmRSS")?, proc_field(&file, "Threads")?))
+}
+
+/// Error count plus a few distinct samples.
+#[derive(Default)]
+struct Errors {
+    count: u64,
+    samples: Vec<String>,
+}
+
+impl Errors {
+    fn add(&mut self, e: impl Into<String>) {
+        let e = e.into();
+        self.count += 1;
+        if self.samples.len() < 5 && !self.samples.contains(&e) {
+            self.samples.push(e);
+        }
+    }
+    fn merge(&mut self, other: Errors) {
+        self.count += other.count - other.samples.len() as u64;
+        other.samples.into_iter().for_each(|e| self.add(e));
+    }
+}
+
+/// What clients saw: latencies (ns), unique, duplicate and misrouted frames, last delivery.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<u64>,
+    unique: u64,
+    dups: u64,
+    misrouted: u64,
+    last_ns: u64,
+}
+
+impl Tally {
+    fn sum(tallies: impl Iterator<Item = Tally>) -> Tally {
+        tallies.fold(Tally::default(), |mut all, t| {
+            all.latencies.extend(t.latencies);
+            (all.unique, all.dups) = (all.unique + t.unique, all.dups + t.dups);
+            (all.misrouted, all.last_ns) =
+                (all.misrouted + t.misrouted, all.last_ns.max(t.last_ns));
+            all
+        })
+    }
+}
+
+/// p50/p90/p99/max in microseconds (one decimal) of nanosecond samples.
+fn percentiles_us(mut v: Vec<u64>) -> Value {
+    v.sort_unstable();
+    let at = |q: f64| match v.len() {
+        0 => Value::Null,
+        n => json!((v[((q * n as f64).ceil() as usize).clamp(1, n) - 1] / 100) as f64 / 10.0),
+    };
+    json!({"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": at(1.0)})
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Server CPU seconds (also per unit of `work`), RSS and threads, and our own CPU seconds.
+fn cpu_report(pid: Option<u32>, [server, loadgen]: Cpu, work: u64, unit: &str) -> Value {
+    let status = pid.and_then(rss_threads);
+    let per_unit = server
+        .filter(|_| work > 0)
+        .map(|s| round3(s * 1e6 / work as f64));
+    json!({
+        "server_cpu_secs": server, format!("server_cpu_us_per_{unit}"): per_unit,
+        "server_rss_kib": status.map(|s| s.0), "server_threads": status.map(|s| s.1),
+        "loadgen_cpu_secs": loadgen,
+    })
+}
+
+fn failure(o: &Opts, error: String) -> Value {
+    json!({"scenario": o.scenario, "ok": false, "error": error})
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+fn sleep_until(t: Instant) {
+    thread::sleep(t.saturating_duration_since(Instant::now()));
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec::try_from(d).unwrap_or(TICK_TS)
+}
+
+/// Wait up to one `TICK` for epoll events.
+fn wait_events(ep: &OwnedFd, events: &mut Vec<epoll::Event>) {
+    events.clear();
+    let _ = epoll::wait(ep, rustix::buffer::spare_capacity(events), Some(&TICK_TS));
+}
+
+/// A nonblocking pipe that worker threads write a byte to, to wake the main thread.
+struct Wake {
+    rd: OwnedFd,
+    wr: OwnedFd,
+}
+
+impl Wake {
+    fn new() -> std::io::Result<Self> {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (rd, wr) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        Ok(Wake { rd, wr })
+    }
+    fn wake(&self) {
+        let _ = rustix::io::write(&self.wr, &[1]); // a full pipe already wakes the reader
+    }
+    fn drain(&self) {
+        while matches!(rustix::io::read(&self.rd, &mut [0; 256]), Ok(n) if n > 0) {}
+    }
+    fn wait(&self, limit: Duration) {
+        let mut fds = [PollFd::new(&self.rd, PollFlags::IN)];
+        let _ = poll(&mut fds, Some(&timespec(limit)));
+        self.drain();
+    }
+}
+
+// ------------------------------------------------------------------------------ connecting
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// TCP connect (blocking, bounded), then a nonblocking handshake registered under `slot`.
+fn start_handshake(o: &Opts, ep: &OwnedFd, slot: usize) -> Result<HandshakeResult, String> {
+    let stream = TcpStream::connect_timeout(&o.addr, CONNECT_TIMEOUT);
+    let stream = stream.map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| format!("connect: {e}"))?;
+    let data = epoll::EventData::new_u64(slot as u64);
+    epoll::add(ep, &stream, data, Ev::IN | Ev::OUT | Ev::ET).map_err(|e| format!("epoll: {e}"))?;
+    let cfg = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    Ok(client_with_config(o.url.as_str(), stream, Some(cfg)))
+}
+
+/// Collect a finished handshake in `open`, or return the one still in progress.
+fn settle(r: HandshakeResult, born: Instant, open: &mut Vec<Ws>, errs: &mut Errors) -> Pending {
+    match r {
+        Ok((ws, _)) => open.push(ws),
+        Err(HandshakeError::Interrupted(hs)) => return Some((hs, born)),
+        Err(HandshakeError::Failure(e)) => errs.add(format!("handshake: {e}")),
+    }
+    None
+}
+
+/// Open `n` connections, at most `batch` handshakes in flight; failures go to `errs`. The
+/// sockets stay registered in a private epoll set until it is closed on return.
+fn connect_all(o: &Opts, n: usize, batch: usize, deadline: Instant, errs: &mut Errors) -> Vec<Ws> {
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC);
+    let Ok(ep) = ep.inspect_err(|e| errs.add(format!("epoll: {e}"))) else {
+        return Vec::new();
+    };
+    let mut slots: Vec<Pending> = (0..batch.min(n)).map(|_| None).collect();
+    let expired = |(_, born): &(Handshake, Instant)| {
+        born.elapsed() > CONNECT_TIMEOUT || Instant::now() >= deadline
+    };
+    let (mut open, mut started, mut events) = (Vec::with_capacity(n), 0, Vec::with_capacity(64));
+    loop {
+        for (slot, entry) in slots.iter_mut().enumerate() {
+            while entry.is_none() && started < n && Instant::now() < deadline {
+                started += 1;
+                match start_handshake(o, &ep, slot) {
+                    Ok(r) => *entry = settle(r, Instant::now(), &mut open, errs),
+                    Err(e) => errs.add(e),
+                }
+            }
+        }
+        if slots.iter().all(Option::is_none) && (started == n || Instant::now() >= deadline) {
+            return open;
+        }
+        wait_events(&ep, &mut events);
+        for slot in events.iter().map(|ev| ev.data.u64() as usize) {
+            if let Some((hs, born)) = slots[slot].take() {
+                slots[slot] = settle(hs.handshake(), born, &mut open, errs);
+            }
+        }
+        for entry in &mut slots {
+            if entry.as_ref().is_some_and(expired) {
+                *entry = None; // closing the socket also drops it from the epoll set
+                errs.add("connect: handshake timeout");
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------------- worker threads
+
+/// Per-connection behaviour. Returned strings are sent as text frames.
+trait Client: Send {
+    fn start(&mut self) -> Option<String> {
+        None
+    }
+    fn on_text(&mut self, text: &str, errs: &mut Errors) -> Option<String>;
+    /// Called every `TICK` while the connection is open, e.g. to detect stalls.
+    fn tick(&mut self, _errs: &mut Errors) {}
+    /// The connection failed or the server closed it.
+    fn closed(&mut self) {}
+}
+
+/// A client that reads and drops everything (the fanout sender's own copies).
+struct Discard;
+
+impl Client for Discard {
+    fn on_text(&mut self, _: &str, _: &mut Errors) -> Option<String> {
+        None
+    }
+}
+
+struct Conn<C> {
+    ws: Ws,
+    client: C,
+    open: bool,
+    want_out: bool,       // part of a frame is still unwritten
+    interest: Option<Ev>, // what the socket is registered for in the worker's epoll
+}
+
+impl<C: Client> Conn<C> {
+    fn new(ws: Ws, client: C) -> Self {
+        Conn {
+            ws,
+            client,
+            open: true,
+            want_out: false,
+            interest: None,
+        }
+    }
+    /// Finish a pending write if `writable`, then read until the socket would block.
+    fn service(&mut self, readable: bool, writable: bool, errs: &mut Errors) {
+        if writable && self.open {
+            let r = self.ws.flush();
+            self.after_write(r, errs);
+        }
+        while readable && self.open {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    if let Some(reply) = self.client.on_text(&t, errs) {
+                        self.send(reply, errs);
+                    }
+                }
+                Ok(Message::Close(_)) => self.fail("closed by server".into(), errs),
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(e) => self.fail(format!("read: {e}"), errs),
+            }
+        }
+    }
+    fn send(&mut self, text: String, errs: &mut Errors) {
+        let r = self.ws.send(Message::text(text));
+        self.after_write(r, errs);
+    }
+    /// WouldBlock leaves the rest of the frame buffered in tungstenite until writable.
+    fn after_write(&mut self, r: tungstenite::Result<()>, errs: &mut Errors) {
+        match r {
+            Ok(()) => self.want_out = false,
+            Err(e) if would_block(&e) => self.want_out = true,
+            Err(e) => self.fail(format!("write: {e}"), errs),
+        }
+    }
+    fn fail(&mut self, why: String, errs: &mut Errors) {
+        if std::mem::replace(&mut self.open, false) {
+            errs.add(why);
+            self.client.closed();
+        }
+    }
+    /// Register for IN, IN|OUT while a write is pending, or nothing once closed.
+    fn sync_interest(&mut self, ep: &OwnedFd, token: usize) {
+        let mut flags = Ev::IN;
+        flags.set(Ev::OUT, self.want_out);
+        let want = self.open.then_some(flags);
+        let (fd, data) = (self.ws.get_ref(), epoll::EventData::new_u64(token as u64));
+        let _ = match (self.interest, want) {
+            (old, new) if old == new => return,
+            (None, Some(f)) => epoll::add(ep, fd, data, f),
+            (Some(_), Some(f)) => epoll::modify(ep, fd, data, f),
+            (_, None) => epoll::delete(ep, fd),
+        };
+        self.interest = want;
+    }
+}
+
+/// One worker thread: serve `clients` until `stop` or `deadline`, then close them.
+fn drive<C: Client>(
+    clients: Vec<(Ws, C)>,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> (Vec<C>, Errors) {
+    let mut errs = Errors::default();
+    let mut conns: Vec<Conn<C>> = clients
+        .into_iter()
+        .map(|(ws, c)| Conn::new(ws, c))
+        .collect();
+    match epoll::create(epoll::CreateFlags::CLOEXEC) {
+        Ok(ep) => event_loop(&ep, &mut conns, stop, deadline, &mut errs),
+        Err(e) => errs.add(format!("epoll: {e}")),
+    }
+    for c in &mut conns {
+        let _ = c.ws.close(None); // best effort: queue a close frame, never block
+    }
+    (conns.into_iter().map(|c| c.client).collect(), errs)
+}
+
+fn event_loop<C: Client>(
+    ep: &OwnedFd,
+    conns: &mut [Conn<C>],
+    stop: &AtomicBool,
+    deadline: Instant,
+    errs: &mut Errors,
+) {
+    for (i, c) in conns.iter_mut().enumerate() {
+        if let Some(first) = c.client.start() {
+            c.send(first, errs);
+        }
+        c.sync_interest(ep, i);
+    }
+    let (mut events, mut last_tick) = (Vec::with_capacity(256), Instant::now());
+    while !stop.load(Relaxed) && Instant::now() < deadline {
+        wait_events(ep, &mut events);
+        for ev in &events {
+            let (i, flags) = (ev.data.u64() as usize, ev.flags);
+            conns[i].service(
+                flags.intersects(Ev::IN | Ev::ERR | Ev::HUP),
+                flags.contains(Ev::OUT),
+                errs,
+            );
+            conns[i].sync_interest(ep, i);
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            conns
+                .iter_mut()
+                .filter(|c| c.open)
+                .for_each(|c| c.client.tick(errs));
+        }
+    }
+}
+
+/// Spread `clients` over `threads` workers and run `during` on this thread; then stop the
+/// workers and collect their clients and errors.
+fn with_workers<C: Client, R>(
+    clients: Vec<(Ws, C)>,
+    threads: usize,
+    deadline: Instant,
+    during: impl FnOnce() -> R,
+) -> (Vec<C>, Errors, R) {
+    let (stop, mut errs) = (AtomicBool::new(false), Errors::default());
+    let mut groups: Vec<Vec<(Ws, C)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        groups[i % threads].push(client);
+    }
+    let (all, result) = thread::scope(|s| {
+        let stop = &stop;
+        let workers: Vec<_> = groups
+            .into_iter()
+            .map(|g| s.spawn(move || drive(g, stop, deadline)))
+            .collect();
+        let result = during();
+        stop.store(true, Relaxed);
+        let mut all = Vec::new();
+        for w in workers {
+            match w.join() {
+                Ok((clients, e)) => {
+                    all.extend(clients);
+                    errs.merge(e);
+                }
+                Err(_) => errs.add("worker thread panicked"),
+            }
+        }
+        (all, result)
+    });
+    (all, errs, result)
+}
+
+// ---------------------------------------------------------------------------------- fanout
+
+struct FanoutShared {
+    counts: Vec<AtomicU32>, // receivers that got message i
+    alive: AtomicUsize,     // receivers still connected
+    probed: AtomicUsize,    // receivers that saw a probe, i.e. are registered
+    wake: Wake,             // a message completed, or a receiver registered or died
+}
+
+impl FanoutShared {
+    fn complete(&self, seq: usize) -> bool {
+        self.counts[seq].load(Relaxed) as usize >= self.alive.load(Relaxed)
+    }
+    fn registered(&self) -> bool {
+        self.probed.load(Relaxed) >= self.alive.load(Relaxed)
+    }
+}
+
+/// The fields of a broadcast `message` that matter (the padding is skipped).
+#[derive(Deserialize)]
+struct Frame {
+    seq: Option<usize>,
+    t: Option<u64>,
+    probe: Option<u64>,
+}
+
+struct Receiver {
+    sh: Arc<FanoutShared>,
+    seen: Vec<u64>, // bitmap of the seqs received
+    probed: bool,
+    tally: Tally,
+}
+
+impl Receiver {
+    fn new(sh: Arc<FanoutShared>, messages: usize) -> Self {
+        let (seen, tally) = (vec![0; messages.div_ceil(64)], Tally::default());
+        Receiver {
+            sh,
+            seen,
+            probed: false,
+            tally,
+        }
+    }
+    fn record(&mut self, seq: usize, t: u64, now: u64) {
+        let (word, bit) = (seq / 64, 1u64 << (seq % 64));
+        if self.seen[word] & bit != 0 {
+            self.tally.dups += 1;
+            return;
+        }
+        self.seen[word] |= bit;
+        self.tally.unique += 1;
+        self.tally.latencies.push(now.saturating_sub(t));
+        self.tally.last_ns = now;
+        if self.sh.counts[seq].fetch_add(1, Relaxed) as usize + 1 >= self.sh.alive.load(Relaxed) {
+            self.sh.wake.wake();
+        }
+    }
+}
+
+impl Client for Receiver {
+    fn on_text(&mut self, text: &str, errs: &mut Errors) -> Option<String> {
+        let now = now_ns();
+        match serde_json::from_str::<Frame>(text) {
+            Ok(Frame {
+                seq: Some(seq),
+                t: Some(t),
+                ..
+            }) if seq < self.sh.counts.len() => self.record(seq, t, now),
+            Ok(Frame { probe: Some(_), .. }) if !self.probed => {
+                self.probed = true;
+                self.sh.probed.fetch_add(1, Relaxed);
+                self.sh.wake.wake();
+            }
+            Ok(Frame { probe: Some(_), .. }) => {}
+            _ => errs.add(format!("receiver: unexpected frame {text:.80}")),
+        }
+        None
+    }
+    fn closed(&mut self) {
+        self.sh.alive.fetch_sub(1, Relaxed);
+        self.sh.wake.wake();
+    }
+}
+
+/// The sending connection, run by the main thread. The server sends it every broadcast too;
+/// it reads and drops those.
+struct Sender<'a> {
+    conn: Conn<Discard>,
+    sh: &'a FanoutShared,
+    errs: Errors,
+}
+
+impl<'a> Sender<'a> {
+    fn new(ws: Ws, sh: &'a FanoutShared) -> Self {
+        let (conn, errs) = (Conn::new(ws, Discard), Errors::default());
+        Sender { conn, sh, errs }
+    }
+    fn send(&mut self, text: String) -> bool {
+        self.conn.send(text, &mut self.errs);
+        self.conn.service(true, false, &mut self.errs);
+        self.conn.open
+    }
+    /// Sleep until a worker wakes us, the socket is ready or `limit` passes; service both.
+    fn pump(&mut self, limit: Duration) {
+        let mut flags = PollFlags::IN;
+        flags.set(PollFlags::OUT, self.conn.want_out);
+        let ws = PollFd::new(self.conn.ws.get_ref(), flags);
+        let mut fds = [PollFd::new(&self.sh.wake.rd, PollFlags::IN), ws];
+        let n = if self.conn.open { 2 } else { 1 };
+        let _ = poll(&mut fds[..n], Some(&timespec(limit)));
+        let writable = fds[1].revents().contains(PollFlags::OUT);
+        self.sh.wake.drain();
+        self.conn.service(true, writable, &mut self.errs);
+    }
+    /// Pump until `done()` (true), or until `limit` or `deadline` passes (false).
+    fn wait(&mut self, limit: Duration, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        let end = (Instant::now() + limit).min(deadline);
+        while !done() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.pump(left.min(Duration::from_millis(100)));
+        }
+        true
+    }
+}
+
+/// Send probes until every live receiver has seen one, so that all are registered.
+fn probe(s: &mut Sender, o: &Opts, deadline: Instant) {
+    let (sh, start) = (s.sh, Instant::now());
+    for k in 0u64.. {
+        if sh.registered() {
+            info!("all receivers registered after {k} probe(s)");
+            return;
+        }
+        if start.elapsed() > o.stall || Instant::now() >= deadline || !s.conn.open {
+            s.errs
+                .add("probe: some receivers got no probe; sending anyway");
+            return;
+        }
+        s.send(format!(r#"{{"message":{{"probe":{k}}}}}"#));
+        s.wait(Duration::from_millis(100), deadline, || sh.registered());
+    }
+}
+
+/// Padding that makes a message's `message` value about `--payload` bytes long.
+fn padding(o: &Opts) -> String {
+    let bare = format!(r#"{{"seq":{},"t":{},"pad":""}}"#, o.messages - 1, now_ns()).len();
+    "x".repeat(o.payload.saturating_sub(bare))
+}
+
+/// Send the measured messages, at most `window` ahead of the oldest incomplete one, then wait
+/// for the last window. Returns how many were sent.
+fn send_measured(s: &mut Sender, o: &Opts, deadline: Instant) -> usize {
+    let (sh, pad, mut sent) = (s.sh, padding(o), 0usize);
+    let stall = o.stall;
+    let stalled = |seq| format!("stall: message {seq} not delivered everywhere in {stall:?}");
+    for i in 0..o.messages {
+        if i >= o.window && !s.wait(o.stall, deadline, || sh.complete(i - o.window)) {
+            s.errs.add(stalled(i - o.window));
+            return sent;
+        }
+        let t = now_ns();
+        if !s.send(format!(
+            r#"{{"message":{{"seq":{i},"t":{t},"pad":"{pad}"}}}}"#
+        )) {
+            break;
+        }
+        sent += 1;
+    }
+    for seq in sent.saturating_sub(o.window)..sent {
+        if !s.wait(o.stall, deadline, || sh.complete(seq)) {
+            s.errs.add(stalled(seq));
+            break;
+        }
+    }
+    sent
+}
+
+fn run_fanout(o: &Opts, deadline: Instant) -> Value {
+    let (mut errs, t0) = (Errors::default(), Instant::now());
+    let receivers = connect_all(o, o.clients, o.batch, deadline, &mut errs);
+    let sender = connect_all(o, 1, 1, deadline, &mut errs).pop();
+    let (connected, connect_secs) = (receivers.len(), t0.elapsed().as_secs_f64());
+    let n = o.clients;
+    info!("connected {connected}/{n} receivers in {connect_secs:.2}s");
+    let Ok(wake) = Wake::new() else {
+        return failure(o, "cannot create a pipe".into());
+    };
+    let sh = Arc::new(FanoutShared {
+        counts: (0..o.messages).map(|_| AtomicU32::new(0)).collect(),
+        alive: AtomicUsize::new(connected),
+        probed: AtomicUsize::new(0),
+        wake,
+    });
+    let receiver = |ws| (ws, Receiver::new(sh.clone(), o.messages));
+    let clients = receivers.into_iter().map(receiver).collect();
+    let (receivers, worker_errs, (sent, first_ns, cpu)) =
+        with_workers(clients, o.threads, deadline, || {
+            let Some(ws) = sender else {
+                return (0, now_ns(), [None, None]);
+            };
+            let mut s = Sender::new(ws, &sh);
+            probe(&mut s, o, deadline);
+            let (cpu0, first_ns) = (cpu_now(o.pid), now_ns());
+            let sent = send_measured(&mut s, o, deadline);
+            let cpu = cpu_since(o.pid, cpu0);
+            let _ = s.conn.ws.close(None);
+            errs.merge(s.errs);
+            (sent, first_ns, cpu)
+        });
+    errs.merge(worker_errs);
+    let all = Tally::sum(receivers.into_iter().map(|r| r.tally));
+    let expected = (o.clients * o.messages) as u64;
+    let lost = expected.saturating_sub(all.unique);
+    let secs = all.last_ns.saturating_sub(first_ns) as f64 / 1e9;
+    let report = json!({
+        "scenario": "fanout", "ok": lost == 0 && all.dups == 0 && errs.count == 0,
+        "clients": o.clients, "connected": connected, "messages": o.messages, "sent": sent,
+        "payload": o.payload, "window": o.window, "threads": o.threads, "expected": expected,
+        "delivered": all.unique, "lost": lost, "duplicates": all.dups,
+        "duration_secs": round3(secs), "deliveries_per_sec": (all.unique as f64 / secs.max(1e-9)).round(),
+        "latency_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
+        "errors": errs.count, "error_samples": errs.samples,
+    });
+    merge(report, cpu_report(o.pid, cpu, all.unique, "delivery"))
+}
+
+// ---------------------------------------------------------------------------------- direct
+
+struct DirectShared {
+    messages: u64,
+    stall_ns: u64,
+    finished: AtomicUsize, // clients done: all echoes received, gave up, or died
+    wake: Wake,
+}
+
+/// Sends `{"message":V,"direct":true}`, V = me × messages + seq, one at a time and awaits the
+/// echo `V`. Echoes of other clients' values are misrouted.
+struct Echoer {
+    me: u64,
+    next: u64,
+    sent_ns: u64,
+    done: bool,
+    tally: Tally,
+    sh: Arc<DirectShared>,
+}
+
+impl Echoer {
+    fn new(me: u64, sh: Arc<DirectShared>) -> Self {
+        let (next, sent_ns, done, tally) = (0, 0, false, Tally::default());
+        Echoer {
+            me,
+            next,
+            sent_ns,
+            done,
+            tally,
+            sh,
+        }
+    }
+    fn message(&mut self) -> String {
+        self.sent_ns = now_ns();
+        let v = self.me * self.sh.messages + self.next;
+        format!(r#"{{"message":{v},"direct":true}}"#)
+    }
+    fn finish(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            self.tally.last_ns = now_ns();
+            self.sh.finished.fetch_add(1, Relaxed);
+            self.sh.wake.wake();
+        }
+    }
+}
+
+impl Client for Echoer {
+    fn start(&mut self) -> Option<String> {
+        Some(self.message())
+    }
+    fn on_text(&mut self, text: &str, errs: &mut Errors) -> Option<String> {
+        let Ok(v) = text.parse::<u64>() else {
+            errs.add(format!("direct: unexpected frame {text:.80}"));
+            return None;
+        };
+        let m = self.sh.messages;
+        if v / m != self.me {
+            self.tally.misrouted += 1;
+            return None;
+        }
+        if v % m != self.next || self.done {
+            self.tally.dups += 1;
+            return None;
+        }
+        let rtt = now_ns().saturating_sub(self.sent_ns);
+        self.tally.latencies.push(rtt);
+        self.next += 1;
+        if self.next < m {
+            return Some(self.message());
+        }
+        self.finish();
+        None
+    }
+    fn tick(&mut self, errs: &mut Errors) {
+        if !self.done && now_ns().saturating_sub(self.sent_ns) > self.sh.stall_ns {
+            errs.add("direct: echo timeout");
+            self.finish();
+        }
+    }
+    fn closed(&mut self) {
+        self.finish();
+    }
+}
+
+fn run_direct(o: &Opts, deadline: Instant) -> Value {
+    let (mut errs, t0) = (Errors::default(), Instant::now());
+    let conns = connect_all(o, o.clients, o.batch, deadline, &mut errs);
+    let (connected, connect_secs) = (conns.len(), t0.elapsed().as_secs_f64());
+    let n = o.clients;
+    info!("connected {connected}/{n} clients in {connect_secs:.2}s");
+    let Ok(wake) = Wake::new() else {
+        return failure(o, "cannot create a pipe".into());
+    };
+    let sh = Arc::new(DirectShared {
+        messages: o.messages as u64,
+        stall_ns: o.stall.as_nanos() as u64,
+        finished: AtomicUsize::new(0),
+        wake,
+    });
+    let echoer = |(me, ws)| (ws, Echoer::new(me as u64, sh.clone()));
+    let clients = conns.into_iter().enumerate().map(echoer).collect();
+    let (start_ns, cpu0) = (now_ns(), cpu_now(o.pid));
+    let (clients, worker_errs, cpu) = with_workers(clients, o.threads, deadline, || {
+        while sh.finished.load(Relaxed) < connected && Instant::now() < deadline {
+            sh.wake.wait(Duration::from_millis(100));
+        }
+        let cpu = cpu_since(o.pid, cpu0);
+        sleep_until((Instant::now() + Duration::from_millis(300)).min(deadline)); // strays
+        cpu
+    });
+    errs.merge(worker_errs);
+    let all = Tally::sum(clients.into_iter().map(|c| c.tally));
+    let (round_trips, expected) = (all.latencies.len() as u64, (o.clients * o.messages) as u64);
+    let lost = expected.saturating_sub(round_trips);
+    let secs = all.last_ns.saturating_sub(start_ns) as f64 / 1e9;
+    let report = json!({
+        "scenario": "direct", "ok": lost == 0 && all.misrouted == 0 && all.dups == 0 && errs.count == 0,
+        "clients": o.clients, "connected": connected, "messages": o.messages, "threads": o.threads,
+        "expected": expected, "round_trips": round_trips, "lost": lost,
+        "misrouted": all.misrouted, "duplicates": all.dups, "duration_secs": round3(secs),
+        "round_trips_per_sec": (round_trips as f64 / secs.max(1e-9)).round(),
+        "rtt_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
+        "errors": errs.count, "error_samples": errs.samples,
+    });
+    merge(report, cpu_report(o.pid, cpu, round_trips, "round_trip"))
+}
+
+// ------------------------------------------------------------------------------------ idle
+
+/// Still open: reading finds nothing but "would block" (and perhaps a ping).
+fn still_open(ws: &mut Ws) -> bool {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => return false,
+            Ok(_) => {}
+            Err(e) => return would_block(&e),
+        }
+    }
+}
+
+/// Growth per connection, KiB with one decimal.
+fn per_conn(before: Option<u64>, after: Option<u64>, n: usize) -> Option<f64> {
+    let growth = after? as f64 - before? as f64;
+    (n > 0).then(|| (growth / n as f64 * 10.0).round() / 10.0)
+}
+
+fn run_idle(o: &Opts, pid: u32, deadline: Instant) -> Value {
+    let Some((rss0, threads0)) = rss_threads(pid) else {
+        return failure(o, format!("cannot read /proc/{pid}/status"));
+    };
+    let kernel_mem = || ["KernelStack", "Slab"].map(|k| proc_field("/proc/meminfo", k));
+    let (kmem0, mut errs, t0) = (kernel_mem(), Errors::default(), Instant::now());
+    let mut conns = connect_all(o, o.clients, o.batch, deadline, &mut errs);
+    let (n, connect_secs, wanted) = (conns.len(), t0.elapsed().as_secs_f64(), o.clients);
+    info!("connected {n}/{wanted} clients in {connect_secs:.2}s; holding them");
+    sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline));
+    let (status, kmem1, cpu0) = (rss_threads(pid), kernel_mem(), cpu_now(Some(pid)));
+    sleep_until((Instant::now() + o.hold).min(deadline));
+    let [cpu, loadgen_cpu] = cpu_since(Some(pid), cpu0);
+    let alive: usize = conns.iter_mut().map(|ws| still_open(ws) as usize).sum();
+    conns.iter_mut().for_each(|ws| drop(ws.close(None)));
+    let (rss1, threads1) = status.unzip();
+    json!({
+        "scenario": "idle", "ok": n == o.clients && alive == n && errs.count == 0 && status.is_some(),
+        "clients": o.clients, "connected": n, "still_alive": alive, "hold_secs": o.hold.as_secs_f64(),
+        "rss_before_kib": rss0, "rss_after_kib": rss1, "rss_per_conn_kib": per_conn(Some(rss0), rss1, n),
+        "threads_before": threads0, "threads_after": threads1,
+        "kernel_stack_per_conn_kib": per_conn(kmem0[0], kmem1[0], n),
+        "slab_per_conn_kib": per_conn(kmem0[1], kmem1[1], n),
+        "cpu_secs_during_hold": cpu, "loadgen_cpu_secs_during_hold": loadgen_cpu,
+        "connect_secs": round3(connect_secs), "errors": errs.count, "error_samples": errs.samples,
+    })
+}
+
+// ------------------------------------------------------------------------------------ main
+
+/// Raise the soft open-file limit to the hard limit; returns the soft limit now in force.
+fn raise_nofile() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    let _ = setrlimit(Resource::Nofile, limit);
+    getrlimit(Resource::Nofile).current
+}
+
+/// Last resort should a run overrun `--timeout` anyway: report a failure and exit.
+fn arm_watchdog(o: &Opts) {
+    let report = failure(o, format!("watchdog: overran --timeout {:?}", o.timeout));
+    let limit = o.timeout + Duration::from_secs(5);
+    thread::spawn(move || {
+        thread::sleep(limit);
+        println!("{report}");
+        std::process::exit(1);
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let o = parse_args(&args).unwrap_or_else(|e| {
+        eprintln!("loadgen: {e}\n{USAGE}");
+        std::process::exit(2);
+    });
+    let config = simplelog::Config::default();
+    let _ = simplelog::WriteLogger::init(log::LevelFilter::Info, config, std::io::stderr());
+    now_ns(); // start the shared clock
+    let nofile = raise_nofile();
+    if nofile.is_some_and(|limit| o.clients as u64 + 64 > limit) {
+        warn!(
+            "open-file limit {nofile:?} is too low for {} clients",
+            o.clients
+        );
+    }
+    let deadline = Instant::now() + o.timeout;
+    arm_watchdog(&o);
+    let report = match (o.scenario.as_str(), o.pid) {
+        ("fanout", _) => run_fanout(&o, deadline),
+        ("direct", _) => run_direct(&o, deadline),
+        (_, Some(pid)) => run_idle(&o, pid, deadline),
+        (_, None) => failure(&o, "idle needs --pid".into()),
+    };
+    let report = match &o.label {
+        Some(label) => merge(json!({"label": label}), report),
+        None => report,
+    };
+    println!("{report}");
+    std::process::exit(if report["ok"] == true { 0 } else { 1 });
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Benchmark signalhub's example server with examples/loadgen.rs: one fresh server per scenario,
+# raw JSON reports appended to bench-results/bench-DATE.jsonl, then a Markdown summary.
+#
+# Usage: scripts/bench.sh
+# Env:
+#   SERVER_CMD  server command instead of target/release/examples/signal_server 127.0.0.1:0.
+#               With `{port}` in it, a free port is substituted and the script waits until the
+#               port accepts TCP; otherwise the port is read from the server's stdout line
+#               `listening on ws://127.0.0.1:PORT` (10 s limit).
+#   SCENARIOS   subset of: fanout-100 fanout-1000 direct idle-10000 (default: all)
+#   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
+# Exit status: 0 if every scenario was ok, 1 otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+loadgen=$target/release/examples/loadgen
+
+ulimit -n "$(ulimit -Hn)" # 10,000 idle connections need more than the usual 1024 files
+if [ -n "${SERVER_CMD:-}" ]; then
+  cargo build --release --example loadgen
+else
+  cargo build --release --example loadgen --example signal_server
+fi
+server_cmd=${SERVER_CMD:-"$target/release/examples/signal_server 127.0.0.1:0"}
+out=${OUT:-bench-results/bench-$(date +%Y%m%d-%H%M%S).jsonl}
+mkdir -p "$(dirname "$out")"
+logdir=$(mktemp -d)
+pid=
+port=
+why=
+failed=0
+
+cleanup() {
+  stop_server
+  rm -rf "$logdir"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Start the server in the background; sets pid and port. Returns 1 (reason in $why) if it is
+# not ready within 10 s.
+start_server() {
+  local cmd=$server_cmd
+  port= why="not ready within 10 s"
+  if [[ $cmd == *"{port}"* ]]; then
+    port=$(free_port)
+    cmd=${cmd//\{port\}/$port}
+  fi
+  bash -c "exec $cmd" </dev/null >"$logdir/server.out" 2>"$logdir/server.err" &
+  pid=$!
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { why="exited"; return 1; }
+    if [[ $server_cmd == *"{port}"* ]]; then
+      (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    else
+      port=$(sed -nE 's#.*listening on ws://[^:/]+:([0-9]+).*#\1#p' "$logdir/server.out" | head -n 1)
+      [ -n "$port" ] && return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# TERM, then KILL after 5 s.
+stop_server() {
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
+}
+
+want() { [ -z "${SCENARIOS:-}" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# run_case LABEL LOADGEN-ARGS...: @URL and @PID are replaced by the fresh server's.
+run_case() {
+  local label=$1 line a args=()
+  shift
+  want "$label" || return 0
+  echo "== $label" >&2
+  if start_server; then
+    for a in "$@"; do
+      a=${a//@URL/ws://127.0.0.1:$port/}
+      args+=("${a//@PID/$pid}")
+    done
+    line=$(timeout 200 "$loadgen" "${args[@]}" --label "$label" --timeout 150 2>"$logdir/loadgen.err") || true
+    [ -n "$line" ] || line=$(error_json "$label" "no report: $(tail -n 1 "$logdir/loadgen.err")")
+  else
+    line=$(error_json "$label" "server $why: $(tail -q -n 3 "$logdir/server.err" "$logdir/server.out" | tr '\n' ' ')")
+  fi
+  stop_server
+  echo "$line" | tee -a "$out"
+  [[ $line == *'"ok":true'* ]] || failed=1
+}
+
+error_json() {
+  python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "ok": False, "error": sys.argv[2]}))' "$1" "$2"
+}
+
+run_case fanout-100 fanout --url @URL --clients 100 --messages 2000 --payload 64 --pid @PID
+run_case fanout-1000 fanout --url @URL --clients 1000 --messages 200 --payload 64 --pid @PID
+run_case direct direct --url @URL --clients 100 --messages 1000 --pid @PID
+run_case idle-10000 idle --url @URL --clients 10000 --hold 5 --pid @PID
+
+echo "raw results: $out" >&2
+python3 - "$out" <<'EOF'
+import json, sys
+
+def num(v, fmt="{:,.0f}"):
+    return fmt.format(v) if isinstance(v, (int, float)) else "–"
+
+print("| scenario | deliveries/s or round trips/s | p50 µs | p99 µs | server CPU µs/msg | RSS/conn KiB | threads | ok |")
+print("|---|---|---|---|---|---|---|---|")
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    lat = r.get("latency_us") or r.get("rtt_us") or {}
+    rate = r.get("deliveries_per_sec", r.get("round_trips_per_sec"))
+    cpu = r.get("server_cpu_us_per_delivery", r.get("server_cpu_us_per_round_trip"))
+    if r.get("scenario") == "idle":
+        cpu_note = "idle: " + num(r.get("cpu_secs_during_hold"), "{:.2f}") + " s"
+    else:
+        cpu_note = num(cpu, "{:.1f}")
+    threads = r.get("threads_after", r.get("server_threads"))
+    ok = "yes" if r.get("ok") else "NO: " + str(r.get("error") or r.get("error_samples") or
+                                              f"lost {r.get('lost')}, misrouted {r.get('misrouted', 0)}")
+    print(f"| {r.get('label')} | {num(rate)} | {num(lat.get('p50'))} | {num(lat.get('p99'))} | "
+          f"{cpu_note} | {num(r.get('rss_per_conn_kib'), '{:.1f}')} | {num(threads)} | {ok} |")
+EOF
+exit "$failed"
