@@ -2,21 +2,23 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build run-example test lint unit bench bench-compare clean
+.PHONY: all build run-example test lint unit browser-test bench bench-compare clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
-## The example server: Pode's [date] signal route on ws://127.0.0.1:8091/messages.
+## The browser example (Pode's web-signal): the page on http://127.0.0.1:8090/, WebSockets on
+## 8091 (SIGNALHUB_HTTP / SIGNALHUB_WS change them; the same address for both shares one port).
+## It prints the URL to open in two browsers.
 run-example:
-	$(CARGO) build --release --example date_route
-	@echo "Open a WebSocket client on the URL below and send {\"message\": \"[date]\"}."
-	./target/release/examples/date_route $${SIGNALHUB_WS:-127.0.0.1:8091}
+	$(CARGO) build --release --example web_signal
+	./target/release/examples/web_signal
 
-## Everything CI checks: formatting, lints, unit, integration and doc tests.
-test: lint unit
+## Everything CI checks: formatting, lints, unit, integration and doc tests, and the example
+## in a real browser.
+test: lint unit browser-test
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -25,6 +27,12 @@ lint:
 unit:
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+
+## The web-signal example in headless Chromium (installs Debian's chromium and playwright-core
+## when missing; says SKIPPING loudly where it cannot). UPDATE_SCREENSHOT=1 refreshes
+## docs/screenshot.png.
+browser-test:
+	CARGO="$(CARGO)" ./tests/browser/run.sh
 
 ## Our own load scenarios (fan-out, direct, idle) against the example server.
 bench:

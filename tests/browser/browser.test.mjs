@@ -1,0 +1,301 @@
+// The web-signal example in a real browser: Debian's Chromium, headless, driven by
+// playwright-core. Two tabs of one browser chat through the example server, once with HTTP
+// and WebSocket on separate ports (seed 000) and once sharing one port (seed 001).
+//
+//   WEB_SIGNAL_BIN=target/release/examples/web_signal node --test tests/browser/
+//
+// Environment: WEB_SIGNAL_BIN (required) is the built example; CHROMIUM (default
+// /usr/bin/chromium); UPDATE_SCREENSHOT=1 copies the screenshot to docs/screenshot.png.
+// Nothing here is built or downloaded; everything listens on 127.0.0.1 only.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+const BIN = process.env.WEB_SIGNAL_BIN && path.resolve(process.env.WEB_SIGNAL_BIN);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOT = path.join(REPO, 'docs', 'screenshot.png');
+
+// The flags this machine needs (see .library/env/machines/rust.md); Playwright adds
+// --headless and the user-data-dir comes from launchPersistentContext.
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const START_TIMEOUT = 15_000; // the example printing its URL
+const WAIT = 10_000; // anything the page should show
+const CLOSE_TIMEOUT = 5_000; // closing the browser or the example
+
+const DATE_LIKE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/;
+
+// Processes still running if the test process goes away without reaching a finally.
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** A port nobody listens on right now (the kernel's pick). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves with `promise`, or rejects after `ms` with `what` in the message. */
+function within(ms, what, promise) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Starts the example with `args`; resolves once it prints the page's URL. */
+function startExample(args) {
+  const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let output = '';
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const example = {
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        try {
+          await within(CLOSE_TIMEOUT, 'the example stopping', exited);
+        } catch {
+          child.kill('SIGKILL');
+          await exited;
+        }
+      }
+    },
+  };
+  const url = new Promise((resolve, reject) => {
+    const look = (chunk) => {
+      output += chunk;
+      const found = output.match(/open (http:\/\/127\.0\.0\.1:\d+\/) in two browsers/);
+      if (found) resolve(found[1]);
+    };
+    child.stdout.setEncoding('utf8').on('data', look);
+    child.stderr.setEncoding('utf8').on('data', look);
+    child.on('error', reject);
+    exited.then(({ code, signal }) => reject(new Error(`the example exited (${code ?? signal}) before printing its URL`)));
+  });
+  return within(START_TIMEOUT, 'the example printing its URL', url)
+    .then((address) => Object.assign(example, { url: address }))
+    .catch(async (error) => {
+      await example.stop();
+      error.message += `\n--- the example's output ---\n${output}`;
+      throw error;
+    });
+}
+
+/** Opens a fresh headless Chromium (its own new profile folder) with two tabs. */
+async function openBrowser() {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'signalhub-chromium-'));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 900, height: 600 },
+      timeout: START_TIMEOUT,
+    });
+  } catch (error) {
+    await rm(profile, { recursive: true, force: true });
+    throw error;
+  }
+  context.setDefaultTimeout(WAIT);
+  const errors = [];
+  const tab = async (existing) => {
+    const page = existing ?? (await context.newPage());
+    page.on('pageerror', (error) => errors.push(error.message));
+    return page;
+  };
+  const tabs = [await tab(context.pages()[0]), await tab()];
+  return {
+    tabs,
+    errors,
+    async close() {
+      try {
+        await within(CLOSE_TIMEOUT, 'closing chromium', context.close());
+      } finally {
+        await rm(profile, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** The texts in a tab's message list, oldest first. */
+function messages(page) {
+  return page.$$eval('#messages li.message > span', (spans) => spans.map((s) => s.textContent));
+}
+
+/** Waits until a tab's list has a message equal to `text` (or matching a RegExp). */
+async function waitForMessage(page, text, name) {
+  const pattern = text instanceof RegExp ? { source: text.source, flags: text.flags } : null;
+  try {
+    await page.waitForFunction(
+      ({ text, pattern }) => {
+        const spans = document.querySelectorAll('#messages li.message > span');
+        const test = pattern ? (s) => new RegExp(pattern.source, pattern.flags).test(s) : (s) => s === text;
+        return [...spans].some((span) => test(span.textContent));
+      },
+      { text: pattern ? null : text, pattern },
+      { timeout: WAIT, polling: 50 },
+    );
+  } catch (error) {
+    const seen = await messages(page).catch(() => '(unreadable)');
+    throw new Error(`${name} never showed ${text}; it shows ${JSON.stringify(seen)}`, { cause: error });
+  }
+}
+
+async function waitConnected(page, name) {
+  try {
+    await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT });
+  } catch (error) {
+    const status = await page.textContent('#status').catch(() => '(unreadable)');
+    throw new Error(`${name} never connected; its status says ${JSON.stringify(status)}`, { cause: error });
+  }
+}
+
+async function broadcastFrom(page, text) {
+  // A tab in the background gets no animation frames, which Playwright's click waits for.
+  await page.bringToFront();
+  await page.fill('#bc-form input[name="message"]', text);
+  await page.click('#bc-form input[type="submit"]');
+}
+
+/**
+ * One configuration: start the example, open two tabs, chat, [date], POST /broadcast.
+ * `wsPort` is the separate WebSocket port, or null when it shares the page's port.
+ */
+async function chatScenario(t, { args, wsPort, label, date, screenshot }) {
+  const example = await startExample(args);
+  let browser;
+  try {
+    const pagePort = Number(new URL(example.url).port);
+    const config = await (await fetch(new URL('/ws-config', example.url))).json();
+    assert.deepEqual(config, { port: wsPort, path: '/messages' });
+
+    browser = await openBrowser();
+    const [one, two] = browser.tabs;
+    const names = ['tab 1', 'tab 2'];
+    await Promise.all(browser.tabs.map((tab) => tab.goto(example.url, { timeout: WAIT })));
+    await Promise.all(browser.tabs.map((tab, i) => waitConnected(tab, names[i])));
+    const wsUrl = `ws://127.0.0.1:${wsPort ?? pagePort}/messages`;
+    for (const tab of browser.tabs) {
+      assert.equal(await tab.textContent('#status-text'), `connected to ${wsUrl}`);
+    }
+    const both = (text) => Promise.all(browser.tabs.map((tab, i) => waitForMessage(tab, text, names[i])));
+
+    const chat = `Hello from tab 1, ${label}!`;
+    await t.test('a message typed in one tab shows in both', async () => {
+      await broadcastFrom(one, chat);
+      await both(chat);
+      assert.equal(await one.inputValue('#bc-form input[name="message"]'), '');
+    });
+
+    await t.test(`${date} is answered with the server's date, in both tabs`, async () => {
+      await broadcastFrom(two, date);
+      await both(DATE_LIKE);
+    });
+
+    await t.test('POST /broadcast shows in both tabs', async () => {
+      const reply = await fetch(new URL('/broadcast', example.url), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ message: 'from http' }),
+      });
+      assert.equal(reply.status, 200);
+      assert.deepEqual(await reply.json(), { sent: true });
+      await both('from http');
+      // Each tab got each signal once, in the order sent.
+      for (const tab of browser.tabs) {
+        const seen = await messages(tab);
+        assert.equal(seen.length, 3, JSON.stringify(seen));
+        assert.equal(seen[0], chat);
+        assert.match(seen[1], DATE_LIKE);
+        assert.equal(seen[2], 'from http');
+      }
+    });
+
+    if (screenshot) {
+      const file = path.join(os.tmpdir(), 'signalhub-web-signal-screenshot.png');
+      await one.bringToFront();
+      await one.locator('#bc-form input[name="message"]').blur();
+      await one.mouse.move(1, 1);
+      await one.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
+      if (process.env.UPDATE_SCREENSHOT === '1') {
+        await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+        await copyFile(file, SCREENSHOT);
+        t.diagnostic(`screenshot: ${SCREENSHOT}`);
+      } else {
+        t.diagnostic(`screenshot: ${file} (UPDATE_SCREENSHOT=1 copies it to docs/)`);
+      }
+    }
+    assert.deepEqual(browser.errors, [], 'errors in the page');
+  } catch (error) {
+    error.message += `\n--- the example's output ---\n${example.output()}`;
+    throw error;
+  } finally {
+    try {
+      if (browser) await browser.close();
+    } finally {
+      await example.stop();
+    }
+  }
+}
+
+test('the example binary is given', () => {
+  assert.ok(BIN, 'set WEB_SIGNAL_BIN to the built example (target/release/examples/web_signal)');
+});
+
+test('separate ports (seed 000): two tabs chat', { timeout: 60_000, skip: !BIN }, async (t) => {
+  const wsPort = await freePort();
+  await chatScenario(t, {
+    args: ['--http', '127.0.0.1:0', '--ws', `127.0.0.1:${wsPort}`],
+    wsPort,
+    label: 'on separate ports',
+    date: '[date]',
+    screenshot: true,
+  });
+});
+
+test('one shared port (seed 001): two tabs chat', { timeout: 60_000, skip: !BIN }, async (t) => {
+  await chatScenario(t, {
+    args: ['--http', '127.0.0.1:0', '--ws', '127.0.0.1:0'],
+    wsPort: null,
+    label: 'on one shared port',
+    date: '[DATE]',
+    screenshot: false,
+  });
+});
