@@ -197,15 +197,16 @@ fn read_loop(mut ws: WebSocket<Duplex>, closing: &AtomicBool) -> Result<(), Stri
     }
 }
 
-/// The server's close arrived: unless we started the close, let tungstenite answer it and
-/// wait (bounded) for the server to end the TCP connection. Then judge the close code.
+/// The server's close arrived: unless we started the close, send tungstenite's reply (then
+/// the process ends, closing the TCP connection; waiting for the server to close it first
+/// would add nothing for a command-line tool). Then judge the close code.
 fn closed(
     mut ws: WebSocket<Duplex>,
     frame: Option<CloseFrame>,
     closing: &AtomicBool,
 ) -> Result<(), String> {
-    if !closing.load(Ordering::SeqCst) && ws.get_ref().set_read_timeout(Some(CLOSE_WAIT)).is_ok() {
-        while ws.read().is_ok() {}
+    if !closing.load(Ordering::SeqCst) {
+        let _ = ws.flush();
     }
     match frame {
         None => Ok(()),

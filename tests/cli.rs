@@ -1,0 +1,663 @@
+//! The `signalhub` binary end to end: `serve` and `connect` run as real processes on
+//! 127.0.0.1 with port 0, read through their stdout/stderr lines. Every wait is bounded and
+//! every process is stopped (SIGTERM, then SIGKILL if it lingers) when its test ends.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+const BIN: &str = env!("CARGO_BIN_EXE_signalhub");
+/// The longest any test waits for something that should happen.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A running `signalhub` process with its output lines arriving on channels.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = lines(child.stdout.take().expect("stdout"));
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        Proc {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next stdout line; panics (with stderr so far) if none comes in time.
+    fn line(&self) -> String {
+        match self.stdout.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => panic!("no stdout line ({e:?}); stderr: {}", self.stderr_now()),
+        }
+    }
+
+    /// The next stderr line.
+    fn err_line(&self) -> String {
+        self.stderr
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("no stderr line: {e:?}"))
+    }
+
+    /// Waits for `connect`'s `connected to URL` line on stderr.
+    fn wait_connected(&self) {
+        let line = self.err_line();
+        assert!(line.starts_with("connected to "), "{line}");
+    }
+
+    fn stderr_now(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Everything left on stderr, once the process has exited.
+    fn stderr_rest(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut text = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => text.push(line),
+                Err(_) => return text.join("\n"),
+            }
+        }
+    }
+
+    fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit in time"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends every line of `reader` on a channel, from a thread; the channel closes at EOF.
+fn lines(reader: impl Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// A `signalhub serve` and the URLs it said it listens on.
+struct Serve {
+    proc: Proc,
+    urls: Vec<String>,
+}
+
+impl Serve {
+    /// Starts `serve ARGS` and reads `endpoints` listening lines.
+    fn start(args: &[&str], endpoints: usize) -> Serve {
+        let mut all = vec!["serve", "--ping-interval", "0", "--log-level", "warn"];
+        all.extend_from_slice(args);
+        let proc = Proc::spawn(&all);
+        let urls = (0..endpoints)
+            .map(|_| {
+                let line = proc.line();
+                let url = line.strip_prefix("listening on ");
+                url.unwrap_or_else(|| panic!("{line}")).to_owned()
+            })
+            .collect();
+        Serve { proc, urls }
+    }
+
+    /// Http and Ws on one shared port.
+    fn shared() -> Serve {
+        Serve::start(&["--http", "127.0.0.1:0", "--ws", "127.0.0.1:0"], 2)
+    }
+
+    /// The address of the first endpoint with this scheme.
+    fn addr(&self, scheme: &str) -> SocketAddr {
+        let prefix = format!("{scheme}://");
+        let url = self.urls.iter().find(|u| u.starts_with(&prefix));
+        let url = url.unwrap_or_else(|| panic!("no {scheme} endpoint in {:?}", self.urls));
+        url[prefix.len()..].parse().expect("an address")
+    }
+
+    fn http(&self) -> SocketAddr {
+        self.addr("http")
+    }
+
+    fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr("ws"))
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> ExitStatus {
+        self.proc.terminate();
+        self.proc.exit_status()
+    }
+}
+
+/// `signalhub connect URL [ARGS]`.
+fn connect(url: &str, args: &[&str]) -> Proc {
+    let mut all = vec!["connect", url];
+    all.extend_from_slice(args);
+    Proc::spawn(&all)
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// An HTTP answer.
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`, written by hand.
+fn http(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the reply");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .expect("a status")
+        .parse()
+        .expect("a number");
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    http(addr, "GET", path, "text/plain", "")
+}
+
+fn post_json(addr: SocketAddr, body: Value) -> Reply {
+    http(
+        addr,
+        "POST",
+        "/broadcast",
+        "application/json",
+        &body.to_string(),
+    )
+}
+
+/// A direct WebSocket client and the id the server gave it.
+fn ws_client(url: &str) -> (WebSocket<TcpStream>, String) {
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .expect("host");
+    let stream = TcpStream::connect(addr).expect("tcp connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let (ws, response) = tungstenite::client(url, stream).expect("upgrade");
+    let id = response.headers()["X-Signal-ClientId"]
+        .to_str()
+        .expect("ascii id")
+        .to_owned();
+    (ws, id)
+}
+
+/// The next text message (pings are skipped).
+fn ws_text(ws: &mut WebSocket<TcpStream>) -> String {
+    loop {
+        match ws.read().expect("a message") {
+            Message::Text(text) => return text.as_str().to_owned(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// A fresh folder under the temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("signalhub-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn write(&self, relative: &str, contents: &str) -> String {
+        let path = self.0.join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(&path, contents).expect("write");
+        path.parent().expect("parent").display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_shared_port_serves_the_page_the_script_and_ws_config() {
+    let server = Serve::shared();
+    assert!(
+        server.urls[0].starts_with("http://127.0.0.1:"),
+        "{:?}",
+        server.urls
+    );
+    assert!(
+        server.urls[1].starts_with("ws://127.0.0.1:"),
+        "{:?}",
+        server.urls
+    );
+    assert_eq!(server.http().port(), server.addr("ws").port());
+
+    let page = get(server.http(), "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<form"), "{}", page.body);
+    assert_eq!(
+        page.header("Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    let script = get(server.http(), "/script.js");
+    assert_eq!(script.status, 200);
+    assert!(script
+        .header("Content-Type")
+        .unwrap_or_default()
+        .contains("javascript"));
+    let config = get(server.http(), "/ws-config");
+    assert_eq!(config.json(), json!({ "port": null, "path": "/messages" }));
+    ws_client(&server.ws_url("/messages")); // the same port takes WebSocket upgrades
+
+    assert!(server.stop().success());
+}
+
+#[test]
+fn separate_ports_give_the_ws_port_in_ws_config() {
+    let port = free_port();
+    let ws = format!("127.0.0.1:{port}");
+    let server = Serve::start(&["--http", "127.0.0.1:0", "--ws", &ws], 2);
+    assert_eq!(server.urls[1], format!("ws://{ws}"));
+    assert_ne!(server.http().port(), port);
+    let config = get(server.http(), "/ws-config").json();
+    assert_eq!(config, json!({ "port": port, "path": "/messages" }));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn broadcast_from_json_and_form_reaches_connect_and_direct_clients() {
+    let server = Serve::shared();
+    let mut direct = ws_client(&server.ws_url("/messages")).0;
+    let cli = connect(&server.ws_url("/elsewhere"), &[]);
+    cli.wait_connected();
+
+    let reply = post_json(server.http(), json!({ "message": "hello" }));
+    assert_eq!((reply.status, reply.json()), (200, json!({ "sent": true })));
+    let form = "application/x-www-form-urlencoded";
+    let reply = http(
+        server.http(),
+        "POST",
+        "/broadcast",
+        form,
+        "message=hi+there",
+    );
+    assert_eq!(reply.status, 200);
+
+    for expected in [r#"{"Message":"hello"}"#, r#"{"Message":"hi there"}"#] {
+        assert_eq!(ws_text(&mut direct), expected);
+        assert_eq!(cli.line(), expected);
+    }
+    drop(direct);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn broadcast_honours_path_and_client_id() {
+    let server = Serve::shared();
+    let (mut a, a_id) = ws_client(&server.ws_url("/a"));
+    let (mut b, _) = ws_client(&server.ws_url("/b"));
+
+    post_json(server.http(), json!({ "message": "for a", "path": "/A" }));
+    post_json(
+        server.http(),
+        json!({ "message": "to a only", "clientId": a_id }),
+    );
+    post_json(server.http(), json!({ "message": "all" }));
+    // Signals arrive in order: b's first message is the one for everyone.
+    assert_eq!(ws_text(&mut b), r#"{"Message":"all"}"#);
+    assert_eq!(ws_text(&mut a), r#"{"Message":"for a"}"#);
+    assert_eq!(ws_text(&mut a), r#"{"Message":"to a only"}"#);
+    assert_eq!(ws_text(&mut a), r#"{"Message":"all"}"#);
+    drop((a, b));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn broadcast_refuses_bad_bodies_with_a_reason() {
+    let server = Serve::shared();
+    let missing = post_json(server.http(), json!({ "text": "no message" }));
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (400, "missing message")
+    );
+    let bad_id = post_json(server.http(), json!({ "message": "x", "clientId": "nope" }));
+    assert_eq!(bad_id.status, 400);
+    assert!(
+        bad_id.body.starts_with("invalid clientId"),
+        "{}",
+        bad_id.body
+    );
+    let not_json = http(server.http(), "POST", "/broadcast", "application/json", "{");
+    assert_eq!(not_json.status, 400);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn metrics_are_prometheus_text() {
+    let server = Serve::shared();
+    let client = ws_client(&server.ws_url("/m"));
+    // The gauge follows the fan-out thread's registry, a moment after the upgrade.
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        let metrics = get(server.http(), "/metrics");
+        if metrics.body.contains("signalhub_clients_connected 1\n") || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("Content-Type"),
+        Some("text/plain; version=0.0.4")
+    );
+    assert!(
+        metrics.body.contains("signalhub_clients_connected 1\n"),
+        "{}",
+        metrics.body
+    );
+    drop(client);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn connect_sends_stdin_lines_and_prints_what_comes_back() {
+    let server = Serve::start(&["--ws", "127.0.0.1:0"], 1);
+    let (mut watcher, _) = ws_client(&server.ws_url("/watch"));
+    let mut cli = connect(&server.ws_url("/"), &[]);
+    cli.wait_connected();
+
+    cli.send_line(r#"{"message":"hi"}"#);
+    assert_eq!(cli.line(), "hi");
+    cli.send_line("not json, ignored by the server");
+    cli.send_line(r#"{"message":{"n":1}}"#);
+    assert_eq!(cli.line(), r#"{"n":1}"#);
+    assert_eq!(ws_text(&mut watcher), "hi");
+    assert_eq!(ws_text(&mut watcher), r#"{"n":1}"#);
+
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    drop(watcher);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn connect_exits_0_when_the_server_shuts_down() {
+    let server = Serve::shared();
+    let mut cli = connect(&server.ws_url("/messages"), &[]);
+    cli.wait_connected();
+    assert!(server.stop().success());
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+}
+
+#[test]
+fn connect_exits_1_with_the_code_on_an_abnormal_close() {
+    let server = Serve::start(&["--ws", "127.0.0.1:0", "--max-message-size", "16"], 1);
+    let mut cli = connect(&server.ws_url("/"), &[]);
+    cli.wait_connected();
+    cli.send_line(r#"{"message":"far too long for the limit"}"#);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("code 1009"), "{stderr}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn connect_to_a_closed_port_fails_with_a_reason() {
+    let mut cli = connect(&format!("ws://127.0.0.1:{}/", free_port()), &[]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn connect_reports_a_refused_upgrade_with_its_status() {
+    let args = ["--ws", "127.0.0.1:0", "--max-connections", "1"];
+    let server = Serve::start(&args, 1);
+    let first = ws_client(&server.ws_url("/"));
+    let mut cli = connect(&server.ws_url("/"), &[]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("HTTP 503"), "{stderr}");
+    drop(first);
+    assert!(server.stop().success());
+
+    let http_only = Serve::start(&["--http", "127.0.0.1:0"], 1);
+    let mut cli = connect(&format!("ws://{}/", http_only.http()), &[]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("HTTP 400"), "{stderr}");
+    assert!(http_only.stop().success());
+}
+
+#[test]
+fn connect_sends_extra_headers() {
+    let origin = "http://good.example";
+    let server = Serve::start(&["--ws", "127.0.0.1:0", "--allowed-origin", origin], 1);
+    let mut refused = connect(
+        &server.ws_url("/"),
+        &["--header", "Origin: http://evil.example"],
+    );
+    assert_eq!(refused.exit_status().code(), Some(1));
+    let stderr = refused.stderr_rest();
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+
+    let good = format!("Origin: {origin}");
+    let mut cli = connect(&server.ws_url("/"), &["--header", &good]);
+    cli.wait_connected();
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn connect_refuses_wss_for_now() {
+    let mut cli = connect("wss://127.0.0.1:1/", &[]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    assert!(cli.stderr_rest().contains("wss is not supported yet"));
+}
+
+#[test]
+fn sigterm_closes_clients_with_1001_and_exits_0() {
+    let server = Serve::shared();
+    let (mut client, _) = ws_client(&server.ws_url("/messages"));
+    let mut proc = server.proc;
+    proc.terminate();
+    let close = loop {
+        match client.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+    let _ = client.read(); // answers the close
+    assert!(proc.exit_status().success());
+}
+
+#[test]
+fn a_port_in_use_fails_with_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let mut proc = Proc::spawn(&["serve", "--ws", &addr]);
+    assert_eq!(proc.exit_status().code(), Some(1));
+    let stderr = proc.stderr_rest();
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line_on_stderr() {
+    for args in [
+        &["serve", "--bogus"][..],
+        &["serve", "--max-connections", "x"],
+        &["serve", "--ping-interval", "soon"],
+        &["serve", "--ws", "no-port"],
+        &["serve", "--ws", "127.0.0.1:0", "--max-connections", "0"],
+        &["connect"],
+        &["connect", "http://127.0.0.1:1/"],
+        &["connect", "ws://127.0.0.1:1/", "--header", "no colon"],
+        &["frobnicate"],
+    ] {
+        let mut proc = Proc::spawn(args);
+        assert_eq!(proc.exit_status().code(), Some(2), "{args:?}");
+        let stderr = proc.stderr_rest();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("signalhub: "), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_exits_0_and_mentions_every_flag() {
+    let help = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).output().expect("runs");
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let top = help(&["--help"]);
+    assert!(top.contains("serve") && top.contains("connect"), "{top}");
+    let serve = help(&["serve", "--help"]);
+    for flag in [
+        "--http",
+        "--ws",
+        "--views",
+        "--public",
+        "--log-level",
+        "--max-message-size",
+        "--max-queue-bytes",
+        "--max-connections",
+        "--max-connections-per-ip",
+        "--handshake-timeout",
+        "--max-request-head",
+        "--allowed-origin",
+        "--ping-interval",
+        "--idle-timeout",
+        "--max-http-body",
+    ] {
+        assert!(serve.contains(flag), "{flag} missing from:\n{serve}");
+    }
+    let connect = help(&["connect", "--help"]);
+    assert!(
+        connect.contains("--header") && connect.contains("URL"),
+        "{connect}"
+    );
+}
+
+#[test]
+fn views_and_public_folders_replace_the_built_in_page() {
+    let dir = TempDir::new("assets");
+    let views = dir.write("views/index.html", "<p>my own page</p>");
+    let public = dir.write("public/app.css", "p { color: red }");
+    let server = Serve::start(
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--views",
+            &views,
+            "--public",
+            &public,
+        ],
+        1,
+    );
+    assert_eq!(get(server.http(), "/").body, "<p>my own page</p>");
+    assert_eq!(get(server.http(), "/app.css").body, "p { color: red }");
+    assert_eq!(get(server.http(), "/script.js").status, 404);
+    assert_eq!(get(server.http(), "/ws-config").status, 404); // no Ws endpoint
+    assert!(server.stop().success());
+}
