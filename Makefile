@@ -23,10 +23,13 @@ test: lint unit browser-test
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
+## Default features, then every optional one (pkcs12, self-signed) on top.
 unit:
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+	$(CARGO) test --all-features --lib --test tls_certs --test wss
 
 ## The web-signal example in headless Chromium (installs Debian's chromium and playwright-core
 ## when missing; says SKIPPING loudly where it cannot). UPDATE_SCREENSHOT=1 refreshes

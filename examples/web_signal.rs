@@ -22,7 +22,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use signalhub::{Assets, ClientId, Endpoint, SendOptions, Server, WebResponse};
@@ -102,10 +102,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .as_str()
             .is_some_and(|m| m.eq_ignore_ascii_case("[date]"))
         {
-            message = now_utc().into();
+            message = httpdate::fmt_http_date(SystemTime::now()).into();
         }
         // No options: path and clientId default to the event's, as in the seed.
         event.send(message)
+    })?;
+
+    // A schedule: every 10 seconds, the server's time to the clients on /time.
+    server.schedule("time", "*/10 * * * * *", |event| {
+        let time = httpdate::fmt_http_date(event.scheduled_for);
+        let to_time = SendOptions::new().path("/time");
+        event.signals().send_with(json!({ "Time": time }), &to_time)
     })?;
 
     let handle = server.start()?;
@@ -160,32 +167,4 @@ fn addresses(mut args: impl Iterator<Item = String>) -> Result<(String, String),
         http.unwrap_or_else(|| "127.0.0.1:8090".to_owned()),
         ws.unwrap_or_else(|| "127.0.0.1:8091".to_owned()),
     ))
-}
-
-/// The current UTC time as `YYYY-MM-DD HH:MM:SS UTC`.
-fn now_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 /// Everything that can go wrong in signalhub.
 ///
@@ -42,6 +43,63 @@ pub enum Error {
     Spawn(io::Error),
     /// Another input/output error.
     Io(io::Error),
+    /// A certificate, private key or CA file for TLS cannot be used: missing, unreadable, not
+    /// PEM, empty, wrong password, key not matching the certificate, expired...
+    Tls {
+        /// The file at fault.
+        file: PathBuf,
+        /// What is wrong with it, in words.
+        reason: String,
+    },
+    /// TLS cannot be set up for a reason no file explains (e.g. a self-signed certificate
+    /// cannot be generated).
+    TlsSetup(String),
+    /// A cron expression was rejected when a schedule was registered.
+    InvalidSchedule {
+        /// The schedule's name.
+        name: String,
+        /// The expression as given.
+        expression: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A timer or schedule with this name is registered already.
+    DuplicateSchedule(String),
+    /// An outbound connection's URL is not a `ws://` or `wss://` URL with a host.
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An outbound connection with this name exists already.
+    DuplicateConnection(String),
+    /// No outbound connection has this name.
+    UnknownConnection(String),
+    /// The outbound connection with this name is not connected (it is connecting, closing
+    /// or closed).
+    NotConnected(String),
+    /// An outbound connection could not be made: the name did not resolve, TCP or TLS
+    /// failed, the upgrade failed, or it all took longer than the connect timeout.
+    Connect {
+        /// The URL.
+        url: String,
+        /// What failed, in words.
+        reason: String,
+    },
+    /// The server answered an outbound connection's upgrade with an HTTP status other than
+    /// `101`.
+    Refused {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response's body, if any.
+        body: String,
+    },
+    /// A value cannot be sent in an outbound connection's content type (a JSON array as
+    /// form fields, say).
+    Encode(String),
 }
 
 impl fmt::Display for Error {
@@ -62,6 +120,30 @@ impl fmt::Display for Error {
             Error::Json(_) => f.write_str("value cannot be serialized to json"),
             Error::Spawn(_) => f.write_str("cannot start a thread"),
             Error::Io(_) => f.write_str("i/o error"),
+            Error::Tls { file, reason } => write!(f, "tls: {}: {reason}", file.display()),
+            Error::TlsSetup(reason) => write!(f, "tls: {reason}"),
+            Error::InvalidSchedule {
+                name,
+                expression,
+                reason,
+            } => write!(
+                f,
+                "invalid cron expression {expression:?} for schedule {name:?}: {reason}"
+            ),
+            Error::DuplicateSchedule(name) => {
+                write!(f, "a timer or schedule named {name:?} already exists")
+            }
+            Error::InvalidUrl { url, reason } => write!(f, "invalid url {url:?}: {reason}"),
+            Error::DuplicateConnection(name) => {
+                write!(f, "a connection named {name:?} already exists")
+            }
+            Error::UnknownConnection(name) => write!(f, "no connection named {name:?}"),
+            Error::NotConnected(name) => write!(f, "connection {name:?} is not connected"),
+            Error::Connect { url, reason } => write!(f, "cannot connect to {url}: {reason}"),
+            Error::Refused { url, status, .. } => {
+                write!(f, "{url} refused the upgrade with http status {status}")
+            }
+            Error::Encode(reason) => write!(f, "cannot encode the message: {reason}"),
         }
     }
 }

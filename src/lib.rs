@@ -9,6 +9,8 @@
 //! - [`Server::route`] adds a signal route (Pode's `Add-PodeSignalRoute`) whose handler gets a
 //!   [`SignalEvent`] and decides what to send.
 //! - [`Signals`] sends from anywhere (Pode's `Send-PodeSignal`).
+//! - [`Clients`] connects out to other WebSocket servers by name, with a handler for what
+//!   they send (Pode's `Connect-PodeWebSocket` and friends).
 //!
 //! ## About threads
 //!
@@ -35,20 +37,31 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 mod client_id;
 mod error;
 mod event;
 mod http;
 mod metrics;
+mod schedule;
 mod server;
 mod signal;
 mod signals;
+mod tls;
 
+pub use client::{
+    Clients, ConnectEvent, ConnectHook, ConnectOptions, ConnectionState, DisconnectEvent,
+    DisconnectHook, DisconnectReason, ReconnectPolicy, WsData, WsEvent, WsHandler,
+};
 pub use client_id::{ClientId, InvalidClientId};
 pub use error::{Error, Result};
 pub use event::{ClientInfo, EndpointInfo, Protocol, SignalData, SignalEvent};
 pub use http::{Assets, HttpHandler, WebData, WebEvent, WebResponse};
 pub use metrics::{MetricsSnapshot, ServerMetrics};
+#[cfg(feature = "schedules")]
+pub use schedule::CronZone;
+pub use schedule::{ScheduleEvent, Scheduler};
 pub use server::config::{default_max_connections, Endpoint};
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use signals::{Mode, SendOptions, Signals};
+pub use tls::Certificate;

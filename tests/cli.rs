@@ -547,11 +547,68 @@ fn connect_sends_extra_headers() {
     assert!(server.stop().success());
 }
 
+/// A Wss server of the library's own on 127.0.0.1, with a CA made at test time.
+struct WssServer {
+    handle: signalhub::ServerHandle,
+    dir: TempDir,
+}
+
+impl WssServer {
+    fn start(name: &str) -> WssServer {
+        let dir = TempDir::new(name);
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &ca).expect("cert");
+        std::fs::write(dir.0.join("ca.pem"), ca.pem()).expect("write ca");
+        std::fs::write(dir.0.join("cert.pem"), cert.pem()).expect("write cert");
+        std::fs::write(dir.0.join("key.pem"), key.serialize_pem()).expect("write key");
+        let certificate =
+            signalhub::Certificate::pem(dir.0.join("cert.pem"), dir.0.join("key.pem"));
+        let mut server = signalhub::Server::new();
+        server
+            .endpoint(signalhub::Endpoint::wss("127.0.0.1:0", certificate))
+            .expect("endpoint");
+        let handle = server.start().expect("wss server starts");
+        WssServer { handle, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("wss://{}/", self.handle.endpoints()[0].address)
+    }
+
+    fn ca(&self) -> String {
+        self.dir.0.join("ca.pem").display().to_string()
+    }
+}
+
 #[test]
-fn connect_refuses_wss_for_now() {
-    let mut cli = connect("wss://127.0.0.1:1/", &[]);
+fn connect_speaks_wss_with_a_ca_file() {
+    let server = WssServer::start("wss-ca");
+    let mut cli = connect(&server.url(), &["--ca", &server.ca()]);
+    cli.wait_connected();
+    cli.send_line(r#"{"message":"over tls","direct":true}"#);
+    assert_eq!(cli.line(), "over tls");
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    server.handle.shutdown();
+}
+
+#[test]
+fn connect_to_wss_fails_on_an_unknown_ca_or_a_missing_file() {
+    let server = WssServer::start("wss-noca");
+    let mut cli = connect(&server.url(), &[]);
     assert_eq!(cli.exit_status().code(), Some(1));
-    assert!(cli.stderr_rest().contains("wss is not supported yet"));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    let mut cli = connect(&server.url(), &["--ca", "/nonexistent/ca.pem"]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    server.handle.shutdown();
 }
 
 #[test]
@@ -634,7 +691,7 @@ fn help_exits_0_and_mentions_every_flag() {
     }
     let connect = help(&["connect", "--help"]);
     assert!(
-        connect.contains("--header") && connect.contains("URL"),
+        connect.contains("--header") && connect.contains("--ca") && connect.contains("URL"),
         "{connect}"
     );
 }

@@ -123,6 +123,20 @@ pub struct ServeArgs {
     /// largest HTTP request body a route accepts, in bytes; bigger gets 413 (default 1 MiB)
     #[argh(option, arg_name = "BYTES")]
     pub max_http_body: Option<usize>,
+
+    /// send JSON to every client every SECONDS (decimals allowed), e.g. a heartbeat:
+    /// 30:'{"type":"heartbeat"}'; a JSON string goes out as plain text; repeatable
+    #[argh(option, arg_name = "SECONDS:JSON", from_str_fn(timer_broadcast))]
+    pub timer_broadcast: Vec<TimerBroadcast>,
+}
+
+/// `--timer-broadcast SECONDS:JSON`: what to send to every client, and how often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerBroadcast {
+    /// How often (above 0).
+    pub every: Duration,
+    /// What to send.
+    pub message: serde_json::Value,
 }
 
 /// Connect to a WebSocket server: each line of standard input is sent as one text message,
@@ -131,9 +145,10 @@ pub struct ServeArgs {
 #[argh(
     subcommand,
     name = "connect",
-    note = "Only ws:// URLs for now. When standard input ends, a normal close (1000) is sent and
-the server's close awaited (at most 5 s). Exits 0 when the server closes normally (1000 or
-1001), 1 when it cannot connect or the connection ends abnormally (the reason on stderr)."
+    note = "ws:// and wss:// URLs; wss:// trusts the built-in web roots, or the CA certificates
+of --ca. When standard input ends, a normal close (1000) is sent and the server's close
+awaited (at most 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
+cannot connect or the connection ends abnormally (the reason on stderr)."
 )]
 pub struct ConnectArgs {
     /// the server's URL, e.g. ws://127.0.0.1:8091/messages
@@ -143,6 +158,10 @@ pub struct ConnectArgs {
     /// an extra request header, 'Name: value'; repeatable
     #[argh(option, arg_name = "HEADER")]
     pub header: Vec<String>,
+
+    /// wss://: a PEM file of CA certificates to trust instead of the built-in web roots
+    #[argh(option, arg_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -248,6 +267,20 @@ fn level(value: &str) -> Result<LevelFilter, String> {
         "off" => Ok(LevelFilter::Off),
         _ => Err("expected error, warn, info, debug, trace or off".to_owned()),
     }
+}
+
+/// `SECONDS:JSON`, with SECONDS above 0.
+fn timer_broadcast(value: &str) -> Result<TimerBroadcast, String> {
+    let (secs, json) = value
+        .split_once(':')
+        .ok_or("expected SECONDS:JSON such as 30:{\"type\":\"heartbeat\"}")?;
+    let every = seconds(secs).and_then(|every| {
+        (!every.is_zero())
+            .then_some(every)
+            .ok_or_else(|| "the interval must be above 0 seconds".to_owned())
+    })?;
+    let message = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+    Ok(TimerBroadcast { every, message })
 }
 
 /// A number of seconds, decimals allowed (`0.5`).
@@ -375,6 +408,32 @@ mod tests {
     }
 
     #[test]
+    fn timer_broadcasts_take_seconds_and_json() {
+        let args = serve(&[
+            "--timer-broadcast",
+            "0.5:{\"type\":\"heartbeat\"}",
+            "--timer-broadcast=30:\"tick: tock\"",
+        ]);
+        assert_eq!(
+            args.timer_broadcast,
+            [
+                TimerBroadcast {
+                    every: Duration::from_millis(500),
+                    message: serde_json::json!({ "type": "heartbeat" }),
+                },
+                TimerBroadcast {
+                    every: Duration::from_secs(30),
+                    message: serde_json::json!("tick: tock"),
+                },
+            ]
+        );
+        for bad in ["30", "0:{}", "x:{}", "5:{", "5:"] {
+            let err = parse_strs(&["serve", "--timer-broadcast", bad]).unwrap_err();
+            assert_eq!(err.code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
     fn connect_takes_a_url_and_headers() {
         let parsed = parse_strs(&["connect", "ws://h:1/p", "--header", "A: b"]).unwrap();
         let Command::Connect(args) = parsed else {
@@ -382,5 +441,11 @@ mod tests {
         };
         assert_eq!(args.url, "ws://h:1/p");
         assert_eq!(args.header, ["A: b"]);
+        assert_eq!(args.ca, None);
+        let parsed = parse_strs(&["connect", "wss://h/", "--ca", "ca.pem"]).unwrap();
+        let Command::Connect(args) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(args.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
     }
 }

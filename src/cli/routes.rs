@@ -21,6 +21,17 @@ pub type WsConfig = Arc<OnceLock<Value>>;
 /// `GET /ws-config` (it is a 404).
 pub fn add(server: &mut Server, ws_config: Option<WsConfig>) -> Result<()> {
     server.http_route("GET", "/", |_| Ok(WebResponse::view("index")))?;
+    // The page's [date] (Pode's seed signal route); everything else goes where it asked.
+    server.route("/messages", |event| {
+        let message = &event.data.message;
+        if message
+            .as_str()
+            .is_some_and(|m| m.eq_ignore_ascii_case("[date]"))
+        {
+            return event.send(httpdate::fmt_http_date(std::time::SystemTime::now()));
+        }
+        event.send(message)
+    })?;
     if let Some(ws_config) = ws_config {
         server.http_route("GET", "/ws-config", move |_| {
             Ok(match ws_config.get() {

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use signalhub::{Assets, Endpoint, Error, Server, ServerHandle};
 
-use super::args::ServeArgs;
+use super::args::{ServeArgs, TimerBroadcast};
 use super::{describe, routes, Exit};
 
 /// Where Http endpoints listen when no `--http` or `--ws` flag is given (Pode's example).
@@ -52,6 +52,7 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let ws_config = Arc::new(OnceLock::new());
     let has_ws = plan.iter().any(|p| p.name.starts_with("ws-"));
     routes::add(&mut server, has_ws.then(|| ws_config.clone())).map_err(start_error)?;
+    add_timer_broadcasts(&mut server, &args.timer_broadcast).map_err(start_error)?;
     let stop = stop_signal()?;
     let handle = server.start().map_err(start_error)?;
     if has_ws {
@@ -93,6 +94,22 @@ fn plan(http: &[String], ws: &[String]) -> Vec<Planned> {
         planned.push(Planned { name, endpoint });
     }
     planned
+}
+
+/// `--timer-broadcast`: timers `timer-broadcast-N` sending their message to every client.
+fn add_timer_broadcasts(
+    server: &mut Server,
+    broadcasts: &[TimerBroadcast],
+) -> signalhub::Result<()> {
+    for (n, broadcast) in broadcasts.iter().enumerate() {
+        let message = broadcast.message.clone();
+        server.timer(
+            &format!("timer-broadcast-{n}"),
+            broadcast.every,
+            move |event| event.signals().send(&message),
+        )?;
+    }
+    Ok(())
 }
 
 /// The folder a flag names, or the built-in files without one.

@@ -4,6 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::event::Protocol;
+use crate::tls::Certificate;
 use crate::{Error, Result};
 
 /// Limits and timings for a server. Every field has a sane default; change what you need.
@@ -151,6 +152,7 @@ pub struct Endpoint {
     pub(crate) protocol: Protocol,
     pub(crate) name: Option<String>,
     pub(crate) share_with: Option<String>,
+    pub(crate) certificate: Option<Certificate>,
 }
 
 impl Endpoint {
@@ -162,6 +164,22 @@ impl Endpoint {
             protocol: Protocol::Http,
             name: None,
             share_with: None,
+            certificate: None,
+        }
+    }
+
+    /// WebSockets over TLS (1.2 and 1.3, rustls), with this certificate.
+    ///
+    /// ```no_run
+    /// use signalhub::{Certificate, Endpoint};
+    /// let ep = Endpoint::wss("*:8443", Certificate::pem("cert.pem", "key.pem"));
+    /// # let _ = ep;
+    /// ```
+    pub fn wss(address: impl Into<String>, certificate: Certificate) -> Endpoint {
+        Endpoint {
+            protocol: Protocol::Wss,
+            certificate: Some(certificate),
+            ..Endpoint::ws(address)
         }
     }
 
@@ -172,6 +190,7 @@ impl Endpoint {
             protocol: Protocol::Ws,
             name: None,
             share_with: None,
+            certificate: None,
         }
     }
 

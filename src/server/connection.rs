@@ -25,13 +25,42 @@ use crate::signals::{resolve_target, EventTargets, SendOptions};
 /// The stream tungstenite reads and writes: reads block on the socket, writes go to the outbox.
 struct ConnectionStream {
     outbox: Arc<Outbox>,
+    /// Wss: plaintext decrypted but not read yet.
+    tls: Option<TlsInput>,
+}
+
+#[derive(Default)]
+struct TlsInput {
+    plain: Vec<u8>,
+    taken: usize,
+    closed: bool,
 }
 
 impl Read for ConnectionStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        {
-            let mut socket = self.outbox.socket();
-            socket.read(buf)
+        let mut socket = self.outbox.socket();
+        let Some(input) = self.tls.as_mut() else {
+            return socket.read(buf);
+        };
+        loop {
+            if input.taken < input.plain.len() {
+                let n = buf.len().min(input.plain.len() - input.taken);
+                buf[..n].copy_from_slice(&input.plain[input.taken..input.taken + n]);
+                input.taken += n;
+                return Ok(n);
+            }
+            input.plain.clear();
+            input.taken = 0;
+            if input.closed {
+                return Ok(0);
+            }
+            // The blocking read holds nothing; only decrypting takes the outbox's lock.
+            let mut raw = [0u8; 2048];
+            let n = socket.read(&mut raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            input.closed = self.outbox.decrypt(&raw[..n], &mut input.plain)?;
         }
     }
 }
@@ -77,6 +106,7 @@ impl Connection {
         );
         let stream = ConnectionStream {
             outbox: self.outbox.clone(),
+            tls: self.outbox.is_tls().then(TlsInput::default),
         };
         let leftover = std::mem::take(&mut self.leftover);
         let mut socket = WebSocket::from_partially_read(
@@ -228,11 +258,38 @@ fn run_hooks(hooks: &[Arc<ClientHook>], info: &ClientInfo, kind: &str) {
     }
 }
 
-/// After failing a connection: read and drop whatever the peer still sends, so its close
-/// frame gets through before the socket goes. The outbox's close deadline cuts the socket,
-/// which ends this.
+/// After failing a connection: read and drop what the peer still sends (so our close frame is
+/// not lost to a reset), until its close reply arrives, it hangs up, or the outbox's close
+/// deadline cuts the socket. The stream may be mid-frame, so the reply is spotted by its
+/// first two bytes; a false match inside a payload only ends a failing connection sooner.
 fn discard_until_closed(socket: &std::net::TcpStream) {
     let mut sink = [0u8; 512];
     let mut socket = socket;
-    while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
+    let mut last = 0u8;
+    while let Ok(n @ 1..) = socket.read(&mut sink) {
+        if starts_close_reply(last, &sink[..n]) {
+            return;
+        }
+        last = sink[n - 1];
+    }
+}
+
+/// Whether `bytes` (after `before`) hold the start of a client's close frame: FIN + close
+/// opcode, then the mask bit with a control-frame length.
+fn starts_close_reply(before: u8, bytes: &[u8]) -> bool {
+    let is_start = |a: u8, b: u8| a == 0x88 && b & 0x80 != 0 && b & 0x7f <= 125;
+    is_start(before, bytes[0]) || bytes.windows(2).any(|w| is_start(w[0], w[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_close_reply;
+
+    #[test]
+    fn a_masked_close_frame_is_spotted_even_across_reads() {
+        assert!(starts_close_reply(0, &[1, 2, 0x88, 0x82, 0, 0]));
+        assert!(starts_close_reply(0x88, &[0x80]));
+        assert!(!starts_close_reply(0, &[0x88, 0x02])); // not masked: not from a client
+        assert!(!starts_close_reply(0, &[0x81, 0x85, 1, 2]));
+    }
 }

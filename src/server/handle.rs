@@ -16,6 +16,7 @@ use super::{Port, Server, Shared};
 use crate::event::EndpointInfo;
 use crate::http::{HttpApp, HttpWorkers};
 use crate::metrics::MetricsSnapshot;
+use crate::schedule::Scheduler;
 use crate::signals::Signals;
 use crate::{Error, Result};
 
@@ -42,6 +43,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         signals,
         metrics,
         endpoints,
+        scheduler,
     } = server;
     let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
     signals.attach(commands.clone())?;
@@ -80,8 +82,10 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         stop: Arc::new(StopSignal::new()?),
         threads: Mutex::new(None),
         stopped: (Mutex::new(false), Condvar::new()),
+        scheduler,
     };
-    let started = start_threads(&handle, &mut threads, fanout, http, max_http_body, ports);
+    let started = start_threads(&handle, &mut threads, fanout, http, max_http_body, ports)
+        .and_then(|()| handle.scheduler.run());
     *handle.threads.lock().unwrap_or_else(|p| p.into_inner()) = Some(threads);
     if let Err(e) = started {
         handle.shutdown();
@@ -141,7 +145,8 @@ fn start_threads(
             shared.clone(),
             handle.stop.clone(),
         )
-        .serving(port.websocket.is_some(), door);
+        .serving(port.websocket.is_some(), door)
+        .with_tls(port.tls.clone());
         let name = format!("sh-listen-{}", info.address.port());
         threads
             .listeners
@@ -167,6 +172,8 @@ pub struct ServerHandle {
     stop: Arc<StopSignal>,
     threads: Mutex<Option<Threads>>,
     stopped: (Mutex<bool>, Condvar),
+    /// Timers and schedules: stopped first at shutdown, so their last signals still go out.
+    scheduler: Scheduler,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -197,13 +204,19 @@ impl ServerHandle {
         self.shared.signals.clone()
     }
 
+    /// The timers and schedules: add and remove them while the server runs.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
     /// The server's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
     }
 
-    /// Stops the server: stops accepting, closes every client with 1001 (going away), writes
-    /// what is queued, and joins every thread, within about `shutdown_timeout` plus
+    /// Stops the server: stops timers and schedules first (runs in progress finish, and their
+    /// signals still go out), stops accepting, closes every client with 1001 (going away),
+    /// writes what is queued, and joins every thread, within about `shutdown_timeout` plus
     /// `close_timeout`. Calling it again (or from several threads) waits for the first call.
     pub fn shutdown(&self) {
         let taken = self
@@ -215,6 +228,7 @@ impl ServerHandle {
             self.join();
             return;
         };
+        self.scheduler.shutdown();
         self.stop.stop();
         for listener in threads.listeners.drain(..) {
             let _ = listener.join();

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
+use rustls::ServerConnection;
 
 use crate::event::{ClientInfo, EndpointInfo};
 use crate::metrics::Metrics;
@@ -91,9 +92,93 @@ enum Phase {
 struct Pending {
     stream: TcpStream,
     peer: SocketAddr,
+    /// On a Wss port: the TLS session, its handshake driven here, nonblocking.
+    tls: Option<Box<ServerConnection>>,
+    /// The request head so far (plaintext).
     buf: Vec<u8>,
     deadline: Instant,
     phase: Phase,
+}
+
+/// What a readable pending connection gave.
+enum Received {
+    /// This many bytes of plaintext, in the chunk.
+    Data(usize),
+    /// Nothing yet (a TLS handshake step, or a spurious wake-up).
+    Nothing,
+    /// The peer closed or broke the connection.
+    Gone,
+}
+
+impl Pending {
+    /// Reads what the peer sent; on TLS, drives the handshake and yields plaintext.
+    fn receive(&mut self, chunk: &mut [u8]) -> Received {
+        let Some(tls) = self.tls.as_mut() else {
+            return match self.stream.read(chunk) {
+                Ok(0) => Received::Gone,
+                Ok(n) => Received::Data(n),
+                Err(e) if is_transient(&e) => Received::Nothing,
+                Err(_) => Received::Gone,
+            };
+        };
+        match tls.read_tls(&mut self.stream) {
+            Ok(0) => return Received::Gone,
+            Ok(_) => {}
+            Err(e) if is_transient(&e) => {}
+            Err(_) => return Received::Gone,
+        }
+        let state = tls.process_new_packets();
+        flush_tls(tls, &mut self.stream);
+        match state {
+            Err(e) => {
+                log::debug!("tls handshake with {} failed: {e}", self.peer);
+                Received::Gone
+            }
+            Ok(_) => match tls.reader().read(chunk) {
+                Ok(0) => Received::Gone,
+                Ok(n) => Received::Data(n),
+                Err(_) => Received::Nothing,
+            },
+        }
+    }
+
+    /// Writes a short response (a refusal) as well as the socket takes it, encrypted on TLS.
+    fn send(&mut self, bytes: &[u8]) {
+        match self.tls.as_mut() {
+            Some(tls) => {
+                let _ = tls.writer().write_all(bytes);
+                flush_tls(tls, &mut self.stream);
+            }
+            None => {
+                let _ = self.stream.write(bytes);
+            }
+        }
+    }
+
+    /// What to wait for: readable, and writable while TLS has handshake bytes to send.
+    fn interest(&self) -> PollFlags {
+        match &self.tls {
+            Some(tls) if tls.wants_write() => PollFlags::IN | PollFlags::OUT,
+            _ => PollFlags::IN,
+        }
+    }
+}
+
+/// Sends what the TLS session has ready, without blocking (the rest waits for writability).
+fn flush_tls(tls: &mut ServerConnection, stream: &mut TcpStream) {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// What to do with a pending connection after it was readable.
@@ -115,6 +200,8 @@ pub(crate) struct Listener {
     websocket: bool,
     /// Where plain HTTP requests go, when this port has an `Http` endpoint.
     http: Option<Arc<HttpDoor>>,
+    /// On a Wss port: the TLS configuration every connection starts with.
+    tls: Option<Arc<rustls::ServerConfig>>,
     pending: Vec<Pending>,
     accept_paused_until: Option<Instant>,
 }
@@ -133,9 +220,26 @@ impl Listener {
             stop,
             websocket: true,
             http: None,
+            tls: None,
             pending: Vec::new(),
             accept_paused_until: None,
         }
+    }
+
+    /// Makes this a Wss port: every connection speaks TLS first.
+    pub(crate) fn with_tls(mut self, config: Option<Arc<rustls::ServerConfig>>) -> Listener {
+        self.tls = config;
+        self
+    }
+
+    fn new_tls_session(&self) -> Result<Option<Box<ServerConnection>>, rustls::Error> {
+        let Some(config) = &self.tls else {
+            return Ok(None);
+        };
+        let mut session = ServerConnection::new(config.clone())?;
+        // Our own queue limit applies to what waits for a slow client, not rustls' buffer.
+        session.set_buffer_limit(None);
+        Ok(Some(Box::new(session)))
     }
 
     /// Sets what the port serves: WebSocket upgrades, and plain HTTP through `http`.
@@ -193,7 +297,7 @@ impl Listener {
         fds.extend(
             self.pending
                 .iter()
-                .map(|p| PollFd::new(&p.stream, PollFlags::IN)),
+                .map(|p| PollFd::new(&p.stream, p.interest())),
         );
         let deadline = self
             .pending
@@ -230,9 +334,17 @@ impl Listener {
                         continue;
                     }
                     let deadline = Instant::now() + self.shared.config.handshake_timeout;
+                    let tls = match self.new_tls_session() {
+                        Ok(tls) => tls,
+                        Err(e) => {
+                            log::warn!("dropping {peer}: cannot start a tls session: {e}");
+                            continue;
+                        }
+                    };
                     self.pending.push(Pending {
                         stream,
                         peer,
+                        tls,
                         buf: Vec::new(),
                         deadline,
                         phase: Phase::Head,
@@ -284,16 +396,10 @@ impl Listener {
         let origins = self.shared.config.allowed_origins.as_deref();
         let pending = &mut self.pending[i];
         let mut chunk = [0u8; 2048];
-        let n = match pending.stream.read(&mut chunk) {
-            Ok(0) => return Next::Drop,
-            Ok(n) => n,
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                return Next::Keep
-            }
-            Err(_) => return Next::Drop,
+        let n = match pending.receive(&mut chunk) {
+            Received::Data(n) => n,
+            Received::Nothing => return Next::Keep,
+            Received::Gone => return Next::Drop,
         };
         if let Phase::Linger = pending.phase {
             return Next::Keep;
@@ -366,7 +472,9 @@ impl Listener {
             }
         };
         let leftover = pending.buf.split_off(head_len);
-        let Pending { stream, peer, .. } = pending;
+        let Pending {
+            stream, peer, tls, ..
+        } = pending;
         if let Err(e) = stream.set_nonblocking(false) {
             log::debug!("dropping {peer}: {e}");
             return Ok(());
@@ -376,7 +484,8 @@ impl Listener {
         let greeting = switching_protocols(&upgrade.accept, id);
         let outbox = Outbox::new(
             stream,
-            greeting,
+            tls,
+            &greeting,
             config.max_queue_bytes,
             config.close_timeout,
             shared.drain.clone(),
@@ -435,7 +544,7 @@ impl Listener {
 
 /// Sends a refusal and lingers until the peer closes (or a short deadline).
 fn refuse(pending: &mut Pending, refusal: &Refusal) {
-    let _ = pending.stream.write(&refusal.response());
+    pending.send(&refusal.response());
     let _ = pending.stream.shutdown(std::net::Shutdown::Write);
     pending.phase = Phase::Linger;
     pending.deadline = pending.deadline.min(Instant::now() + LINGER);

@@ -31,6 +31,7 @@ use tungstenite::protocol::WebSocketConfig;
 use crate::event::{ClientInfo, EndpointInfo, Protocol, SignalEvent};
 use crate::http::{Assets, HttpApp, WebEvent, WebResponse};
 use crate::metrics::{Metrics, ServerMetrics};
+use crate::schedule::Scheduler;
 use crate::signals::Signals;
 use crate::{Error, Result};
 use config::Endpoint;
@@ -81,6 +82,8 @@ pub struct Server {
     http: HttpApp,
     signals: Signals,
     metrics: Arc<Metrics>,
+    /// Timers and schedules (`Server::timer`, `Server::schedule`: see `crate::schedule`).
+    pub(crate) scheduler: Scheduler,
 }
 
 impl Default for Server {
@@ -103,6 +106,7 @@ impl Server {
             endpoints: Vec::new(),
             routes: Routes::default(),
             http: HttpApp::new(signals.clone()),
+            scheduler: Scheduler::pending(signals.clone()),
             signals,
             metrics: Arc::default(),
         }
@@ -248,6 +252,8 @@ pub(crate) struct Port {
     pub(crate) websocket: Option<Arc<EndpointInfo>>,
     /// The `Http` endpoint on this port, if any.
     pub(crate) http: Option<Arc<EndpointInfo>>,
+    /// On a Wss port: its TLS configuration.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Binds one socket per distinct address; a `Ws` and an `Http` endpoint on the same address
@@ -280,6 +286,7 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
                     socket,
                     websocket: None,
                     http: None,
+                    tls: None,
                 };
                 ports.push((wanted, port));
                 ports.len() - 1
@@ -292,6 +299,9 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
             address: port.socket.local_addr()?,
             protocol: endpoint.protocol,
         });
+        if let Some(certificate) = &endpoint.certificate {
+            port.tls = Some(crate::tls::server_config(certificate)?);
+        }
         let slot = match endpoint.protocol {
             Protocol::Http => &mut port.http,
             _ => &mut port.websocket,
@@ -303,6 +313,14 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
                 endpoint.address
             )));
         }
+    }
+    if ports
+        .iter()
+        .any(|(_, p)| p.tls.is_some() && p.http.is_some())
+    {
+        return Err(Error::InvalidConfig(
+            "an Http endpoint cannot share a port with a Wss endpoint (no Https yet)".into(),
+        ));
     }
     Ok(ports.into_iter().map(|(_, port)| port).collect())
 }

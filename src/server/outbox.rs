@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rustix::net::{SendAncillaryBuffer, SendFlags};
+use rustls::ServerConnection;
 
 use crate::server::clock;
 use crate::server::drain::DrainHandle;
@@ -64,6 +65,8 @@ struct Inner {
     state: State,
     /// Whether the drain thread holds this outbox.
     watched: bool,
+    /// A Wss connection's TLS session: frames are encrypted into `pending`.
+    tls: Option<Box<ServerConnection>>,
 }
 
 impl Inner {
@@ -72,11 +75,27 @@ impl Inner {
     }
 
     fn push(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.pending.extend_from_slice(bytes);
+    }
+
+    fn compact(&mut self) {
         if self.sent > 0 && self.sent * 2 >= self.pending.len() {
             self.pending.drain(..self.sent);
             self.sent = 0;
         }
-        self.pending.extend_from_slice(bytes);
+    }
+
+    /// Queues whole frames behind what waits: as they are, or encrypted on a TLS connection.
+    fn queue(&mut self, frames: &[IoSlice<'_>]) {
+        match self.tls.take() {
+            None => frames.iter().for_each(|f| self.push(f)),
+            Some(mut tls) => {
+                self.compact();
+                encrypt(&mut tls, frames, &mut self.pending);
+                self.tls = Some(tls);
+            }
+        }
     }
 
     fn consumed(&mut self, n: usize) {
@@ -107,17 +126,20 @@ impl Outbox {
     /// An outbox holding `greeting` (the handshake response), paused until [`Outbox::open`].
     pub(crate) fn new(
         socket: TcpStream,
-        greeting: Vec<u8>,
+        tls: Option<Box<ServerConnection>>,
+        greeting: &[u8],
         limit: usize,
         close_grace: std::time::Duration,
         drain: DrainHandle,
     ) -> Arc<Outbox> {
-        let inner = Inner {
-            pending: greeting,
+        let mut inner = Inner {
+            pending: Vec::new(),
             sent: 0,
             state: State::Paused,
             watched: false,
+            tls,
         };
+        inner.queue(&[IoSlice::new(greeting)]);
         Arc::new(Outbox {
             socket,
             inner: Mutex::new(inner),
@@ -126,6 +148,11 @@ impl Outbox {
             close_grace,
             drain,
         })
+    }
+
+    /// Whether this is a Wss connection.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.lock().tls.is_some()
     }
 
     /// The socket, for the reader's blocking reads and the drain thread's poll.
@@ -161,15 +188,45 @@ impl Outbox {
         let mut inner = self.lock();
         match inner.state {
             State::Closing { .. } | State::Closed => return Delivery::Closed,
-            State::Open if inner.waiting() == 0 => return self.write_now(&mut inner, frames),
+            State::Open if inner.waiting() == 0 && inner.tls.is_none() => {
+                return self.write_now(&mut inner, frames)
+            }
             State::Open | State::Paused => {}
         }
         if inner.waiting() >= self.limit {
             self.overflow(&mut inner);
             return Delivery::Overflowed;
         }
-        frames.iter().for_each(|f| inner.push(f));
+        inner.queue(frames);
+        if inner.state == State::Open {
+            self.flush_locked(&mut inner);
+            if inner.waiting() == 0 {
+                return Delivery::Written;
+            }
+        }
         Delivery::Queued
+    }
+
+    /// Wss: decrypts `raw` (what the reader read from the socket, without this lock) and
+    /// appends the plaintext to `plain`. Returns whether the peer closed the TLS session. On
+    /// a TLS error the alert is queued for the peer and the error returned.
+    pub(crate) fn decrypt(self: &Arc<Self>, raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+        let mut inner = self.lock();
+        let Some(mut tls) = inner.tls.take() else {
+            plain.extend_from_slice(raw);
+            return Ok(false);
+        };
+        let result = decrypt(&mut tls, raw, plain);
+        if tls.wants_write() {
+            // Alerts, key updates, session tickets: whatever rustls has to say.
+            inner.compact();
+            let _ = tls.write_tls(&mut inner.pending);
+        }
+        inner.tls = Some(tls);
+        if inner.state != State::Paused {
+            self.flush_locked(&mut inner);
+        }
+        result
     }
 
     fn write_now(self: &Arc<Self>, inner: &mut Inner, frames: &[IoSlice<'_>]) -> Delivery {
@@ -230,8 +287,8 @@ impl Outbox {
             reader_done: false,
         };
         match code {
-            Some(code) => inner.push(Frame::close(code, reason).as_bytes()),
-            None => inner.push(&[0x88, 0x00]),
+            Some(code) => inner.queue(&[IoSlice::new(Frame::close(code, reason).as_bytes())]),
+            None => inner.queue(&[IoSlice::new(&[0x88, 0x00])]),
         }
         if was_open {
             self.flush_locked(inner);
@@ -272,7 +329,10 @@ impl Outbox {
     pub(crate) fn refuse(&self, response: &[u8]) {
         let mut inner = self.lock();
         if inner.state == State::Paused {
-            let _ = send_nonblocking(&self.socket, &[IoSlice::new(response)]);
+            inner.pending.clear();
+            inner.sent = 0;
+            inner.queue(&[IoSlice::new(response)]);
+            let _ = send_nonblocking(&self.socket, &[IoSlice::new(&inner.pending)]);
         }
         self.cut(&mut inner);
     }
@@ -346,6 +406,44 @@ impl Outbox {
         }
         interest
     }
+}
+
+/// Encrypts whole frames into TLS records appended to `out`.
+fn encrypt(tls: &mut ServerConnection, frames: &[IoSlice<'_>], out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let mut writer = tls.writer();
+    for frame in frames {
+        // The plaintext buffer is unlimited (our own queue limit applies), so this only
+        // fails once the session is closed, when nothing more should be sent anyway.
+        if writer.write_all(frame).is_err() {
+            break;
+        }
+    }
+    while tls.wants_write() {
+        match tls.write_tls(out) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Feeds ciphertext to the session and takes out the plaintext it yields.
+fn decrypt(tls: &mut ServerConnection, mut raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+    use std::io::Read as _;
+    let mut peer_closed = false;
+    while !raw.is_empty() {
+        if tls.read_tls(&mut raw)? == 0 {
+            break;
+        }
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let start = plain.len();
+        plain.resize(start + state.plaintext_bytes_to_read(), 0);
+        tls.reader().read_exact(&mut plain[start..])?;
+        peer_closed |= state.peer_has_closed();
+    }
+    Ok(peer_closed)
 }
 
 /// One nonblocking `sendmsg`; `WouldBlock` counts as zero bytes written.

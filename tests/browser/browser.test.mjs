@@ -41,7 +41,7 @@ const START_TIMEOUT = 15_000; // the example printing its URL
 const WAIT = 10_000; // anything the page should show
 const CLOSE_TIMEOUT = 5_000; // closing the browser or the example
 
-const DATE_LIKE = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/;
+const DATE_LIKE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 // Processes still running if the test process goes away without reaching a finally.
 const running = new Set();

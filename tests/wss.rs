@@ -1,0 +1,263 @@
+//! Wss (SPEC 10) end to end: a rustls client trusting a CA generated at test time.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use serde_json::json;
+use signalhub::{Certificate, ClientId, Endpoint, Server, ServerConfig, ServerHandle};
+use support::{config, WAIT};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+type TlsSocket = WebSocket<StreamOwned<ClientConnection, TcpStream>>;
+
+/// A test CA and a server certificate it signed, written as PEM files in a fresh folder.
+struct TestCerts {
+    folder: PathBuf,
+    ca: CertificateDer<'static>,
+}
+
+impl TestCerts {
+    fn new() -> TestCerts {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let folder = std::env::temp_dir().join(format!(
+            "signalhub-wss-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&folder).expect("folder");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(
+            ca_params,
+            rcgen::KeyPair::generate().expect("key"),
+        )
+        .expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &ca).expect("cert");
+        std::fs::write(folder.join("cert.pem"), cert.pem()).expect("write cert");
+        std::fs::write(folder.join("key.pem"), key.serialize_pem()).expect("write key");
+        TestCerts {
+            folder,
+            ca: ca.der().clone(),
+        }
+    }
+
+    fn certificate(&self) -> Certificate {
+        Certificate::pem(self.folder.join("cert.pem"), self.folder.join("key.pem"))
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+fn start_wss(certs: &TestCerts, config: ServerConfig) -> ServerHandle {
+    let mut server = Server::with_config(config);
+    server
+        .endpoint(Endpoint::wss("127.0.0.1:0", certs.certificate()))
+        .expect("endpoint");
+    server.start().expect("wss server starts")
+}
+
+fn client_config(certs: &TestCerts) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(certs.ca.clone()).expect("ca");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// A WebSocket client over TLS to `path`, with its client id.
+fn tls_connect(server: &ServerHandle, certs: &TestCerts, path: &str) -> (TlsSocket, ClientId) {
+    let address = server.endpoints()[0].address;
+    let tcp = TcpStream::connect(address).expect("tcp connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    let name = ServerName::try_from("localhost").expect("name");
+    let session = ClientConnection::new(client_config(certs), name).expect("session");
+    let request = format!("wss://localhost:{}{path}", address.port())
+        .into_client_request()
+        .expect("request");
+    let (socket, response) =
+        tungstenite::client(request, StreamOwned::new(session, tcp)).expect("wss handshake");
+    let id = response.headers()["X-Signal-ClientId"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("client id");
+    (socket, id)
+}
+
+fn recv(socket: &mut TlsSocket) -> String {
+    loop {
+        match socket.read().expect("a message") {
+            Message::Text(text) => return text.to_string(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+fn send(socket: &mut TlsSocket, value: serde_json::Value) {
+    socket.send(Message::text(value.to_string())).expect("send");
+}
+
+fn recv_close(socket: &mut TlsSocket) -> Option<CloseCode> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        match socket.read() {
+            Ok(Message::Close(frame)) => return frame.map(|f| f.code),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    panic!("no close within {WAIT:?}");
+}
+
+#[test]
+fn the_routing_table_holds_over_wss() {
+    let certs = TestCerts::new();
+    let server = start_wss(&certs, config());
+    let (mut a, a_id) = tls_connect(&server, &certs, "/chat");
+    let (mut b, _) = tls_connect(&server, &certs, "/news");
+    send(&mut a, json!({"message": "everyone"}));
+    assert_eq!(recv(&mut a), "everyone");
+    assert_eq!(recv(&mut b), "everyone");
+    send(&mut b, json!({"message": {"to": "chat"}, "path": "/chat"}));
+    assert_eq!(recv(&mut a), r#"{"to":"chat"}"#);
+    send(&mut a, json!({"message": "me", "direct": true}));
+    assert_eq!(recv(&mut a), "me");
+    send(
+        &mut b,
+        json!({"message": "for a", "clientId": a_id.to_string()}),
+    );
+    assert_eq!(recv(&mut a), "for a");
+    server.signals().send("marker").expect("send");
+    assert_eq!(recv(&mut b), "marker", "b got nothing it was not meant to");
+    drop((a, b));
+    server.shutdown();
+}
+
+#[test]
+fn a_3_mb_message_round_trips_over_wss() {
+    let certs = TestCerts::new();
+    let server = start_wss(&certs, config());
+    let (mut a, _) = tls_connect(&server, &certs, "/");
+    let (mut b, _) = tls_connect(&server, &certs, "/");
+    let big = "z".repeat(3 << 20);
+    send(&mut a, json!({ "message": big }));
+    assert_eq!(recv(&mut b).len(), 3 << 20);
+    assert_eq!(recv(&mut a), big);
+    drop((a, b));
+    server.shutdown();
+}
+
+#[test]
+fn a_wss_client_that_does_not_read_is_closed_and_others_get_everything() {
+    let certs = TestCerts::new();
+    let mut config = config();
+    config.max_queue_bytes = 64 << 10;
+    let server = start_wss(&certs, config);
+    let (_slow, _) = tls_connect(&server, &certs, "/");
+    let (mut reader, _) = tls_connect(&server, &certs, "/");
+    let padding = "p".repeat(4096);
+    let mut sent = 0;
+    while server.metrics().clients_dropped_slow == 0 {
+        assert!(sent < 20_000, "the slow client was never dropped");
+        for _ in 0..8 {
+            server
+                .signals()
+                .send(format!("{sent:06}{padding}"))
+                .expect("send");
+            sent += 1;
+        }
+        for expected in sent - 8..sent {
+            assert!(recv(&mut reader).starts_with(&format!("{expected:06}")));
+        }
+    }
+    support::wait_until("the slow client is cut", || {
+        server.metrics().clients_connected == 1
+    });
+    drop(reader);
+    server.shutdown();
+}
+
+#[test]
+fn stalled_handshakes_are_dropped_without_holding_up_others() {
+    let certs = TestCerts::new();
+    let mut config = config();
+    config.handshake_timeout = Duration::from_millis(300);
+    let server = start_wss(&certs, config);
+    let address = server.endpoints()[0].address;
+    let silent = TcpStream::connect(address).expect("connect");
+    let mut half_hello = TcpStream::connect(address).expect("connect");
+    half_hello
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .expect("write");
+    let (mut client, _) = tls_connect(&server, &certs, "/");
+    send(&mut client, json!({"message": "still served"}));
+    assert_eq!(recv(&mut client), "still served");
+    for mut stalled in [silent, half_hello] {
+        stalled.set_read_timeout(Some(WAIT)).expect("timeout");
+        let started = Instant::now();
+        let mut sink = [0u8; 64];
+        let ended = matches!(stalled.read(&mut sink), Ok(0) | Err(_));
+        assert!(
+            ended && started.elapsed() < WAIT,
+            "a stalled handshake was not dropped"
+        );
+    }
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn a_plain_ws_client_on_a_wss_port_fails_cleanly() {
+    let certs = TestCerts::new();
+    let server = start_wss(&certs, config());
+    let url = format!("ws://{}/", server.endpoints()[0].address);
+    assert!(support::try_connect(&url, &[]).is_err());
+    let (mut client, _) = tls_connect(&server, &certs, "/");
+    server.signals().send("others carry on").expect("send");
+    assert_eq!(recv(&mut client), "others carry on");
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn shutdown_closes_wss_clients_with_1001() {
+    let certs = TestCerts::new();
+    let server = start_wss(&certs, config());
+    let (mut client, _) = tls_connect(&server, &certs, "/");
+    std::thread::scope(|scope| {
+        scope.spawn(|| server.shutdown());
+        assert_eq!(recv_close(&mut client), Some(CloseCode::Away));
+    });
+}
+
+#[test]
+fn a_missing_certificate_file_fails_start_naming_it() {
+    let mut server = Server::with_config(config());
+    let certificate = Certificate::pem("/nonexistent/cert.pem", "/nonexistent/key.pem");
+    server
+        .endpoint(Endpoint::wss("127.0.0.1:0", certificate))
+        .expect("endpoint");
+    let error = server.start().expect_err("start fails").to_string();
+    assert!(error.contains("/nonexistent/cert.pem"), "{error}");
+}
