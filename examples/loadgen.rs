@@ -7,6 +7,8 @@
 //! $L fanout --url ws://127.0.0.1:PORT/ --clients 100 --messages 2000 --payload 64 --pid PID
 //! $L direct --url ws://127.0.0.1:PORT/ --clients 100 --messages 1000 --pid PID
 //! $L idle   --url ws://127.0.0.1:PORT/ --clients 10000 --hold 5 --pid PID
+//! $L make-cert DIR   # DIR/ca.pem, DIR/cert.pem, DIR/key.pem for a Wss server
+//! $L fanout --url wss://127.0.0.1:PORT/ --ca DIR/ca.pem --clients 1000 --messages 200
 //! ```
 //!
 //! - `fanout`: N receivers and one sender. The sender probes until every receiver is
@@ -18,6 +20,9 @@
 //! - `idle`: N idle connections; the server's RSS, threads, kernel memory and CPU while idle.
 //!
 //! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too.
+//! `wss://` URLs need `--ca FILE`, the PEM CA that signed the server's certificate (`make-cert`
+//! writes one): each client is then a rustls session (ring, TLS 1.3) over its nonblocking
+//! socket, checked against the URL's host (`localhost` or `127.0.0.1`).
 //! `--threads` (2) OS threads each multiplex many nonblocking tungstenite sockets with epoll;
 //! handshakes are nonblocking as well, `--batch` (64) in flight. Only 127.0.0.1 / localhost
 //! targets are accepted. One JSON line goes to stdout, progress to stderr. Exit status: 0 ok
@@ -27,10 +32,15 @@ use log::{info, warn};
 use rustix::event::epoll::{self, EventFlags as Ev};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::OwnedFd;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -41,9 +51,9 @@ use tungstenite::handshake::client::{ClientHandshake, Response};
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::{protocol::WebSocketConfig, Message, WebSocket};
 
-type Ws = WebSocket<TcpStream>;
-type Handshake = MidHandshake<ClientHandshake<TcpStream>>;
-type HandshakeResult = Result<(Ws, Response), HandshakeError<ClientHandshake<TcpStream>>>;
+type Ws = WebSocket<Stream>;
+type Handshake = MidHandshake<ClientHandshake<Stream>>;
+type HandshakeResult = Result<(Ws, Response), HandshakeError<ClientHandshake<Stream>>>;
 type Pending = Option<(Handshake, Instant)>; // a handshake in progress and its start
 /// [server, this process] CPU seconds.
 type Cpu = [Option<f64>; 2];
@@ -56,9 +66,11 @@ const TICK_TS: Timespec = Timespec {
 };
 const READ_BUFFER: usize = 4096;
 const CLK_TCK: f64 = 100.0; // USER_HZ, the unit of CPU times in /proc/PID/stat
-const USAGE: &str = "usage: loadgen fanout|direct|idle --url ws://127.0.0.1:PORT/PATH \
-  [--clients N] [--messages M] [--payload BYTES] [--window W] [--hold SECS] [--pid PID] \
-  [--threads T] [--batch B] [--stall SECS] [--timeout SECS] [--label TEXT]";
+const USAGE: &str = "usage: loadgen fanout|direct|idle --url ws[s]://127.0.0.1:PORT/PATH \
+  [--ca CA.pem (wss)] [--clients N] [--messages M] [--payload BYTES] [--window W] \
+  [--hold SECS] [--pid PID] [--threads T] [--batch B] [--stall SECS] [--timeout SECS] \
+  [--label TEXT]
+       loadgen make-cert DIR";
 
 // ------------------------------------------------------------------------------- options
 
@@ -77,6 +89,13 @@ struct Opts {
     stall: Duration,
     timeout: Duration,
     label: Option<String>,
+    tls: Option<Tls>, // wss://
+}
+
+/// What every `wss://` client of a run shares.
+struct Tls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
 }
 
 /// `--key value` pairs, removed as they are read so that leftovers are unknown flags.
@@ -116,9 +135,18 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         f.0.insert(key.to_string(), value.clone());
     }
     let url: String = f.opt("url")?.ok_or("--url is required")?;
+    let (addr, host, secure) = parse_url(&url)?;
+    let tls = match (secure, f.opt::<String>("ca")?) {
+        (true, Some(ca)) => Some(tls_client(&ca, &host)?),
+        (true, None) => {
+            return Err("wss:// needs --ca CA.pem (the CA of the server certificate)".into())
+        }
+        (false, Some(_)) => return Err("--ca is for wss:// URLs".into()),
+        (false, None) => None,
+    };
     let o = Opts {
         scenario: scenario.clone(),
-        addr: loopback_addr(&url)?,
+        addr,
         url,
         clients: f.get("clients", 100)?,
         messages: f.get("messages", 1000)?,
@@ -131,6 +159,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         stall: f.secs("stall", 10.0)?,
         timeout: f.secs("timeout", 120.0)?,
         label: f.opt("label")?,
+        tls,
     };
     if let Some(k) = f.0.keys().next() {
         return Err(format!("unknown flag --{k}"));
@@ -144,11 +173,14 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// The address of a `ws://127.0.0.1:PORT/...` or `ws://localhost:PORT/...` URL.
-fn loopback_addr(url: &str) -> Result<SocketAddr, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or("--url must start with ws://")?;
+/// The address and host of a `ws[s]://127.0.0.1:PORT/...` or `ws[s]://localhost:PORT/...`
+/// URL, and whether it is `wss://`.
+fn parse_url(url: &str) -> Result<(SocketAddr, String, bool), String> {
+    let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err("--url must start with ws:// or wss://".into()),
+    };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let (host, port) = authority.rsplit_once(':').ok_or("--url needs a port")?;
     if host != "127.0.0.1" && host != "localhost" {
@@ -157,7 +189,71 @@ fn loopback_addr(url: &str) -> Result<SocketAddr, String> {
         ));
     }
     let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
-    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    Ok((
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        host.to_owned(),
+        secure,
+    ))
+}
+
+/// A client config trusting the CA certificates of the PEM file `ca` (ring, explicitly), and
+/// the name the server's certificate must have.
+fn tls_client(ca: &str, host: &str) -> Result<Tls, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("--ca {ca}: {e}");
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate in it"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("{host:?}: {e}"))?;
+    Ok(Tls {
+        config: Arc::new(config),
+        name,
+    })
+}
+
+/// `make-cert DIR`: a CA (`DIR/ca.pem`) and a certificate it signed for `localhost` and
+/// `127.0.0.1` (`DIR/cert.pem`, its key `DIR/key.pem`), ECDSA P-256, for a bench's Wss server.
+fn make_cert(dir: &Path) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let gen = |e: rcgen::Error| format!("rcgen: {e}");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    (ca_params.distinguished_name).push(DnType::CommonName, "signalhub loadgen CA");
+    let ca_key = KeyPair::generate_for(alg).map_err(gen)?;
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(gen)?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let key = KeyPair::generate_for(alg).map_err(gen)?;
+    let cert = (CertificateParams::new(names).map_err(gen)?)
+        .signed_by(&key, &ca)
+        .map_err(gen)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let files = [
+        ("ca.pem", ca.pem()),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+    ];
+    for (name, pem) in files {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(name);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true).mode(0o600);
+        let written = options
+            .open(&path)
+            .and_then(|mut f| f.write_all(pem.as_bytes()));
+        written.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------ clock, /proc, results
@@ -320,6 +416,116 @@ impl Wake {
     }
 }
 
+// --------------------------------------------------------------------------------- streams
+
+/// A client's socket: plain TCP (`ws://`) or a TLS session over it (`wss://`). Nonblocking
+/// either way: reads and writes return `WouldBlock` when the socket does.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    /// TLS bytes waiting for the socket (a write that would block, or what the handshake or
+    /// a read produced): flush once the socket is writable.
+    fn wants_write(&self) -> bool {
+        matches!(self, Stream::Tls(t) if t.tls.wants_write())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Plain(s) => s.as_fd(),
+            Stream::Tls(t) => t.sock.as_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// A rustls client session over a nonblocking socket, as tungstenite's stream. `read` returns
+/// plaintext, pulling TLS records from the socket as needed, and `WouldBlock` only once the
+/// socket is drained (what edge-triggered epoll needs); `write` encrypts into rustls' buffer
+/// (`WouldBlock` only when that is full and the socket takes nothing); `flush` hands the
+/// buffer to the socket (`WouldBlock`: flush again when writable).
+struct TlsStream {
+    tls: ClientConnection,
+    sock: TcpStream,
+}
+
+impl TlsStream {
+    /// Write what rustls has for the peer until it has nothing left or the socket is full.
+    fn push(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            if self.tls.write_tls(&mut self.sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // Ok(0) once the server sent close_notify, UnexpectedEof on a bare TCP EOF.
+            match self.tls.reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            self.tls.read_tls(&mut self.sock)?; // WouldBlock: nothing more for now
+            let state = self.tls.process_new_packets();
+            // Our handshake flight (and the request buffered behind it), alerts, key updates.
+            // Best effort: what the socket cannot take waits for a writable event.
+            let _ = self.push();
+            if let Err(e) = state {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tls.writer().write(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        self.push()?; // rustls' buffer is full: make room
+        match self.tls.writer().write(buf)? {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tls.writer().flush()?;
+        self.push()
+    }
+}
+
 // ------------------------------------------------------------------------------ connecting
 
 fn would_block(e: &tungstenite::Error) -> bool {
@@ -328,12 +534,19 @@ fn would_block(e: &tungstenite::Error) -> bool {
 
 /// TCP connect (blocking, bounded), then a nonblocking handshake registered under `slot`.
 fn start_handshake(o: &Opts, ep: &OwnedFd, slot: usize) -> Result<HandshakeResult, String> {
-    let stream = TcpStream::connect_timeout(&o.addr, CONNECT_TIMEOUT);
-    let stream = stream.map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    stream
-        .set_nonblocking(true)
+    let sock = TcpStream::connect_timeout(&o.addr, CONNECT_TIMEOUT);
+    let sock = sock.map_err(|e| format!("connect: {e}"))?;
+    let _ = sock.set_nodelay(true);
+    sock.set_nonblocking(true)
         .map_err(|e| format!("connect: {e}"))?;
+    let stream = match &o.tls {
+        None => Stream::Plain(sock),
+        Some(t) => {
+            let tls = ClientConnection::new(t.config.clone(), t.name.clone());
+            let tls = tls.map_err(|e| format!("tls: {e}"))?;
+            Stream::Tls(Box::new(TlsStream { tls, sock }))
+        }
+    };
     let data = epoll::EventData::new_u64(slot as u64);
     epoll::add(ep, &stream, data, Ev::IN | Ev::OUT | Ev::ET).map_err(|e| format!("epoll: {e}"))?;
     let cfg = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
@@ -450,6 +663,8 @@ impl<C: Client> Conn<C> {
                 Err(e) => self.fail(format!("read: {e}"), errs),
             }
         }
+        // TLS bytes a read produced (or a blocked write left) go out when writable.
+        self.want_out |= self.open && self.ws.get_ref().wants_write();
     }
     fn send(&mut self, text: String, errs: &mut Errors) {
         let r = self.ws.send(Message::text(text));
@@ -1004,6 +1219,17 @@ fn arm_watchdog(o: &Opts) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "make-cert") {
+        let [_, dir] = &args[..] else {
+            eprintln!("loadgen: make-cert needs one DIR\n{USAGE}");
+            std::process::exit(2);
+        };
+        if let Err(e) = make_cert(Path::new(dir)) {
+            eprintln!("loadgen: make-cert: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let o = parse_args(&args).unwrap_or_else(|e| {
         eprintln!("loadgen: {e}\n{USAGE}");
         std::process::exit(2);

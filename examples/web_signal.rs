@@ -18,26 +18,29 @@
 //!
 //! Addresses: `--http ADDR` / `--ws ADDR`, else `SIGNALHUB_HTTP` / `SIGNALHUB_WS`, else
 //! `127.0.0.1:8090` / `127.0.0.1:8091` (`*:PORT` listens on every interface). The same
-//! address for both shares one port (port 0 included). Runs until killed.
+//! address for both shares one port (port 0 included). `--tls CERT.pem KEY.pem` serves the
+//! WebSockets over TLS (Wss) on their own port; the page then connects with `wss:`. Runs
+//! until killed.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
-use signalhub::{Assets, ClientId, Endpoint, SendOptions, Server, WebResponse};
+use signalhub::{Assets, Certificate, ClientId, Endpoint, SendOptions, Server, WebResponse};
 
-const USAGE: &str = "usage: web_signal [--http ADDR] [--ws ADDR]
+const USAGE: &str = "usage: web_signal [--http ADDR] [--ws ADDR] [--tls CERT.pem KEY.pem]
   --http ADDR  the page and HTTP routes (default $SIGNALHUB_HTTP or 127.0.0.1:8090)
   --ws ADDR    WebSocket connections (default $SIGNALHUB_WS or 127.0.0.1:8091)
-  The same ADDR for both serves them on one port.";
+  --tls CERT KEY  WebSockets over TLS with this PEM certificate chain and key
+  The same ADDR for both serves them on one port (not with --tls).";
 
 /// The WebSocket path the page connects to (where the `[date]` route is).
 const WS_PATH: &str = "/messages";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     simplelog::SimpleLogger::init(log::LevelFilter::Info, simplelog::Config::default())?;
-    let (http, ws) = match addresses(std::env::args().skip(1)) {
+    let (http, ws, tls) = match addresses(std::env::args().skip(1)) {
         Ok(addresses) => addresses,
         Err(message) => {
             eprintln!("{message}\n{USAGE}");
@@ -47,8 +50,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut server = Server::new();
     server.endpoint(Endpoint::http(http.as_str()).name("http"))?;
-    let mut ws_endpoint = Endpoint::ws(ws.as_str()).name("ws");
-    if ws == http {
+    let mut ws_endpoint = match &tls {
+        Some((cert, key)) => Endpoint::wss(ws.as_str(), Certificate::pem(cert, key)),
+        None => Endpoint::ws(ws.as_str()),
+    }
+    .name("ws");
+    if ws == http && tls.is_none() {
         ws_endpoint = ws_endpoint.share_port_with("http");
     }
     server.endpoint(ws_endpoint)?;
@@ -124,7 +131,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         ws_addr.port().into()
     };
-    let _ = ws_config.set(json!({ "port": port, "path": WS_PATH }));
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let _ = ws_config.set(json!({ "port": port, "path": WS_PATH, "scheme": scheme }));
 
     // The server has logged a `listening on URL` line per endpoint.
     let page = handle
@@ -143,10 +151,19 @@ fn bad_request(reason: &str) -> WebResponse {
 }
 
 /// The Http and Ws addresses: flags first, then the environment, then seed 000's ports.
-fn addresses(mut args: impl Iterator<Item = String>) -> Result<(String, String), String> {
+/// The Http and Ws addresses, and the TLS certificate and key files with `--tls`.
+type Args = (String, String, Option<(String, String)>);
+
+fn addresses(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut http = std::env::var("SIGNALHUB_HTTP").ok();
     let mut ws = std::env::var("SIGNALHUB_WS").ok();
+    let mut tls = None;
     while let Some(arg) = args.next() {
+        if arg == "--tls" {
+            let mut file = || args.next().ok_or("--tls needs CERT.pem and KEY.pem");
+            tls = Some((file()?, file()?));
+            continue;
+        }
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
             None => (arg, None),
@@ -166,5 +183,6 @@ fn addresses(mut args: impl Iterator<Item = String>) -> Result<(String, String),
     Ok((
         http.unwrap_or_else(|| "127.0.0.1:8090".to_owned()),
         ws.unwrap_or_else(|| "127.0.0.1:8091".to_owned()),
+        tls,
     ))
 }

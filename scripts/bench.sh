@@ -7,9 +7,14 @@
 #   SERVER_CMD  server command instead of target/release/examples/signal_server 127.0.0.1:0.
 #               With `{port}` in it, a free port is substituted and the script waits until the
 #               port accepts TCP; otherwise the port is read from the server's stdout line
-#               `listening on ws://127.0.0.1:PORT` (10 s limit).
-#   SCENARIOS   subset of: fanout-100 fanout-1000 direct idle-10000 (default: all)
+#               `listening on ws://127.0.0.1:PORT` (or wss://; 10 s limit).
+#   SCENARIOS   subset of: fanout-100 fanout-1000 fanout-1000-wss direct idle-10000
+#               (default: all)
 #   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
+# fanout-1000-wss is fanout-1000 over TLS: `loadgen make-cert` writes a CA and a localhost
+# certificate into a temporary folder, the server runs with `--tls CERT KEY` and loadgen trusts
+# the CA. It needs the example server, so SERVER_CMD skips it. When fanout-1000 ran too, the
+# summary ends with the Wss/Ws ratio of deliveries/s (issue target: at least 0.70).
 # Exit status: 0 if every scenario was ok, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +36,9 @@ pid=
 port=
 why=
 failed=0
+scheme=ws    # of @URL; run_wss_case sets wss
+server_tls=  # server arguments for Wss, likewise
+certs=       # the folder `loadgen make-cert` wrote, once a Wss case needed it
 
 cleanup() {
   stop_server
@@ -42,10 +50,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Start the server in the background; sets pid and port. Returns 1 (reason in $why) if it is
-# not ready within 10 s.
+# Start the server (with $server_tls) in the background; sets pid and port. Returns 1 (reason
+# in $why) if it is not ready within 10 s.
 start_server() {
-  local cmd=$server_cmd
+  local cmd="$server_cmd $server_tls"
   port= why="not ready within 10 s"
   if [[ $cmd == *"{port}"* ]]; then
     port=$(free_port)
@@ -58,7 +66,7 @@ start_server() {
     if [[ $server_cmd == *"{port}"* ]]; then
       (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
     else
-      port=$(sed -nE 's#.*listening on ws://[^:/]+:([0-9]+).*#\1#p' "$logdir/server.out" | head -n 1)
+      port=$(sed -nE 's#.*listening on wss?://[^:/]+:([0-9]+).*#\1#p' "$logdir/server.out" | head -n 1)
       [ -n "$port" ] && return 0
     fi
     sleep 0.1
@@ -89,7 +97,7 @@ run_case() {
   echo "== $label" >&2
   if start_server; then
     for a in "$@"; do
-      a=${a//@URL/ws://127.0.0.1:$port/}
+      a=${a//@URL/$scheme://127.0.0.1:$port/}
       args+=("${a//@PID/$pid}")
     done
     line=$(timeout 200 "$loadgen" "${args[@]}" --label "$label" --timeout 150 2>"$logdir/loadgen.err") || true
@@ -98,21 +106,47 @@ run_case() {
     line=$(error_json "$label" "server $why: $(tail -q -n 3 "$logdir/server.err" "$logdir/server.out" | tr '\n' ' ')")
   fi
   stop_server
-  echo "$line" | tee -a "$out"
-  [[ $line == *'"ok":true'* ]] || failed=1
+  record "$line"
+}
+
+# record JSON-LINE: to $out, and to this invocation's results (for the Wss/Ws ratio).
+record() {
+  echo "$1" | tee -a "$out"
+  echo "$1" >>"$logdir/run.jsonl"
+  [[ $1 == *'"ok":true'* ]] || failed=1
 }
 
 error_json() {
   python3 -c 'import json, sys; print(json.dumps({"label": sys.argv[1], "ok": False, "error": sys.argv[2]}))' "$1" "$2"
 }
 
+# run_wss_case LABEL LOADGEN-ARGS...: run_case against the example server serving Wss with a
+# certificate made for this run; loadgen trusts its CA.
+run_wss_case() {
+  want "$1" || return 0
+  if [ -n "${SERVER_CMD:-}" ]; then
+    echo "== $1: skipped (needs the example server, SERVER_CMD is set)" >&2
+    return 0
+  fi
+  if [ -z "$certs" ] && ! "$loadgen" make-cert "$logdir/certs" 2>"$logdir/certs.err"; then
+    record "$(error_json "$1" "make-cert: $(tail -n 1 "$logdir/certs.err")")"
+    return 0
+  fi
+  certs=$logdir/certs
+  scheme=wss server_tls="--tls $(printf %q "$certs/cert.pem") $(printf %q "$certs/key.pem")"
+  run_case "$@" --ca "$certs/ca.pem"
+  scheme=ws server_tls=
+}
+
 run_case fanout-100 fanout --url @URL --clients 100 --messages 2000 --payload 64 --pid @PID
 run_case fanout-1000 fanout --url @URL --clients 1000 --messages 200 --payload 64 --pid @PID
+run_wss_case fanout-1000-wss fanout --url @URL --clients 1000 --messages 200 --payload 64 --pid @PID
 run_case direct direct --url @URL --clients 100 --messages 1000 --pid @PID
 run_case idle-10000 idle --url @URL --clients 10000 --hold 5 --pid @PID
 
 echo "raw results: $out" >&2
-python3 - "$out" <<'EOF'
+touch "$logdir/run.jsonl"
+python3 - "$out" "$logdir/run.jsonl" <<'EOF'
 import json, sys
 
 def num(v, fmt="{:,.0f}"):
@@ -134,5 +168,19 @@ for line in open(sys.argv[1]):
                                               f"lost {r.get('lost')}, misrouted {r.get('misrouted', 0)}")
     print(f"| {r.get('label')} | {num(rate)} | {num(lat.get('p50'))} | {num(lat.get('p99'))} | "
           f"{cpu_note} | {num(r.get('rss_per_conn_kib'), '{:.1f}')} | {num(threads)} | {ok} |")
+
+# Wss against Ws, when this invocation ran both fan-outs to 1000 clients.
+this_run = {r.get("label"): r for r in map(json.loads, open(sys.argv[2]))}
+ws, wss = this_run.get("fanout-1000"), this_run.get("fanout-1000-wss")
+if ws and wss:
+    if ws.get("ok") and wss.get("ok") and ws.get("deliveries_per_sec"):
+        ratio = wss["deliveries_per_sec"] / ws["deliveries_per_sec"]
+        cpu = [r.get("server_cpu_us_per_delivery") for r in (wss, ws)]
+        print(f"\nWss/Ws fan-out to 1000 clients: {ratio:.2f} of the deliveries/s "
+              f"({num(wss['deliveries_per_sec'])} vs {num(ws['deliveries_per_sec'])}; target ≥ 0.70, "
+              f"{'met' if ratio >= 0.7 else 'NOT met'}); server CPU {num(cpu[0], '{:.2f}')} vs "
+              f"{num(cpu[1], '{:.2f}')} µs/delivery")
+    else:
+        print("\nWss/Ws fan-out to 1000 clients: not compared, a run was not ok")
 EOF
 exit "$failed"

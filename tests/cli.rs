@@ -2,12 +2,15 @@
 //! 127.0.0.1 with port 0, read through their stdout/stderr lines. Every wait is bounded and
 //! every process is stopped (SIGTERM, then SIGKILL if it lingers) when its test ends.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+use support::certs::TestCerts;
 
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -344,7 +347,10 @@ fn a_shared_port_serves_the_page_the_script_and_ws_config() {
         .unwrap_or_default()
         .contains("javascript"));
     let config = get(server.http(), "/ws-config");
-    assert_eq!(config.json(), json!({ "port": null, "path": "/messages" }));
+    assert_eq!(
+        config.json(),
+        json!({"port": null, "path": "/messages", "scheme": "ws"})
+    );
     ws_client(&server.ws_url("/messages")); // the same port takes WebSocket upgrades
 
     assert!(server.stop().success());
@@ -358,7 +364,10 @@ fn separate_ports_give_the_ws_port_in_ws_config() {
     assert_eq!(server.urls[1], format!("ws://{ws}"));
     assert_ne!(server.http().port(), port);
     let config = get(server.http(), "/ws-config").json();
-    assert_eq!(config, json!({ "port": port, "path": "/messages" }));
+    assert_eq!(
+        config,
+        json!({"port": port, "path": "/messages", "scheme": "ws"})
+    );
     assert!(server.stop().success());
 }
 
@@ -550,30 +559,18 @@ fn connect_sends_extra_headers() {
 /// A Wss server of the library's own on 127.0.0.1, with a CA made at test time.
 struct WssServer {
     handle: signalhub::ServerHandle,
-    dir: TempDir,
+    certs: TestCerts,
 }
 
 impl WssServer {
-    fn start(name: &str) -> WssServer {
-        let dir = TempDir::new(name);
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
-        let cert = params.signed_by(&key, &ca).expect("cert");
-        std::fs::write(dir.0.join("ca.pem"), ca.pem()).expect("write ca");
-        std::fs::write(dir.0.join("cert.pem"), cert.pem()).expect("write cert");
-        std::fs::write(dir.0.join("key.pem"), key.serialize_pem()).expect("write key");
-        let certificate =
-            signalhub::Certificate::pem(dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    fn start() -> WssServer {
+        let certs = TestCerts::new();
         let mut server = signalhub::Server::new();
         server
-            .endpoint(signalhub::Endpoint::wss("127.0.0.1:0", certificate))
+            .endpoint(signalhub::Endpoint::wss("127.0.0.1:0", certs.certificate()))
             .expect("endpoint");
         let handle = server.start().expect("wss server starts");
-        WssServer { handle, dir }
+        WssServer { handle, certs }
     }
 
     fn url(&self) -> String {
@@ -581,13 +578,38 @@ impl WssServer {
     }
 
     fn ca(&self) -> String {
-        self.dir.0.join("ca.pem").display().to_string()
+        self.certs.ca_file().display().to_string()
     }
 }
 
 #[test]
+fn serve_takes_wss_endpoints_with_a_pem_certificate() {
+    let certs = TestCerts::new();
+    let (cert, key) = (certs.path("cert.pem"), certs.path("key.pem"));
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let server = Serve::start(&["--wss", "127.0.0.1:0", "--cert", cert, "--key", key], 1);
+    let url = format!("wss://localhost:{}/", server.addr("wss").port());
+    let ca = certs.ca_file().display().to_string();
+    let mut cli = connect(&url, &["--ca", &ca]);
+    cli.wait_connected();
+    cli.send_line(r#"{"message":"served over tls"}"#);
+    assert_eq!(cli.line(), "served over tls");
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn wss_without_a_certificate_is_a_usage_error() {
+    let mut proc = Proc::spawn(&["serve", "--wss", "127.0.0.1:0"]);
+    assert_eq!(proc.exit_status().code(), Some(2));
+    let stderr = proc.stderr_rest();
+    assert!(stderr.contains("--cert and --key"), "{stderr}");
+}
+
+#[test]
 fn connect_speaks_wss_with_a_ca_file() {
-    let server = WssServer::start("wss-ca");
+    let server = WssServer::start();
     let mut cli = connect(&server.url(), &["--ca", &server.ca()]);
     cli.wait_connected();
     cli.send_line(r#"{"message":"over tls","direct":true}"#);
@@ -599,7 +621,7 @@ fn connect_speaks_wss_with_a_ca_file() {
 
 #[test]
 fn connect_to_wss_fails_on_an_unknown_ca_or_a_missing_file() {
-    let server = WssServer::start("wss-noca");
+    let server = WssServer::start();
     let mut cli = connect(&server.url(), &[]);
     assert_eq!(cli.exit_status().code(), Some(1));
     let stderr = cli.stderr_rest();

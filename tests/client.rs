@@ -6,8 +6,7 @@
 mod support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -18,6 +17,7 @@ use signalhub::{
     Certificate, Clients, ConnectEvent, ConnectOptions, ConnectionState, DisconnectEvent,
     DisconnectReason, Endpoint, Error, ReconnectPolicy, Server, WebResponse, WsData, WsEvent,
 };
+use support::certs::TestCerts;
 use support::{wait_until, QUIET, WAIT};
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -1058,46 +1058,11 @@ fn a_panicking_handler_is_survived() {
     server.shutdown();
 }
 
-/// A CA and a server certificate it signed (for localhost and 127.0.0.1), as PEM files.
-struct TestCerts {
-    folder: PathBuf,
-}
-
-impl TestCerts {
-    fn new() -> TestCerts {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let folder = std::env::temp_dir().join(format!(
-            "signalhub-client-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&folder).expect("folder");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let params = rcgen::CertificateParams::new(names).expect("params");
-        let cert = params.signed_by(&key, &ca).expect("cert");
-        std::fs::write(folder.join("ca.pem"), ca.pem()).expect("write ca");
-        std::fs::write(folder.join("cert.pem"), cert.pem()).expect("write cert");
-        std::fs::write(folder.join("key.pem"), key.serialize_pem()).expect("write key");
-        TestCerts { folder }
-    }
-}
-
-impl Drop for TestCerts {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.folder);
-    }
-}
-
 #[test]
 fn wss_with_a_custom_ca() {
     let certs = TestCerts::new();
     let mut server = Server::with_config(support::config());
-    let certificate = Certificate::pem(certs.folder.join("cert.pem"), certs.folder.join("key.pem"));
+    let certificate = Certificate::pem(certs.path("cert.pem"), certs.path("key.pem"));
     server
         .endpoint(Endpoint::wss("127.0.0.1:0", certificate))
         .unwrap();
@@ -1131,7 +1096,7 @@ fn wss_with_a_custom_ca() {
     assert!(clients.names().is_empty());
 
     let (handler, rx) = collector();
-    let options = quick().ca_file(certs.folder.join("ca.pem"));
+    let options = quick().ca_file(certs.ca_file());
     clients
         .connect("tlsca", &url, options, handler)
         .expect("wss connects");

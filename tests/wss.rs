@@ -4,65 +4,20 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::json;
 use signalhub::{Certificate, ClientId, Endpoint, Server, ServerConfig, ServerHandle};
+use support::certs::TestCerts;
 use support::{config, WAIT};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
 type TlsSocket = WebSocket<StreamOwned<ClientConnection, TcpStream>>;
-
-/// A test CA and a server certificate it signed, written as PEM files in a fresh folder.
-struct TestCerts {
-    folder: PathBuf,
-    ca: CertificateDer<'static>,
-}
-
-impl TestCerts {
-    fn new() -> TestCerts {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let folder = std::env::temp_dir().join(format!(
-            "signalhub-wss-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&folder).expect("folder");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = rcgen::CertifiedIssuer::self_signed(
-            ca_params,
-            rcgen::KeyPair::generate().expect("key"),
-        )
-        .expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-        let cert = params.signed_by(&key, &ca).expect("cert");
-        std::fs::write(folder.join("cert.pem"), cert.pem()).expect("write cert");
-        std::fs::write(folder.join("key.pem"), key.serialize_pem()).expect("write key");
-        TestCerts {
-            folder,
-            ca: ca.der().clone(),
-        }
-    }
-
-    fn certificate(&self) -> Certificate {
-        Certificate::pem(self.folder.join("cert.pem"), self.folder.join("key.pem"))
-    }
-}
-
-impl Drop for TestCerts {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.folder);
-    }
-}
 
 fn start_wss(certs: &TestCerts, config: ServerConfig) -> ServerHandle {
     let mut server = Server::with_config(config);

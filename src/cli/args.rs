@@ -65,6 +65,32 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "ADDR")]
     pub ws: Vec<String>,
 
+    /// a WebSocket-over-TLS endpoint on ADDR (needs --cert and --key, --pfx, or
+    /// --self-signed); repeatable
+    #[argh(option, arg_name = "ADDR")]
+    pub wss: Vec<String>,
+
+    /// the PEM certificate chain (leaf first) for --wss endpoints
+    #[argh(option, arg_name = "PEM")]
+    pub cert: Option<PathBuf>,
+
+    /// the PEM private key (PKCS#8, PKCS#1 or SEC1) for --wss endpoints
+    #[argh(option, arg_name = "PEM")]
+    pub key: Option<PathBuf>,
+
+    /// a PKCS#12 (.pfx) certificate and key for --wss endpoints (feature pkcs12)
+    #[argh(option, arg_name = "FILE")]
+    pub pfx: Option<PathBuf>,
+
+    /// the environment variable holding the --pfx password
+    #[argh(option, arg_name = "VAR")]
+    pub pfx_password_env: Option<String>,
+
+    /// generate a self-signed certificate for localhost at start, for development
+    /// (feature self-signed)
+    #[argh(switch)]
+    pub self_signed: bool,
+
     /// serve views (index.html for GET /) from DIR instead of the built-in page
     #[argh(option, arg_name = "DIR")]
     pub views: Option<PathBuf>,

@@ -60,7 +60,12 @@ pub fn ws_config(handle: &ServerHandle, ws_name: &str) -> Value {
             .any(|e| e.protocol == Protocol::Http && e.address == ws);
         (!shared).then_some(ws.port())
     });
-    json!({ "port": port, "path": PAGE_WS_PATH })
+    let scheme = handle
+        .endpoints()
+        .iter()
+        .find(|e| e.name == ws_name)
+        .map_or("ws", |e| e.protocol.as_str());
+    json!({ "port": port, "path": PAGE_WS_PATH, "scheme": scheme })
 }
 
 /// `POST /broadcast`: sends `{"Message": <message>}` (seed 000), to the body's `clientId` or

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
-use signalhub::{Assets, Endpoint, Error, Server, ServerHandle};
+use signalhub::{Assets, Certificate, Endpoint, Error, Server, ServerHandle};
 
 use super::args::{ServeArgs, TimerBroadcast};
 use super::{describe, routes, Exit};
@@ -40,7 +40,8 @@ struct Planned {
 pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let config = args.config()?;
     init_logging(args.log_level)?;
-    let plan = plan(&args.http, &args.ws);
+    let mut plan = plan(&args.http, &args.ws, !args.wss.is_empty());
+    plan.extend(plan_wss(&args)?);
     let mut server = Server::with_config(config);
     for planned in &plan {
         server
@@ -50,13 +51,17 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     server.views(assets("--views", args.views.as_deref(), VIEWS)?);
     server.public(assets("--public", args.public.as_deref(), PUBLIC)?);
     let ws_config = Arc::new(OnceLock::new());
-    let has_ws = plan.iter().any(|p| p.name.starts_with("ws-"));
+    let has_ws = plan.iter().any(|p| p.name.starts_with("ws"));
     routes::add(&mut server, has_ws.then(|| ws_config.clone())).map_err(start_error)?;
     add_timer_broadcasts(&mut server, &args.timer_broadcast).map_err(start_error)?;
     let stop = stop_signal()?;
     let handle = server.start().map_err(start_error)?;
     if has_ws {
-        let _ = ws_config.set(routes::ws_config(&handle, "ws-0"));
+        let first = plan
+            .iter()
+            .find(|p| p.name.starts_with("ws"))
+            .map_or("ws-0", |p| p.name.as_str());
+        let _ = ws_config.set(routes::ws_config(&handle, first));
     }
     announce(&handle, &plan);
     // Only an error if the signal handler is gone, which never happens: stop either way.
@@ -68,8 +73,68 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
 
 /// The endpoints, named `http-N` and `ws-N` in flag order. A `--ws` with exactly the same
 /// address as an `--http` (not yet paired) shares its port, also with port 0.
-fn plan(http: &[String], ws: &[String]) -> Vec<Planned> {
-    let (http, ws) = if http.is_empty() && ws.is_empty() {
+/// `--wss` endpoints, named `wss-N`, all with the one certificate the flags give.
+fn plan_wss(args: &ServeArgs) -> Result<Vec<Planned>, Exit> {
+    if args.wss.is_empty() {
+        return Ok(Vec::new());
+    }
+    let certificate = certificate(args)?;
+    let planned = args.wss.iter().enumerate().map(|(n, address)| {
+        let name = format!("wss-{n}");
+        let endpoint = Endpoint::wss(address.as_str(), certificate.clone()).name(name.as_str());
+        Planned { name, endpoint }
+    });
+    Ok(planned.collect())
+}
+
+/// The certificate for `--wss`: `--cert` + `--key`, `--pfx`, or `--self-signed`, exactly one.
+fn certificate(args: &ServeArgs) -> Result<Certificate, Exit> {
+    let usage = |message: &str| Exit::usage(format!("--wss: {message}"));
+    match (&args.cert, &args.key, &args.pfx, args.self_signed) {
+        (Some(cert), Some(key), None, false) => Ok(Certificate::pem(cert, key)),
+        (None, None, Some(pfx), false) => pfx_certificate(pfx, args.pfx_password_env.as_deref()),
+        (None, None, None, true) => self_signed_certificate(),
+        (Some(_), None, _, _) | (None, Some(_), _, _) => Err(usage("--cert and --key go together")),
+        (None, None, None, false) => Err(usage("needs --cert and --key, --pfx, or --self-signed")),
+        _ => Err(usage("give one of --cert/--key, --pfx or --self-signed")),
+    }
+}
+
+#[cfg(feature = "pkcs12")]
+fn pfx_certificate(
+    file: &std::path::Path,
+    password_env: Option<&str>,
+) -> Result<Certificate, Exit> {
+    let password = match password_env {
+        Some(var) => std::env::var(var)
+            .map_err(|_| Exit::usage(format!("--pfx-password-env: {var} is not set")))?,
+        None => String::new(),
+    };
+    Ok(Certificate::pkcs12(file, password))
+}
+
+#[cfg(not(feature = "pkcs12"))]
+fn pfx_certificate(_: &std::path::Path, _: Option<&str>) -> Result<Certificate, Exit> {
+    Err(Exit::usage(
+        "--pfx: this signalhub was built without the pkcs12 feature",
+    ))
+}
+
+#[cfg(feature = "self-signed")]
+fn self_signed_certificate() -> Result<Certificate, Exit> {
+    Ok(Certificate::self_signed(["localhost", "127.0.0.1"]))
+}
+
+#[cfg(not(feature = "self-signed"))]
+fn self_signed_certificate() -> Result<Certificate, Exit> {
+    Err(Exit::usage(
+        "--self-signed: this signalhub was built without the self-signed feature",
+    ))
+}
+
+/// The Http and Ws endpoints; with no endpoint flags at all, Http on 8090 and Ws on 8091.
+fn plan(http: &[String], ws: &[String], has_wss: bool) -> Vec<Planned> {
+    let (http, ws) = if http.is_empty() && ws.is_empty() && !has_wss {
         (vec![DEFAULT_HTTP.to_owned()], vec![DEFAULT_WS.to_owned()])
     } else {
         (http.to_vec(), ws.to_vec())
@@ -183,7 +248,7 @@ mod tests {
 
     #[test]
     fn no_flags_listen_like_the_example() {
-        let planned = plan(&[], &[]);
+        let planned = plan(&[], &[], false);
         assert_eq!(
             planned,
             [
@@ -204,6 +269,7 @@ mod tests {
         let planned = plan(
             &strings(&["127.0.0.1:0", "127.0.0.1:0"]),
             &strings(&["127.0.0.1:0", "127.0.0.1:5", "127.0.0.1:0", "127.0.0.1:0"]),
+            false,
         );
         let ws: Vec<&Endpoint> = planned[2..].iter().map(|p| &p.endpoint).collect();
         assert_eq!(
@@ -223,7 +289,7 @@ mod tests {
 
     #[test]
     fn ws_only_has_no_http_endpoint() {
-        let planned = plan(&[], &strings(&["127.0.0.1:0"]));
+        let planned = plan(&[], &strings(&["127.0.0.1:0"]), false);
         assert_eq!(planned.len(), 1);
         assert_eq!(planned[0].name, "ws-0");
     }

@@ -411,12 +411,16 @@ impl Outbox {
 /// Encrypts whole frames into TLS records appended to `out`.
 fn encrypt(tls: &mut ServerConnection, frames: &[IoSlice<'_>], out: &mut Vec<u8>) {
     use std::io::Write as _;
+    // All frames in one go, so rustls makes as few records as it can (one per 16 KiB) instead
+    // of one per frame. The plaintext buffer is unlimited (our own queue limit applies), so
+    // this only stops early once the session is closed, when nothing more should be sent.
+    let mut slices = frames.to_vec();
+    let mut rest = &mut slices[..];
     let mut writer = tls.writer();
-    for frame in frames {
-        // The plaintext buffer is unlimited (our own queue limit applies), so this only
-        // fails once the session is closed, when nothing more should be sent anyway.
-        if writer.write_all(frame).is_err() {
-            break;
+    while !rest.is_empty() {
+        match writer.write_vectored(rest) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
         }
     }
     while tls.wants_write() {

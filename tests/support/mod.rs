@@ -2,6 +2,8 @@
 //! with bounded waits, and a bounded wait for conditions.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::io;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

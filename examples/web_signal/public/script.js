@@ -34,7 +34,8 @@
       throw new Error(`GET /ws-config: ${response.status}`);
     }
     const config = await response.json();
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const secure = config.scheme === 'wss' || location.protocol === 'https:';
+    const scheme = secure ? 'wss:' : 'ws:';
     const host = config.port == null ? location.host : hostWithPort(location.hostname, config.port);
     const path = typeof config.path === 'string' && config.path.startsWith('/') ? config.path : '/';
     return `${scheme}//${host}${path}`;
