@@ -104,6 +104,49 @@ fn find_pair<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -
         .map(|(_, v)| v.as_str())
 }
 
+/// A message exactly as a client sent it, for [`Server::on_message`](crate::Server::on_message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawMessage<'a> {
+    /// A text frame (always valid UTF-8).
+    Text(&'a str),
+    /// A binary frame, any bytes.
+    Binary(&'a [u8]),
+}
+
+/// Handed to an [`on_message`](crate::Server::on_message) handler for every message on a
+/// matching connection, before (and instead of) any JSON parsing: for protocols of your own.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct MessageEvent<'a> {
+    /// The sending client.
+    pub client: &'a Arc<ClientInfo>,
+    /// The message as sent.
+    pub message: RawMessage<'a>,
+    pub(crate) signals: &'a Signals,
+}
+
+impl MessageEvent<'_> {
+    /// Sends a text frame back to the sender only.
+    pub fn reply_text(&self, text: &str) -> Result<()> {
+        self.reply(crate::signal::Frame::text(text.as_bytes()))
+    }
+
+    /// Sends a binary frame back to the sender only.
+    pub fn reply_binary(&self, bytes: &[u8]) -> Result<()> {
+        self.reply(crate::signal::Frame::binary(bytes))
+    }
+
+    /// The server's [`Signals`] handle, to send to others.
+    pub fn signals(&self) -> &Signals {
+        self.signals
+    }
+
+    fn reply(&self, frame: crate::signal::Frame) -> Result<()> {
+        let target = crate::server::fanout::Target::Client(self.client.id);
+        self.signals.send_encoded(frame, target)
+    }
+}
+
 /// What a client's message said: `{"message": ..., "path": ..., "clientId": ..., "direct": ...}`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -55,7 +55,9 @@ pub use client::{
 };
 pub use client_id::{ClientId, InvalidClientId};
 pub use error::{Error, Result};
-pub use event::{ClientInfo, EndpointInfo, Protocol, SignalData, SignalEvent};
+pub use event::{
+    ClientInfo, EndpointInfo, MessageEvent, Protocol, RawMessage, SignalData, SignalEvent,
+};
 pub use http::{Assets, HttpHandler, WebData, WebEvent, WebResponse};
 pub use metrics::{MetricsSnapshot, ServerMetrics};
 #[cfg(feature = "schedules")]

@@ -360,7 +360,6 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Opcode of a text frame.
 const OPCODE_TEXT: u8 = 0x1;
 /// Opcode of a binary frame.
-#[cfg(test)]
 const OPCODE_BINARY: u8 = 0x2;
 /// Opcode of a close frame.
 const OPCODE_CLOSE: u8 = 0x8;
@@ -394,13 +393,11 @@ impl Frame {
     }
 
     /// A final text frame carrying `payload` (expected to be UTF-8).
-    #[cfg(test)]
     pub(crate) fn text(payload: &[u8]) -> Frame {
         Frame::with_payload(OPCODE_TEXT, payload)
     }
 
     /// A final binary frame carrying `payload`.
-    #[cfg(test)]
     pub(crate) fn binary(payload: &[u8]) -> Frame {
         Frame::with_payload(OPCODE_BINARY, payload)
     }

@@ -136,6 +136,12 @@ impl Signals {
         self.send_frame(commands, frame, target)
     }
 
+    /// Sends an encoded frame as it is.
+    pub(crate) fn send_encoded(&self, frame: Frame, target: Target) -> Result<()> {
+        let commands = self.commands.get().ok_or(Error::NotRunning)?;
+        self.send_frame(commands, frame, target)
+    }
+
     pub(crate) fn send_frame(
         &self,
         commands: &Sender<Command>,

@@ -945,3 +945,64 @@ fn connect_hook_runs_once_per_connection() {
     shut_down(server, clients);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+// ---- on_message: raw messages, no JSON protocol ---------------------------------------------
+
+fn start_echo() -> signalhub::ServerHandle {
+    start_with(config(), |server| {
+        server.on_message("/echo*", |event| match event.message {
+            signalhub::RawMessage::Text(text) => event.reply_text(text),
+            signalhub::RawMessage::Binary(bytes) => event.reply_binary(bytes),
+        });
+    })
+}
+
+#[test]
+fn on_message_gets_text_as_sent_and_replies_to_the_sender_only() {
+    let server = start_echo();
+    let mut echo = connect(&server, "/echo");
+    let mut other = connect(&server, "/echo");
+    echo.send_text("not json at all");
+    assert_eq!(echo.recv(), "not json at all");
+    echo.send_text(r#"{"message":"json is not parsed here","path":"/x"}"#);
+    assert_eq!(
+        echo.recv(),
+        r#"{"message":"json is not parsed here","path":"/x"}"#
+    );
+    server.signals().send("marker").expect("send");
+    assert_eq!(other.recv(), "marker", "the echo went to the sender only");
+    drop((echo, other));
+    server.shutdown();
+}
+
+#[test]
+fn on_message_gets_binary_bytes_unchecked_and_replies_binary() {
+    let server = start_echo();
+    let mut echo = connect(&server, "/echo/bin");
+    let bytes = vec![0xff, 0x00, 0xfe, b'x'];
+    echo.ws
+        .send(tungstenite::Message::binary(bytes.clone()))
+        .expect("send");
+    loop {
+        match echo.ws.read().expect("a reply") {
+            tungstenite::Message::Binary(reply) => {
+                assert_eq!(reply.as_ref(), &bytes[..]);
+                break;
+            }
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+    drop(echo);
+    server.shutdown();
+}
+
+#[test]
+fn paths_without_on_message_keep_the_json_protocol() {
+    let server = start_echo();
+    let mut plain = connect(&server, "/chat");
+    plain.send_json(serde_json::json!({"message": "still signals"}));
+    assert_eq!(plain.recv(), "still signals");
+    drop(plain);
+    server.shutdown();
+}

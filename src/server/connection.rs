@@ -12,12 +12,12 @@ use std::time::SystemTime;
 use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Message, WebSocket};
 
-use crate::event::{ClientInfo, SignalData, SignalEvent};
+use crate::event::{ClientInfo, MessageEvent, RawMessage, SignalData, SignalEvent};
 use crate::metrics::Metrics;
 use crate::server::fanout::{Command, Outgoing};
 use crate::server::limits::{Slot, ThreadGuard};
 use crate::server::outbox::Outbox;
-use crate::server::routes::{ClientHook, Route};
+use crate::server::routes::{ClientHook, MessageHandler, Route};
 use crate::server::Shared;
 use crate::signal::{parse_client_message, ClientMessage, Frame};
 use crate::signals::{resolve_target, EventTargets, SendOptions};
@@ -99,6 +99,7 @@ impl Connection {
     /// Runs the connection until it closes.
     pub(crate) fn run(mut self) {
         let path_key = self.info.path.to_lowercase();
+        let raw = self.shared.routes.message_handler(&path_key);
         run_hooks(
             &self.shared.routes.connect_hooks(&path_key),
             &self.info,
@@ -115,7 +116,7 @@ impl Connection {
             Role::Server,
             Some(self.shared.ws_config),
         );
-        if let Ending::Failed(code, reason) = self.read_loop(&mut socket) {
+        if let Ending::Failed(code, reason) = self.read_loop(&mut socket, raw.as_deref()) {
             log::warn!(
                 "client {} at {}: closing with {code}: {reason}",
                 self.info.id,
@@ -143,7 +144,11 @@ impl Connection {
         drop(thread);
     }
 
-    fn read_loop(&self, socket: &mut WebSocket<ConnectionStream>) -> Ending {
+    fn read_loop(
+        &self,
+        socket: &mut WebSocket<ConnectionStream>,
+        raw: Option<&MessageHandler>,
+    ) -> Ending {
         use tungstenite::Error as WsError;
         loop {
             let message = match socket.read() {
@@ -160,10 +165,14 @@ impl Connection {
             };
             self.outbox.touch();
             match message {
-                Message::Text(text) => self.on_text(text.as_str()),
-                Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
-                    Ok(text) => self.on_text(text),
-                    Err(_) => return Ending::Failed(1007, "invalid utf-8"),
+                Message::Text(text) => match raw {
+                    Some(handler) => self.on_raw(handler, RawMessage::Text(text.as_str())),
+                    None => self.on_text(text.as_str()),
+                },
+                Message::Binary(bytes) => match (raw, std::str::from_utf8(&bytes)) {
+                    (Some(handler), _) => self.on_raw(handler, RawMessage::Binary(&bytes)),
+                    (None, Ok(text)) => self.on_text(text),
+                    (None, Err(_)) => return Ending::Failed(1007, "invalid utf-8"),
                 },
                 // Echo the peer's code; tungstenite's own reply is dropped by the outbox.
                 Message::Close(frame) => self
@@ -171,6 +180,21 @@ impl Connection {
                     .close(frame.map(|f: CloseFrame| u16::from(f.code)), ""),
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
+        }
+    }
+
+    /// An `on_message` connection: the message as sent, no JSON protocol.
+    fn on_raw(&self, handler: &MessageHandler, message: RawMessage<'_>) {
+        Metrics::add(&self.shared.metrics.messages_received, 1);
+        let event = MessageEvent {
+            client: &self.info,
+            message,
+            signals: &self.shared.signals,
+        };
+        match catch_unwind(AssertUnwindSafe(|| handler(&event))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("message handler for client {}: {e}", self.info.id),
+            Err(_) => log::error!("a message handler panicked; the message was dropped"),
         }
     }
 

@@ -169,6 +169,28 @@ impl Server {
         self
     }
 
+    /// Takes every message on connections whose path matches `pattern` (`*` wildcards)
+    /// exactly as sent, text or binary, before and instead of the JSON protocol (no signal
+    /// route or automatic re-send runs for them): for a protocol of your own. The handler runs
+    /// on the connection's thread; [`MessageEvent::reply_text`](crate::MessageEvent) answers
+    /// the sender.
+    ///
+    /// ```
+    /// use signalhub::{RawMessage, Server};
+    /// let mut server = Server::new();
+    /// server.on_message("/echo", |event| match event.message {
+    ///     RawMessage::Text(text) => event.reply_text(text),
+    ///     RawMessage::Binary(bytes) => event.reply_binary(bytes),
+    /// });
+    /// ```
+    pub fn on_message<F>(&mut self, pattern: &str, handler: F) -> &mut Server
+    where
+        F: Fn(&crate::MessageEvent<'_>) -> Result<()> + Send + Sync + 'static,
+    {
+        self.routes.add_message_handler(pattern, Arc::new(handler));
+        self
+    }
+
     /// Runs `hook` when a client on a matching path has gone: signals sent from then on no
     /// longer reach it. (Metrics catch up a moment later: the fan-out thread counts the
     /// departure when it gets to it.)

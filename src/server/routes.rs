@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use crate::event::{ClientInfo, SignalEvent};
+use crate::event::{ClientInfo, MessageEvent, SignalEvent};
 use crate::{Error, Result};
 
 /// A signal route's handler: runs on the sending connection's own thread.
 pub(crate) type RouteHandler = dyn Fn(&SignalEvent) -> Result<()> + Send + Sync;
 /// A connect or disconnect hook.
 pub(crate) type ClientHook = dyn Fn(&ClientInfo) + Send + Sync;
+/// A raw message handler (`Server::on_message`).
+pub(crate) type MessageHandler = dyn Fn(&MessageEvent<'_>) -> Result<()> + Send + Sync;
 
 /// One registered signal route.
 pub(crate) struct Route {
@@ -36,6 +38,7 @@ pub(crate) struct Routes {
     routes: Vec<Arc<Route>>,
     on_connect: Vec<Hook>,
     on_disconnect: Vec<Hook>,
+    on_message: Vec<(String, Arc<MessageHandler>)>,
 }
 
 impl Routes {
@@ -101,6 +104,19 @@ impl Routes {
             .or_else(|| own().find(pattern))
             .or_else(|| any().find(pattern))
             .cloned()
+    }
+
+    pub(crate) fn add_message_handler(&mut self, pattern: &str, handler: Arc<MessageHandler>) {
+        self.on_message.push((pattern.to_lowercase(), handler));
+    }
+
+    /// The first raw message handler whose pattern matches `path` (lowercased).
+    pub(crate) fn message_handler(&self, path: &str) -> Option<Arc<MessageHandler>> {
+        let matching = self
+            .on_message
+            .iter()
+            .find(|(key, _)| wildcard_match(key, path));
+        matching.map(|(_, handler)| handler.clone())
     }
 
     /// The connect hooks whose pattern matches `path` (lowercased).
