@@ -32,6 +32,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let handle = server.start()?;
     println!("listening on {}/messages", handle.endpoints()[0].url());
-    handle.join();
+    handle.join()?;
     Ok(())
 }

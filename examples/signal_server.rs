@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::io::stdin().read_line(&mut String::new())?;
         handle.shutdown();
     } else {
-        handle.join();
+        handle.join()?;
     }
     Ok(())
 }

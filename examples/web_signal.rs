@@ -142,7 +142,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|e| e.url())
         .ok_or("no http endpoint")?;
     println!("open {page}/ in two browsers and chat");
-    handle.join();
+    handle.join()?;
     Ok(())
 }
 

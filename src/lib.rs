@@ -30,7 +30,7 @@
 //!     let signals = server.signals();
 //!     let handle = server.start()?;
 //!     signals.send(serde_json::json!({ "Message": "hello, everyone" }))?;
-//!     handle.join();
+//!     handle.join()?;
 //!     Ok(())
 //! }
 //! ```

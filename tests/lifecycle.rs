@@ -255,7 +255,7 @@ fn shutdown_twice_or_from_two_threads_is_fine() {
         two.join().expect("second");
     });
     server.shutdown();
-    server.join();
+    server.join().expect("a clean shutdown");
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn join_returns_once_another_thread_shuts_down() {
     let waiter = std::thread::spawn({
         let server = server.clone();
         move || {
-            server.join();
+            server.join().expect("a clean shutdown");
             done_tx.send(()).expect("report");
         }
     });

@@ -54,7 +54,7 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let has_ws = plan.iter().any(|p| p.name.starts_with("ws"));
     routes::add(&mut server, has_ws.then(|| ws_config.clone())).map_err(start_error)?;
     add_timer_broadcasts(&mut server, &args.timer_broadcast).map_err(start_error)?;
-    let stop = stop_signal()?;
+    let (stop_sender, stop) = stop_signal()?;
     let handle = server.start().map_err(start_error)?;
     if has_ws {
         let first = plan
@@ -65,10 +65,30 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     }
     announce(&handle, &plan);
     // Only an error if the signal handler is gone, which never happens: stop either way.
-    let _ = stop.recv();
-    log::info!("shutting down");
-    handle.shutdown();
+    let failed = std::thread::scope(|scope| {
+        // join() returns early, with an error, only if the server fails by itself.
+        scope.spawn(|| {
+            if handle.join().is_err() {
+                let _ = stop_sender.send(Stop::Failed);
+            }
+        });
+        let why = stop.recv();
+        log::info!("shutting down");
+        handle.shutdown();
+        matches!(why, Ok(Stop::Failed))
+    });
+    if failed {
+        return Err(Exit::failure(Error::ServerFailed));
+    }
     Ok(())
+}
+
+/// Why `serve` stops.
+enum Stop {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The server failed by itself.
+    Failed,
 }
 
 /// The endpoints, named `http-N` and `ws-N` in flag order. A `--ws` with exactly the same
@@ -211,18 +231,19 @@ fn init_logging(level: log::LevelFilter) -> Result<(), Exit> {
 }
 
 /// A channel that receives once SIGINT or SIGTERM arrives. A second signal exits at once.
-fn stop_signal() -> Result<mpsc::Receiver<()>, Exit> {
+fn stop_signal() -> Result<(mpsc::Sender<Stop>, mpsc::Receiver<Stop>), Exit> {
     let (sender, receiver) = mpsc::channel();
+    let for_failures = sender.clone();
     let signalled = AtomicBool::new(false);
     ctrlc::set_handler(move || {
         if signalled.swap(true, Ordering::SeqCst) {
             eprintln!("signalhub: second signal, exiting without waiting");
             std::process::exit(1);
         }
-        let _ = sender.send(());
+        let _ = sender.send(Stop::Signal);
     })
     .map_err(|e| Exit::failure(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
-    Ok(receiver)
+    Ok((for_failures, receiver))
 }
 
 /// Bad addresses and configuration are usage errors (2); anything else, such as a port in

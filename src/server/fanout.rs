@@ -7,12 +7,14 @@
 //! only for keepalive pings.
 
 use std::io::IoSlice;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::metrics::Metrics;
+use crate::server::lifecycle::Lifecycle;
 use crate::server::outbox::{Delivery, Outbox};
 use crate::server::registry::Registry;
 use crate::signal::Frame;
@@ -58,6 +60,9 @@ pub(crate) enum Command {
     Signal(Outgoing),
     /// Close every client with 1001 and stop once they are gone (or time is up).
     Shutdown,
+    /// Tests: stands for a bug that makes routing panic.
+    #[cfg(test)]
+    Panic,
 }
 
 /// Keepalive settings: how often to ping, and when a silent client is dropped.
@@ -88,6 +93,7 @@ pub(crate) struct FanOut {
     shutdown_timeout: Duration,
     /// Set once shutdown began: when to cut whoever is still connected.
     closing_since: Option<Instant>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl FanOut {
@@ -96,6 +102,7 @@ impl FanOut {
         metrics: Arc<Metrics>,
         keepalive: Keepalive,
         shutdown_timeout: Duration,
+        lifecycle: Arc<Lifecycle>,
     ) -> FanOut {
         FanOut {
             commands,
@@ -104,6 +111,7 @@ impl FanOut {
             keepalive,
             shutdown_timeout,
             closing_since: None,
+            lifecycle,
         }
     }
 
@@ -136,11 +144,25 @@ impl FanOut {
                 Err(RecvTimeoutError::Disconnected) => return self.close_all(),
             }
             batch.extend(self.commands.try_iter().take(MAX_BATCH - 1));
-            self.handle_batch(&mut batch);
+            let handled = catch_unwind(AssertUnwindSafe(|| self.handle_batch(&mut batch)));
+            if handled.is_err() {
+                return self.fail();
+            }
             if self.closing_since.is_some() && self.registry.is_empty() {
                 return;
             }
         }
+    }
+
+    /// The thread cannot go on (a bug: routing panicked). Nobody may be left waiting on a
+    /// server that no longer routes: every client is cut (so their threads end) and the
+    /// server is marked failed, which wakes `ServerHandle::join`.
+    fn fail(&mut self) {
+        log::error!("the fan-out thread failed; cutting every client and stopping the server");
+        for receiver in self.registry.values_mut() {
+            receiver.outbox.shutdown();
+        }
+        self.lifecycle.fail();
     }
 
     fn next_deadline(&self, next_tick: Option<Instant>) -> Option<Instant> {
@@ -174,6 +196,8 @@ impl FanOut {
                 Command::Unregister(id) => self.unregister(id),
                 // Signals queued before the shutdown still go out, ahead of the close frames.
                 Command::Shutdown => shutdown = true,
+                #[cfg(test)]
+                Command::Panic => panic!("a routing bug, simulated"),
             }
         }
         self.write_frames(&frames, &touched);
@@ -285,5 +309,70 @@ impl FanOut {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::drain;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_panic_while_routing_cuts_every_client_and_marks_the_server_failed() {
+        let (drain, drain_thread) = drain::spawn().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (socket, _) = listener.accept().unwrap();
+        let outbox = Outbox::new(
+            socket,
+            None,
+            b"",
+            1 << 20,
+            Duration::from_secs(1),
+            drain.clone(),
+        );
+        outbox.open();
+        let (commands, receiver) = crossbeam_channel::unbounded();
+        let lifecycle = Arc::new(Lifecycle::default());
+        let keepalive = Keepalive {
+            ping_interval: None,
+            idle_timeout: None,
+        };
+        let fanout = FanOut::new(
+            receiver,
+            Arc::default(),
+            keepalive,
+            Duration::from_secs(1),
+            lifecycle.clone(),
+        );
+        let thread = std::thread::spawn(move || fanout.run());
+        let id = ClientId::random();
+        commands
+            .send(Command::Register(Registration {
+                id,
+                path: "/".into(),
+                outbox,
+            }))
+            .unwrap();
+        commands.send(Command::Panic).unwrap();
+        thread
+            .join()
+            .expect("the fan-out thread returns instead of unwinding");
+        assert!(
+            lifecycle.wait_failed_or_shut_down(),
+            "the server is marked failed"
+        );
+        assert_eq!(
+            client.read(&mut [0u8; 16]).unwrap(),
+            0,
+            "the client was cut"
+        );
+        drain.stop();
+        drain_thread.join().unwrap();
     }
 }

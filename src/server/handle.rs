@@ -1,7 +1,7 @@
 //! Starting the server's threads, and the handle of a running server.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tungstenite::protocol::WebSocketConfig;
 use super::drain::{self, DrainHandle};
 use super::fanout::{Command, FanOut, Keepalive};
 use super::http_door::HttpDoor;
+use super::lifecycle::Lifecycle;
 use super::limits::Connections;
 use super::listener::{Listener, StopSignal};
 use super::{Port, Server, Shared};
@@ -54,11 +55,13 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         ping_interval: config.ping_interval,
         idle_timeout: config.idle_timeout,
     };
+    let lifecycle = Arc::new(Lifecycle::default());
     let fanout = FanOut::new(
         receiver,
         metrics.clone(),
         keepalive,
         config.shutdown_timeout,
+        lifecycle.clone(),
     );
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
@@ -81,7 +84,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         shared: shared.clone(),
         stop: Arc::new(StopSignal::new()?),
         threads: Mutex::new(None),
-        stopped: (Mutex::new(false), Condvar::new()),
+        lifecycle: lifecycle.clone(),
         scheduler,
     };
     let started = start_threads(&handle, &mut threads, fanout, http, max_http_body, ports)
@@ -171,7 +174,7 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     stop: Arc<StopSignal>,
     threads: Mutex<Option<Threads>>,
-    stopped: (Mutex<bool>, Condvar),
+    lifecycle: Arc<Lifecycle>,
     /// Timers and schedules: stopped first at shutdown, so their last signals still go out.
     scheduler: Scheduler,
 }
@@ -225,7 +228,7 @@ impl ServerHandle {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let Some(mut threads) = taken else {
-            self.join();
+            self.lifecycle.wait_shut_down();
             return;
         };
         self.scheduler.shutdown();
@@ -248,18 +251,18 @@ impl ServerHandle {
             drain.stop();
             let _ = thread.join();
         }
-        let (stopped, done) = &self.stopped;
-        *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        done.notify_all();
+        self.lifecycle.shut_down();
     }
 
-    /// Waits until the server has been shut down (by [`ServerHandle::shutdown`] on another thread).
-    pub fn join(&self) {
-        let (stopped, done) = &self.stopped;
-        let mut is_stopped = stopped.lock().unwrap_or_else(|p| p.into_inner());
-        while !*is_stopped {
-            is_stopped = done.wait(is_stopped).unwrap_or_else(|p| p.into_inner());
+    /// Waits until the server has been shut down (by [`ServerHandle::shutdown`] on another
+    /// thread), or has failed: if its fan-out thread ever stops routing, every client is cut,
+    /// the server shuts itself down and this returns [`Error::ServerFailed`].
+    pub fn join(&self) -> Result<()> {
+        if self.lifecycle.wait_failed_or_shut_down() {
+            self.shutdown();
+            return Err(Error::ServerFailed);
         }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod fanout;
 mod handle;
 pub(crate) mod handshake;
 pub(crate) mod http_door;
+pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod listener;
 pub(crate) mod outbox;
