@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build run-example test lint unit browser-test bench bench-compare clean
+.PHONY: all build run-example test lint unit conformance browser-test bench bench-compare soak clean
 
 all: build
 
@@ -16,9 +16,9 @@ run-example:
 	$(CARGO) build --release --example web_signal
 	./target/release/examples/web_signal
 
-## Everything CI checks: formatting, lints, unit, integration and doc tests, and the example
-## in a real browser.
-test: lint unit browser-test
+## Everything CI checks: formatting, lints, unit, integration and doc tests, Autobahn
+## conformance, and the example in a real browser.
+test: lint unit conformance browser-test
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -30,6 +30,13 @@ unit:
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 	$(CARGO) test --all-features --lib --test tls_certs --test wss
+
+## The Autobahn TestSuite's cases (kosoku, pinned, in a virtualenv made in .venv-conformance)
+## against the echo server (examples/autobahn_server.rs) and the outbound client
+## (examples/autobahn_client.rs); fails unless every case outside 12.*/13.* (permessage-deflate,
+## which tungstenite lacks) is OK, NON-STRICT or INFORMATIONAL. Reports in conformance-reports/.
+conformance:
+	CARGO="$(CARGO)" ./scripts/conformance.sh
 
 ## The web-signal example in headless Chromium (installs Debian's chromium and playwright-core
 ## when missing; says SKIPPING loudly where it cannot). UPDATE_SCREENSHOT=1 refreshes
@@ -44,6 +51,12 @@ bench:
 ## shared/bench's comparison: signalhub beside Node ws, Python websockets, tokio-tungstenite.
 bench-compare:
 	./scripts/bench-compare.sh
+
+## Not in CI (10 minutes): 500 steady clients count every broadcast while 2000 clients churn;
+## fails if any message is lost or the server's RSS, threads or open files end over 110 % of
+## the start. SOAK_SECS (600), SOAK_RATE (50 messages/s) and others: see scripts/soak.sh.
+soak:
+	./scripts/soak.sh
 
 clean:
 	$(CARGO) clean

@@ -199,6 +199,9 @@ pub(crate) fn resolve_target(
             options.path.as_deref(),
         )));
     };
+    if event.direct {
+        return Ok(Some(Target::Client(event.sender)));
+    }
     let client_id = match (options.client_id, event.client_id) {
         (Some(id), _) => Some(id),
         (None, Some(text)) => match text.parse::<ClientId>() {
@@ -207,7 +210,7 @@ pub(crate) fn resolve_target(
         },
         (None, None) => None,
     };
-    if event.direct || client_id == Some(event.sender) {
+    if client_id == Some(event.sender) {
         return Ok(Some(Target::Client(event.sender)));
     }
     let path = options.path.as_deref().or(event.path);

@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub max_connections_per_ip: usize,
     /// Time a new connection has to send its upgrade request. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Connections still in their handshake that one listener keeps at once; at the bound
+    /// the oldest is dropped to make room, so silent connections cannot lock others out.
+    /// Default 1024.
+    pub max_pending_handshakes: usize,
     /// Largest upgrade request head (request line and headers). Default 8 KiB.
     pub max_request_head: usize,
     /// `Origin` values allowed to connect (compared case-insensitively); others get `403`.
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: usize::MAX,
             handshake_timeout: Duration::from_secs(10),
             max_request_head: 8 << 10,
+            max_pending_handshakes: 1024,
             allowed_origins: None,
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -89,6 +94,10 @@ impl ServerConfig {
             ),
             (self.max_queue_bytes == 0, "max_queue_bytes must be above 0"),
             (self.max_connections == 0, "max_connections must be above 0"),
+            (
+                self.max_pending_handshakes == 0,
+                "max_pending_handshakes must be above 0",
+            ),
             (
                 self.max_connections_per_ip == 0,
                 "max_connections_per_ip must be above 0",

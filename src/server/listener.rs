@@ -277,7 +277,18 @@ impl Listener {
 
     fn accepting(&self) -> bool {
         self.accept_paused_until.is_none()
-            && self.pending.len() < self.shared.config.max_connections
+    }
+
+    /// Makes room for one more pending handshake: at the bound, the oldest one (which has
+    /// had the most time to finish) is dropped, so connections that never finish their
+    /// handshake cannot keep newer clients out; they are not counted against
+    /// `max_connections`, which is for live connections.
+    fn make_room(&mut self) {
+        let bound = self.shared.config.max_pending_handshakes;
+        while self.pending.len() >= bound {
+            let oldest = self.pending.remove(0);
+            log::debug!("dropping {}: too many pending handshakes", oldest.peer);
+        }
     }
 
     /// Sleeps until something is readable or a deadline passes. Returns whether the listening
@@ -341,6 +352,7 @@ impl Listener {
                             continue;
                         }
                     };
+                    self.make_room();
                     self.pending.push(Pending {
                         stream,
                         peer,
