@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build run-example test lint unit conformance browser-test bench bench-compare soak clean
+.PHONY: all build run-example test lint unit conformance browser-test fuzz bench bench-compare soak clean
 
 all: build
 
@@ -51,6 +51,11 @@ bench:
 ## shared/bench's comparison: signalhub beside Node ws, Python websockets, tokio-tungstenite.
 bench-compare:
 	./scripts/bench-compare.sh
+
+## Long property-test runs of the client-message router and request-head classification
+## (make test runs them bounded, a few hundred cases each).
+fuzz:
+	PROPTEST_CASES=20000 $(CARGO) test --release --test properties
 
 ## Not in CI (10 minutes): 500 steady clients count every broadcast while 2000 clients churn;
 ## fails if any message is lost or the server's RSS, threads or open files end over 110 % of
