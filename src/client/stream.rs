@@ -7,6 +7,7 @@
 //! whole buffer, so frames never interleave. Writes block (bounded by the socket's write
 //! timeout); the lock is never held across a read.
 
+use crate::tls::TlsInput;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -174,7 +175,7 @@ impl Link {
     ) -> io::Result<bool> {
         let (closed, wants_write) = {
             let mut session = lock(tls);
-            let closed = decrypt(&mut session, raw, plain)?;
+            let closed = crate::tls::decrypt(&mut *session, raw, plain)?;
             (closed, session.wants_write())
         };
         if wants_write {
@@ -190,24 +191,6 @@ impl Link {
     }
 }
 
-/// Feeds ciphertext to the session and takes out the plaintext it yields.
-fn decrypt(tls: &mut ClientConnection, mut raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
-    let mut peer_closed = false;
-    while !raw.is_empty() {
-        if tls.read_tls(&mut raw)? == 0 {
-            break;
-        }
-        let state = tls
-            .process_new_packets()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let start = plain.len();
-        plain.resize(start + state.plaintext_bytes_to_read(), 0);
-        tls.reader().read_exact(&mut plain[start..])?;
-        peer_closed |= state.peer_has_closed();
-    }
-    Ok(peer_closed)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -218,13 +201,6 @@ pub(crate) struct ClientStream {
     link: Arc<Link>,
     /// `wss://`: plaintext decrypted but not read yet.
     input: Option<TlsInput>,
-}
-
-#[derive(Default)]
-struct TlsInput {
-    plain: Vec<u8>,
-    taken: usize,
-    closed: bool,
 }
 
 impl ClientStream {
@@ -240,26 +216,9 @@ impl Read for ClientStream {
         let (Some(input), Some(tls)) = (self.input.as_mut(), link.tls.as_ref()) else {
             return (&link.socket).read(buf);
         };
-        loop {
-            if input.taken < input.plain.len() {
-                let n = buf.len().min(input.plain.len() - input.taken);
-                buf[..n].copy_from_slice(&input.plain[input.taken..input.taken + n]);
-                input.taken += n;
-                return Ok(n);
-            }
-            input.plain.clear();
-            input.taken = 0;
-            if input.closed {
-                return Ok(0);
-            }
-            // The blocking read holds nothing; only decrypting takes the session's lock.
-            let mut raw = [0u8; 4096];
-            let n = (&link.socket).read(&mut raw)?;
-            if n == 0 {
-                return Ok(0);
-            }
-            input.closed = link.decrypt(tls, &raw[..n], &mut input.plain)?;
-        }
+        input.read(buf, &link.socket, |raw, plain| {
+            link.decrypt(tls, raw, plain)
+        })
     }
 }
 

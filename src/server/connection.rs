@@ -21,6 +21,7 @@ use crate::server::routes::{ClientHook, MessageHandler, Route};
 use crate::server::Shared;
 use crate::signal::{parse_client_message, ClientMessage, Frame};
 use crate::signals::{resolve_target, EventTargets, SendOptions};
+use crate::tls::TlsInput;
 
 /// The stream tungstenite reads and writes: reads block on the socket, writes go to the outbox.
 struct ConnectionStream {
@@ -29,39 +30,14 @@ struct ConnectionStream {
     tls: Option<TlsInput>,
 }
 
-#[derive(Default)]
-struct TlsInput {
-    plain: Vec<u8>,
-    taken: usize,
-    closed: bool,
-}
-
 impl Read for ConnectionStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut socket = self.outbox.socket();
         let Some(input) = self.tls.as_mut() else {
             return socket.read(buf);
         };
-        loop {
-            if input.taken < input.plain.len() {
-                let n = buf.len().min(input.plain.len() - input.taken);
-                buf[..n].copy_from_slice(&input.plain[input.taken..input.taken + n]);
-                input.taken += n;
-                return Ok(n);
-            }
-            input.plain.clear();
-            input.taken = 0;
-            if input.closed {
-                return Ok(0);
-            }
-            // The blocking read holds nothing; only decrypting takes the outbox's lock.
-            let mut raw = [0u8; 2048];
-            let n = socket.read(&mut raw)?;
-            if n == 0 {
-                return Ok(0);
-            }
-            input.closed = self.outbox.decrypt(&raw[..n], &mut input.plain)?;
-        }
+        let outbox = &self.outbox;
+        input.read(buf, socket, |raw, plain| outbox.decrypt(raw, plain))
     }
 }
 
@@ -231,10 +207,11 @@ impl Connection {
         let Some(frame) = Frame::text_from_raw(message.message) else {
             return;
         };
-        let _ = self
-            .shared
-            .commands
-            .send(Command::Signal(Outgoing { frame, target }));
+        let _ = self.shared.commands.send(Command::Signal(Outgoing::new(
+            frame,
+            target,
+            Some(self.info.id),
+        )));
     }
 
     fn run_route(&self, route: &Route, message: ClientMessage<'_>) {

@@ -216,7 +216,7 @@ impl Outbox {
             plain.extend_from_slice(raw);
             return Ok(false);
         };
-        let result = decrypt(&mut tls, raw, plain);
+        let result = crate::tls::decrypt(&mut *tls, raw, plain);
         if tls.wants_write() {
             // Alerts, key updates, session tickets: whatever rustls has to say.
             inner.compact();
@@ -429,25 +429,6 @@ fn encrypt(tls: &mut ServerConnection, frames: &[IoSlice<'_>], out: &mut Vec<u8>
             Ok(_) => {}
         }
     }
-}
-
-/// Feeds ciphertext to the session and takes out the plaintext it yields.
-fn decrypt(tls: &mut ServerConnection, mut raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
-    use std::io::Read as _;
-    let mut peer_closed = false;
-    while !raw.is_empty() {
-        if tls.read_tls(&mut raw)? == 0 {
-            break;
-        }
-        let state = tls
-            .process_new_packets()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        let start = plain.len();
-        plain.resize(start + state.plaintext_bytes_to_read(), 0);
-        tls.reader().read_exact(&mut plain[start..])?;
-        peer_closed |= state.peer_has_closed();
-    }
-    Ok(peer_closed)
 }
 
 /// One nonblocking `sendmsg`; `WouldBlock` counts as zero bytes written.

@@ -5,8 +5,11 @@
 //! `http/1.1`; no client certificates. Every certificate problem is found when the config is
 //! built (that is, at start), as an [`Error::Tls`] naming the file.
 
+mod input;
 mod source;
 mod validity;
+
+pub(crate) use input::{decrypt, TlsInput};
 
 #[cfg(test)]
 mod tests;
