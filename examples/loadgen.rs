@@ -7,6 +7,7 @@
 //! $L fanout --url ws://127.0.0.1:PORT/ --clients 100 --messages 2000 --payload 64 --pid PID
 //! $L direct --url ws://127.0.0.1:PORT/ --clients 100 --messages 1000 --pid PID
 //! $L idle   --url ws://127.0.0.1:PORT/ --clients 10000 --hold 5 --pid PID
+//! $L soak   --url ws://127.0.0.1:PORT/ --steady 500 --churn 2000 --duration 600 --rate 50 --pid PID
 //! $L make-cert DIR   # DIR/ca.pem, DIR/cert.pem, DIR/key.pem for a Wss server
 //! $L fanout --url wss://127.0.0.1:PORT/ --ca DIR/ca.pem --clients 1000 --messages 200
 //! ```
@@ -18,6 +19,15 @@
 //! - `direct`: each client sends M `{"message":<i>,"direct":true}` one at a time and waits for
 //!   the echo; i = client × M + seq, so an echo reaching the wrong client counts as misrouted.
 //! - `idle`: N idle connections; the server's RSS, threads, kernel memory and CPU while idle.
+//! - `soak`: `--steady` clients stay connected for `--duration` seconds while one more sends
+//!   `{"message":{"soak":i}}` to everyone at `--rate` messages/s; each steady client checks the
+//!   sequence numbers (gaps = lost). Meanwhile up to `--churn` clients at a time (over
+//!   `--churn-threads` threads) connect (nonblocking), send `{"message":V,"direct":true}`, await
+//!   the echo `V` and go: every other one with a close frame, the rest by just closing the
+//!   socket. Churn then stops; after up to `--settle` seconds (until the figures are back
+//!   within 10 %) the server's RSS, threads and open files (/proc/PID/fd) are compared with
+//!   those taken once the steady clients were connected; a line per minute goes to stderr.
+//!   ok: nothing lost, sender and steady clients alive to the end, each end/start <= 1.10.
 //!
 //! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too.
 //! `wss://` URLs need `--ca FILE`, the PEM CA that signed the server's certificate (`make-cert`
@@ -66,10 +76,12 @@ const TICK_TS: Timespec = Timespec {
 };
 const READ_BUFFER: usize = 4096;
 const CLK_TCK: f64 = 100.0; // USER_HZ, the unit of CPU times in /proc/PID/stat
-const USAGE: &str = "usage: loadgen fanout|direct|idle --url ws[s]://127.0.0.1:PORT/PATH \
+const USAGE: &str = "usage: loadgen fanout|direct|idle|soak --url ws[s]://127.0.0.1:PORT/PATH \
   [--ca CA.pem (wss)] [--clients N] [--messages M] [--payload BYTES] [--window W] \
   [--hold SECS] [--pid PID] [--threads T] [--batch B] [--stall SECS] [--timeout SECS] \
   [--label TEXT]
+       soak: [--steady N] [--churn N] [--churn-threads T] [--duration SECS] [--rate MSG/S] \
+  [--settle SECS] --pid PID (--timeout defaults to --duration + 120)
        loadgen make-cert DIR";
 
 // ------------------------------------------------------------------------------- options
@@ -90,6 +102,17 @@ struct Opts {
     timeout: Duration,
     label: Option<String>,
     tls: Option<Tls>, // wss://
+    soak: SoakOpts,
+}
+
+/// `soak`'s own flags.
+struct SoakOpts {
+    steady: usize,
+    churn: usize,
+    churn_threads: usize,
+    duration: Duration,
+    rate: f64,
+    settle: Duration,
 }
 
 /// What every `wss://` client of a run shares.
@@ -121,7 +144,7 @@ impl Flags {
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
     let (scenario, rest) = args.split_first().ok_or("missing scenario")?;
-    if !["fanout", "direct", "idle"].contains(&scenario.as_str()) {
+    if !["fanout", "direct", "idle", "soak"].contains(&scenario.as_str()) {
         return Err(format!("unknown scenario {scenario:?}"));
     }
     let mut f = Flags(HashMap::new());
@@ -144,6 +167,18 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         (false, Some(_)) => return Err("--ca is for wss:// URLs".into()),
         (false, None) => None,
     };
+    let soak = SoakOpts {
+        steady: f.get("steady", 500)?,
+        churn: f.get("churn", 2000)?,
+        churn_threads: f.get("churn-threads", 2)?,
+        duration: f.secs("duration", 600.0)?,
+        rate: f.get("rate", 50.0)?,
+        settle: f.secs("settle", 15.0)?,
+    };
+    let timeout = match scenario.as_str() {
+        "soak" => f.secs("timeout", soak.duration.as_secs_f64() + SOAK_GRACE)?,
+        _ => f.secs("timeout", 120.0)?,
+    };
     let o = Opts {
         scenario: scenario.clone(),
         addr,
@@ -157,9 +192,10 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         threads: f.get("threads", 2)?,
         batch: f.get("batch", 64)?,
         stall: f.secs("stall", 10.0)?,
-        timeout: f.secs("timeout", 120.0)?,
+        timeout,
         label: f.opt("label")?,
         tls,
+        soak,
     };
     if let Some(k) = f.0.keys().next() {
         return Err(format!("unknown flag --{k}"));
@@ -167,8 +203,12 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     if [o.clients, o.messages, o.window, o.threads, o.batch].contains(&0) {
         return Err("--clients, --messages, --window, --threads, --batch must be > 0".into());
     }
-    if o.scenario == "idle" && o.pid.is_none() {
-        return Err("idle needs --pid".into());
+    if (o.scenario == "idle" || o.scenario == "soak") && o.pid.is_none() {
+        return Err(format!("{} needs --pid", o.scenario));
+    }
+    let s = &o.soak;
+    if [s.steady, s.churn_threads].contains(&0) || !(s.rate > 0.0 && s.rate <= 1e5) {
+        return Err("--steady, --churn-threads must be > 0, --rate in (0, 100000]".into());
     }
     Ok(o)
 }
@@ -1195,6 +1235,556 @@ fn run_idle(o: &Opts, pid: u32, deadline: Instant) -> Value {
     })
 }
 
+// ------------------------------------------------------------------------------------ soak
+
+/// What a soak run may take beyond `--duration` (connecting, probing, draining, settling).
+const SOAK_GRACE: f64 = 120.0;
+/// The longest one churn connection may take from connect to echo.
+const CHURN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A line to stderr this often.
+const SOAK_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The server's VmRSS (KiB), Threads and open files, from /proc.
+#[derive(Clone, Copy)]
+struct Figures {
+    rss_kib: u64,
+    threads: u64,
+    fds: u64,
+}
+
+impl Figures {
+    fn read(pid: u32) -> Option<Figures> {
+        let (rss_kib, threads) = rss_threads(pid)?;
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+        Some(Figures {
+            rss_kib,
+            threads,
+            fds,
+        })
+    }
+    /// end/start for RSS, threads and open files.
+    fn ratios(&self, start: &Figures) -> [f64; 3] {
+        let r = |end: u64, start: u64| end as f64 / start.max(1) as f64;
+        [
+            r(self.rss_kib, start.rss_kib),
+            r(self.threads, start.threads),
+            r(self.fds, start.fds),
+        ]
+    }
+    fn json(&self) -> Value {
+        json!({"rss_kib": self.rss_kib, "threads": self.threads, "open_files": self.fds})
+    }
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rss, threads, fds) = (self.rss_kib, self.threads, self.fds);
+        write!(f, "RSS {rss} KiB, {threads} threads, {fds} open files")
+    }
+}
+
+struct SoakShared {
+    alive: AtomicUsize,    // steady clients still connected
+    probed: AtomicUsize,   // steady clients that saw a probe, i.e. are registered
+    received: AtomicUsize, // numbered messages received, all steady clients together
+    wake: Wake,
+}
+
+/// The fields of a soak broadcast.
+#[derive(Deserialize)]
+struct SoakFrame {
+    soak: Option<u64>,
+    probe: Option<u64>,
+}
+
+/// A steady client: expects `{"soak":i}` for i = 0, 1, 2… and counts the gaps.
+struct Steady {
+    sh: Arc<SoakShared>,
+    next: u64,     // the sequence number expected next
+    received: u64, // numbered messages received in order
+    gaps: u64,     // skipped sequence numbers
+    stray: u64,    // out of order or repeated
+    probed: bool,
+    closed: bool,
+}
+
+impl Client for Steady {
+    fn on_text(&mut self, text: &str, errs: &mut Errors) -> Option<String> {
+        match serde_json::from_str::<SoakFrame>(text) {
+            Ok(SoakFrame { soak: Some(i), .. }) if i >= self.next => {
+                self.gaps += i - self.next;
+                (self.next, self.received) = (i + 1, self.received + 1);
+                self.sh.received.fetch_add(1, Relaxed);
+            }
+            Ok(SoakFrame { soak: Some(_), .. }) => self.stray += 1,
+            Ok(SoakFrame { probe: Some(_), .. }) => {
+                if !std::mem::replace(&mut self.probed, true) {
+                    self.sh.probed.fetch_add(1, Relaxed);
+                    self.sh.wake.wake();
+                }
+            }
+            _ => errs.add(format!("steady: unexpected frame {text:.80}")),
+        }
+        None
+    }
+    fn closed(&mut self) {
+        self.closed = true;
+        self.sh.alive.fetch_sub(1, Relaxed);
+        self.sh.wake.wake();
+    }
+}
+
+/// Serve the sender's socket (reading and dropping its own copies of the broadcasts) until
+/// `until`.
+fn pump_until(c: &mut Conn<Discard>, until: Instant, errs: &mut Errors) {
+    while c.open {
+        let left = until.saturating_duration_since(Instant::now());
+        let mut flags = PollFlags::IN;
+        flags.set(PollFlags::OUT, c.want_out);
+        let mut fds = [PollFd::new(c.ws.get_ref(), flags)];
+        let _ = poll(&mut fds, Some(&timespec(left)));
+        let writable = fds[0].revents().contains(PollFlags::OUT);
+        c.service(true, writable, errs);
+        if left.is_zero() {
+            return;
+        }
+    }
+    sleep_until(until);
+}
+
+/// Live churn counters, for the per-minute lines.
+#[derive(Default)]
+struct ChurnCount {
+    done: AtomicUsize,
+    errors: AtomicUsize,
+}
+
+/// One churn connection, from connect to echo.
+enum Phase {
+    Connecting(TcpStream),
+    Handshake(Handshake),
+    Open(Ws),
+}
+
+struct ChurnSlot {
+    phase: Option<Phase>,
+    born: Instant,
+    value: u64, // what it sends, and awaits back
+    sent: bool,
+}
+
+fn phase_name(p: &Option<Phase>) -> &'static str {
+    match p {
+        Some(Phase::Connecting(_)) => "connect",
+        Some(Phase::Handshake(_)) => "handshake",
+        Some(Phase::Open(_)) => "echo",
+        None => "idle",
+    }
+}
+
+/// Start a nonblocking TCP connect registered in `ep` under `token`.
+fn churn_connect(o: &Opts, ep: &OwnedFd, token: usize) -> Result<TcpStream, String> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let fd = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, flags, None)
+        .map_err(|e| format!("socket: {e}"))?;
+    match rustix::net::connect(&fd, &o.addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+        Err(e) => return Err(format!("connect: {e}")),
+    }
+    let sock = TcpStream::from(fd);
+    let _ = sock.set_nodelay(true);
+    let data = epoll::EventData::new_u64(token as u64);
+    epoll::add(ep, &sock, data, Ev::IN | Ev::OUT | Ev::ET).map_err(|e| format!("epoll: {e}"))?;
+    Ok(sock)
+}
+
+/// Advance a churn connection as far as its socket allows. Ok(true) once the echo came back
+/// (the connection is then closed), Ok(false) while it waits, Err when it failed.
+fn churn_advance(o: &Opts, slot: &mut ChurnSlot) -> Result<bool, String> {
+    loop {
+        let r = match slot.phase.take() {
+            None => return Ok(false),
+            Some(Phase::Connecting(sock)) => {
+                if let Some(e) = sock.take_error().map_err(|e| format!("connect: {e}"))? {
+                    return Err(format!("connect: {e}"));
+                }
+                if sock.peer_addr().is_err() {
+                    slot.phase = Some(Phase::Connecting(sock)); // not connected yet
+                    return Ok(false);
+                }
+                let stream = match &o.tls {
+                    None => Stream::Plain(sock),
+                    Some(t) => {
+                        let tls = ClientConnection::new(t.config.clone(), t.name.clone());
+                        let tls = tls.map_err(|e| format!("tls: {e}"))?;
+                        Stream::Tls(Box::new(TlsStream { tls, sock }))
+                    }
+                };
+                let cfg = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+                client_with_config(o.url.as_str(), stream, Some(cfg))
+            }
+            Some(Phase::Handshake(hs)) => hs.handshake(),
+            Some(Phase::Open(mut ws)) => {
+                let flushed = if slot.sent {
+                    ws.flush()
+                } else {
+                    slot.sent = true;
+                    let v = slot.value;
+                    ws.send(Message::text(format!(r#"{{"message":{v},"direct":true}}"#)))
+                };
+                match flushed {
+                    Err(e) if !would_block(&e) => return Err(format!("write: {e}")),
+                    _ => {}
+                }
+                loop {
+                    match ws.read() {
+                        Ok(Message::Text(t)) if t.as_str() == slot.value.to_string() => {
+                            if slot.value.is_multiple_of(2) {
+                                let _ = ws.close(None); // a close frame, best effort
+                                let _ = ws.flush();
+                            }
+                            return Ok(true); // dropping `ws` closes the socket
+                        }
+                        // Churners are among "everyone": skip the soak's broadcasts.
+                        Ok(Message::Text(t))
+                            if t.starts_with(r#"{"soak":"#) || t.starts_with(r#"{"probe":"#) => {}
+                        Ok(Message::Text(t)) => return Err(format!("echo: got {t:.80}")),
+                        Ok(Message::Close(_)) => return Err("echo: closed by server".into()),
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => break,
+                        Err(e) => return Err(format!("read: {e}")),
+                    }
+                }
+                slot.phase = Some(Phase::Open(ws));
+                return Ok(false);
+            }
+        };
+        match r {
+            Ok((ws, _)) => slot.phase = Some(Phase::Open(ws)),
+            Err(HandshakeError::Interrupted(hs)) => {
+                slot.phase = Some(Phase::Handshake(hs));
+                return Ok(false);
+            }
+            Err(HandshakeError::Failure(e)) => return Err(format!("handshake: {e}")),
+        }
+    }
+}
+
+/// One churn thread: keep `n` connections cycling until `stop` or `deadline`. Values sent
+/// are `first`, `first + stride`, … so that each thread's are distinct.
+fn churn(
+    o: &Opts,
+    n: usize,
+    (first, stride): (u64, u64),
+    count: &ChurnCount,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Errors {
+    let mut errs = Errors::default();
+    let ep = match epoll::create(epoll::CreateFlags::CLOEXEC) {
+        Ok(ep) => ep,
+        Err(e) => {
+            errs.add(format!("epoll: {e}"));
+            return errs;
+        }
+    };
+    let mut slots: Vec<ChurnSlot> = (0..n)
+        .map(|_| ChurnSlot {
+            phase: None,
+            born: Instant::now(),
+            value: 0,
+            sent: false,
+        })
+        .collect();
+    let (mut value, mut events) = (first, Vec::with_capacity(256));
+    let fail = |errs: &mut Errors, e: String| {
+        errs.add(format!("churn: {e}"));
+        count.errors.fetch_add(1, Relaxed);
+    };
+    while !stop.load(Relaxed) && Instant::now() < deadline {
+        for (token, slot) in slots.iter_mut().enumerate() {
+            if slot.phase.is_some() {
+                continue;
+            }
+            (slot.born, slot.value, slot.sent) = (Instant::now(), value, false);
+            value += stride;
+            match churn_connect(o, &ep, token) {
+                Ok(sock) => slot.phase = Some(Phase::Connecting(sock)),
+                Err(e) => fail(&mut errs, e),
+            }
+        }
+        wait_events(&ep, &mut events);
+        for token in events.iter().map(|ev| ev.data.u64() as usize) {
+            let Some(slot) = slots.get_mut(token) else {
+                continue;
+            };
+            match churn_advance(o, slot) {
+                Ok(true) => {
+                    count.done.fetch_add(1, Relaxed);
+                }
+                Ok(false) => {}
+                Err(e) => fail(&mut errs, e),
+            }
+        }
+        for slot in &mut slots {
+            if slot.phase.is_some() && slot.born.elapsed() > CHURN_TIMEOUT {
+                fail(&mut errs, format!("timeout in {}", phase_name(&slot.phase)));
+                slot.phase = None;
+            }
+        }
+    }
+    errs // dropping the slots closes whatever is still in flight
+}
+
+/// What the sending side of a soak run saw.
+struct SoakRun {
+    sent: u64,
+    sender_open: bool,
+    probed_all: bool,
+    drained_all: bool,
+    late_ms: f64, // most the sender fell behind its schedule
+    start: Option<Figures>,
+    end: Option<Figures>,
+    settle_secs: f64,
+    churn_done: usize,
+    churn_errs: Errors,
+    sender_errs: Errors,
+    minutes: Vec<Value>,
+}
+
+fn run_soak(o: &Opts, pid: u32, deadline: Instant) -> Value {
+    let so = &o.soak;
+    let (mut errs, t0) = (Errors::default(), Instant::now());
+    let steady = connect_all(o, so.steady, o.batch, deadline, &mut errs);
+    let sender = connect_all(o, 1, 1, deadline, &mut errs).pop();
+    let connected = steady.len();
+    let connect_secs = t0.elapsed().as_secs_f64();
+    info!(
+        "connected {connected}/{} steady clients in {connect_secs:.2}s",
+        so.steady
+    );
+    let Ok(wake) = Wake::new() else {
+        return failure(o, "cannot create a pipe".into());
+    };
+    let Some(sender) = sender else {
+        return failure(o, format!("sender cannot connect: {:?}", errs.samples));
+    };
+    let sh = Arc::new(SoakShared {
+        alive: AtomicUsize::new(connected),
+        probed: AtomicUsize::new(0),
+        received: AtomicUsize::new(0),
+        wake,
+    });
+    let client = |ws| {
+        let sh = sh.clone();
+        let (next, received, gaps, stray, probed, closed) = (0, 0, 0, 0, false, false);
+        let s = Steady {
+            sh,
+            next,
+            received,
+            gaps,
+            stray,
+            probed,
+            closed,
+        };
+        (ws, s)
+    };
+    let clients = steady.into_iter().map(client).collect();
+    let (clients, worker_errs, run) = with_workers(clients, o.threads, deadline, || {
+        soak_send(o, pid, Conn::new(sender, Discard), &sh, deadline)
+    });
+    errs.merge(worker_errs);
+    soak_report(o, connected, connect_secs, clients, errs, run)
+}
+
+/// The main thread's part: probe, figures at start, churn and paced broadcasts for
+/// `--duration`, a line a minute, then stop churn, drain and settle, figures at end.
+fn soak_send(
+    o: &Opts,
+    pid: u32,
+    mut c: Conn<Discard>,
+    sh: &SoakShared,
+    deadline: Instant,
+) -> SoakRun {
+    let (so, mut errs) = (&o.soak, Errors::default());
+    // Probe until every steady client is registered.
+    let probe_start = Instant::now();
+    let mut probed_all = false;
+    for k in 0u64.. {
+        if sh.probed.load(Relaxed) >= sh.alive.load(Relaxed) {
+            probed_all = true;
+            info!("all steady clients registered after {k} probe(s)");
+            break;
+        }
+        if probe_start.elapsed() > o.stall || Instant::now() >= deadline || !c.open {
+            break;
+        }
+        c.send(format!(r#"{{"message":{{"probe":{k}}}}}"#), &mut errs);
+        pump_until(
+            &mut c,
+            Instant::now() + Duration::from_millis(100),
+            &mut errs,
+        );
+    }
+    sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline));
+    let start = Figures::read(pid);
+    if let Some(f) = &start {
+        info!("start: server {f}");
+    }
+    let (count, stop) = (ChurnCount::default(), AtomicBool::new(false));
+    let end_at = (Instant::now() + so.duration).min(deadline);
+    let period = Duration::from_secs_f64(1.0 / so.rate);
+    let (mut sent, mut late_ms, mut minutes) = (0u64, 0f64, Vec::new());
+    let t0 = Instant::now();
+    let churn_errs = thread::scope(|s| {
+        let threads = so.churn_threads.min(so.churn.max(1));
+        let churners: Vec<_> = (0..threads)
+            .map(|i| {
+                let n = so.churn / threads + usize::from(i < so.churn % threads);
+                let (count, stop) = (&count, &stop);
+                let values = (i as u64, threads as u64);
+                s.spawn(move || churn(o, n, values, count, stop, deadline))
+            })
+            .collect();
+        let (mut next_send, mut next_log) = (t0, t0 + SOAK_LOG_EVERY);
+        while c.open && Instant::now() < end_at {
+            let now = Instant::now();
+            if now >= next_send {
+                late_ms = late_ms.max((now - next_send).as_secs_f64() * 1e3);
+                c.send(format!(r#"{{"message":{{"soak":{sent}}}}}"#), &mut errs);
+                sent += 1;
+                next_send = t0 + period.mul_f64(sent as f64);
+            }
+            if now >= next_log {
+                next_log += SOAK_LOG_EVERY;
+                let (done, failed) = (count.done.load(Relaxed), count.errors.load(Relaxed));
+                let f = Figures::read(pid);
+                let secs = t0.elapsed().as_secs();
+                let shown = f.map_or("unreadable".into(), |f| f.to_string());
+                info!("soak {secs}s: churn {done} done ({failed} errors), {sent} sent, server {shown}");
+                minutes.push(json!({
+                    "elapsed_secs": secs, "churn_done": done, "churn_errors": failed,
+                    "sent": sent, "server": f.map(|f| f.json()),
+                }));
+            }
+            pump_until(&mut c, next_send.min(next_log).min(end_at), &mut errs);
+        }
+        stop.store(true, Relaxed);
+        let mut all = Errors::default();
+        for t in churners {
+            match t.join() {
+                Ok(e) => all.merge(e),
+                Err(_) => all.add("churn thread panicked"),
+            }
+        }
+        all
+    });
+    let (done, failed) = (count.done.load(Relaxed), count.errors.load(Relaxed));
+    info!("churn stopped: {done} done, {failed} errors; {sent} messages sent");
+    // Drain: every live steady client should get every message.
+    let drain_end = (Instant::now() + o.stall).min(deadline);
+    let expected = |sh: &SoakShared| sent as usize * sh.alive.load(Relaxed);
+    while sh.received.load(Relaxed) < expected(sh) && Instant::now() < drain_end {
+        pump_until(
+            &mut c,
+            Instant::now() + Duration::from_millis(50),
+            &mut errs,
+        );
+    }
+    let drained_all = sh.received.load(Relaxed) >= expected(sh);
+    // Settle: until the figures are back within 10 % of the start, or --settle passes.
+    let settle_start = Instant::now();
+    let settle_end = (settle_start + so.settle).min(deadline);
+    let mut end = Figures::read(pid);
+    loop {
+        let back = match (&start, &end) {
+            (Some(s), Some(e)) => e.ratios(s).iter().all(|r| *r <= 1.10),
+            _ => false,
+        };
+        if back && settle_start.elapsed() >= Duration::from_secs(3) || Instant::now() >= settle_end
+        {
+            break;
+        }
+        pump_until(
+            &mut c,
+            Instant::now() + Duration::from_millis(500),
+            &mut errs,
+        );
+        end = Figures::read(pid);
+    }
+    if let Some(f) = &end {
+        info!("end: server {f}");
+    }
+    let sender_open = c.open;
+    let _ = c.ws.close(None);
+    SoakRun {
+        churn_done: done,
+        sender_errs: errs,
+        sent,
+        sender_open,
+        probed_all,
+        drained_all,
+        late_ms,
+        start,
+        end,
+        settle_secs: round3(settle_start.elapsed().as_secs_f64()),
+        churn_errs,
+        minutes,
+    }
+}
+
+fn soak_report(
+    o: &Opts,
+    connected: usize,
+    connect_secs: f64,
+    clients: Vec<Steady>,
+    mut errs: Errors,
+    run: SoakRun,
+) -> Value {
+    errs.merge(run.sender_errs);
+    let so = &o.soak;
+    let sent = run.sent;
+    // A client's loss: the gaps, plus what never came after its last message.
+    let lost: u64 = clients
+        .iter()
+        .map(|c| c.gaps + sent.saturating_sub(c.next))
+        .sum();
+    let received = clients.iter().map(|c| c.received);
+    let (min, max) = (received.clone().min(), received.max());
+    let stray: u64 = clients.iter().map(|c| c.stray).sum();
+    let disconnected = clients.iter().filter(|c| c.closed).count();
+    let ratios = match (&run.start, &run.end) {
+        (Some(s), Some(e)) => Some(e.ratios(s).map(round3)),
+        _ => None,
+    };
+    let back = ratios.is_some_and(|r| r.iter().all(|r| *r <= 1.10));
+    let ok = lost == 0
+        && back
+        && connected == so.steady
+        && disconnected == 0
+        && run.sender_open
+        && stray == 0
+        && errs.count == 0;
+    json!({
+        "scenario": "soak", "ok": ok,
+        "steady_clients": so.steady, "steady_connected": connected,
+        "steady_disconnected": disconnected, "churn_concurrency": so.churn,
+        "duration_secs": so.duration.as_secs_f64(), "rate_per_sec": so.rate,
+        "messages_sent": sent, "expected_per_client": sent,
+        "received_per_client": {"min": min, "max": max},
+        "lost": lost, "out_of_order_or_duplicate": stray,
+        "all_registered_before_start": run.probed_all, "drained_all": run.drained_all,
+        "sender_alive_to_end": run.sender_open, "sender_max_late_ms": round3(run.late_ms),
+        "churn_completed": run.churn_done,
+        "churn_errors": run.churn_errs.count, "churn_error_samples": run.churn_errs.samples,
+        "server_start": run.start.map(|f| f.json()), "server_end": run.end.map(|f| f.json()),
+        "end_over_start": ratios.map(|[rss, threads, fds]| json!({"rss": rss, "threads": threads, "open_files": fds})),
+        "settle_secs": run.settle_secs, "per_minute": run.minutes,
+        "connect_secs": round3(connect_secs), "errors": errs.count, "error_samples": errs.samples,
+    })
+}
+
 // ------------------------------------------------------------------------------------ main
 
 /// Raise the soft open-file limit to the hard limit; returns the soft limit now in force.
@@ -1238,19 +1828,21 @@ fn main() {
     let _ = simplelog::WriteLogger::init(log::LevelFilter::Info, config, std::io::stderr());
     now_ns(); // start the shared clock
     let nofile = raise_nofile();
-    if nofile.is_some_and(|limit| o.clients as u64 + 64 > limit) {
-        warn!(
-            "open-file limit {nofile:?} is too low for {} clients",
-            o.clients
-        );
+    let clients = match o.scenario.as_str() {
+        "soak" => o.soak.steady + o.soak.churn + 1,
+        _ => o.clients,
+    };
+    if nofile.is_some_and(|limit| clients as u64 + 64 > limit) {
+        warn!("open-file limit {nofile:?} is too low for {clients} clients");
     }
     let deadline = Instant::now() + o.timeout;
     arm_watchdog(&o);
     let report = match (o.scenario.as_str(), o.pid) {
         ("fanout", _) => run_fanout(&o, deadline),
         ("direct", _) => run_direct(&o, deadline),
+        ("soak", Some(pid)) => run_soak(&o, pid, deadline),
         (_, Some(pid)) => run_idle(&o, pid, deadline),
-        (_, None) => failure(&o, "idle needs --pid".into()),
+        (_, None) => failure(&o, "needs --pid".into()),
     };
     let report = match &o.label {
         Some(label) => merge(json!({"label": label}), report),

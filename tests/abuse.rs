@@ -708,3 +708,28 @@ fn at_the_pending_bound_the_oldest_silent_handshake_makes_room() {
     drop((client, silent));
     server.shutdown();
 }
+
+#[test]
+fn a_burst_of_real_clients_larger_than_the_pending_bound_all_get_in() {
+    let _serial = serial();
+    let mut config = config();
+    config.max_pending_handshakes = 5;
+    let server = start_with(config, |_| {});
+    let url = url(&server, "/burst");
+    let clients: Vec<Client> = std::thread::scope(|scope| {
+        let joins: Vec<_> = (0..40)
+            .map(|_| {
+                scope.spawn(|| try_connect(&url, &[]).expect("every client of the burst gets in"))
+            })
+            .collect();
+        joins
+            .into_iter()
+            .map(|j| j.join().expect("client thread"))
+            .collect()
+    });
+    wait_until("all 40 connected", || {
+        server.metrics().clients_connected == 40
+    });
+    drop(clients);
+    server.shutdown();
+}

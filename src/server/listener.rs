@@ -33,6 +33,9 @@ use crate::ClientId;
 /// How long a refused connection may still send before it is closed (so the refusal is read
 /// rather than lost to a reset).
 const LINGER: Duration = Duration::from_secs(1);
+/// How long a handshake in progress may take before a newer one can take its place when
+/// `max_pending_handshakes` is reached.
+const EVICT_AFTER: Duration = Duration::from_secs(1);
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -98,6 +101,7 @@ struct Pending {
     buf: Vec<u8>,
     deadline: Instant,
     phase: Phase,
+    accepted: Instant,
 }
 
 /// What a readable pending connection gave.
@@ -179,6 +183,15 @@ fn is_transient(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
+}
+
+/// Room for one more pending handshake.
+enum Room {
+    Free,
+    /// Full, but the pending handshake at this index has had its time: it goes.
+    Evict(usize),
+    /// Full until this moment, when the oldest may go.
+    Full(Instant),
 }
 
 /// What to do with a pending connection after it was readable.
@@ -275,26 +288,36 @@ impl Listener {
         }
     }
 
-    fn accepting(&self) -> bool {
-        self.accept_paused_until.is_none()
+    /// Whether to take connections from the kernel's queue now.
+    fn accepting(&self, now: Instant) -> bool {
+        self.accept_paused_until.is_none() && !matches!(self.room(now), Room::Full(_))
     }
 
-    /// Makes room for one more pending handshake: at the bound, the oldest one (which has
-    /// had the most time to finish) is dropped, so connections that never finish their
-    /// handshake cannot keep newer clients out; they are not counted against
-    /// `max_connections`, which is for live connections.
-    fn make_room(&mut self) {
-        let bound = self.shared.config.max_pending_handshakes;
-        while self.pending.len() >= bound {
-            let oldest = self.pending.remove(0);
-            log::debug!("dropping {}: too many pending handshakes", oldest.peer);
+    /// Whether one more handshake fits. Handshakes in progress are bounded on their own
+    /// (`max_pending_handshakes`), not counted against `max_connections`, which is for live
+    /// connections. At the bound, the oldest makes room once it has had [`EVICT_AFTER`] to
+    /// finish, so connections that never finish cannot keep newer clients out; until then
+    /// new ones wait in the kernel's queue (a burst of real clients is not thrown away).
+    fn room(&self, now: Instant) -> Room {
+        if self.pending.len() < self.shared.config.max_pending_handshakes {
+            return Room::Free;
+        }
+        let oldest = self
+            .pending
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, p)| p.accepted);
+        match oldest {
+            Some((i, p)) if now >= p.accepted + EVICT_AFTER => Room::Evict(i),
+            Some((_, p)) => Room::Full(p.accepted + EVICT_AFTER),
+            None => Room::Free,
         }
     }
 
     /// Sleeps until something is readable or a deadline passes. Returns whether the listening
     /// socket is ready and which pending connections are.
     fn wait(&self, now: Instant) -> io::Result<(bool, Vec<usize>)> {
-        let accepting = self.accepting();
+        let accepting = self.accepting(now);
         let mut fds = Vec::with_capacity(self.pending.len() + 2);
         fds.push(PollFd::new(&self.stop.read, PollFlags::IN));
         fds.push(PollFd::new(
@@ -315,6 +338,10 @@ impl Listener {
             .iter()
             .map(|p| p.deadline)
             .chain(self.accept_paused_until)
+            .chain(match self.room(now) {
+                Room::Full(evictable_at) => Some(evictable_at),
+                _ => None,
+            })
             .min();
         let timeout = deadline
             .map(|d| Timespec::try_from(d.saturating_duration_since(now)).unwrap_or_default());
@@ -334,7 +361,18 @@ impl Listener {
     }
 
     fn accept_all(&mut self) {
-        while self.accepting() {
+        loop {
+            match self.room(Instant::now()) {
+                Room::Free => {}
+                Room::Evict(i) => {
+                    let oldest = self.pending.swap_remove(i);
+                    log::debug!("dropping {}: too many pending handshakes", oldest.peer);
+                }
+                Room::Full(_) => return,
+            }
+            if self.accept_paused_until.is_some() {
+                return;
+            }
             match self.socket.accept() {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream
@@ -352,7 +390,6 @@ impl Listener {
                             continue;
                         }
                     };
-                    self.make_room();
                     self.pending.push(Pending {
                         stream,
                         peer,
@@ -360,6 +397,7 @@ impl Listener {
                         buf: Vec::new(),
                         deadline,
                         phase: Phase::Head,
+                        accepted: Instant::now(),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
