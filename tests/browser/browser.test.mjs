@@ -204,7 +204,7 @@ async function chatScenario(t, { args, wsPort, label, date, screenshot }) {
   try {
     const pagePort = Number(new URL(example.url).port);
     const config = await (await fetch(new URL('/ws-config', example.url))).json();
-    assert.deepEqual(config, { port: wsPort, path: '/messages' });
+    assert.deepEqual(config, { port: wsPort, path: '/messages', scheme: 'ws' });
 
     browser = await openBrowser();
     const [one, two] = browser.tabs;
