@@ -37,6 +37,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "redis")]
+mod backplane;
 mod client;
 mod client_id;
 mod error;
@@ -49,6 +51,8 @@ mod signal;
 mod signals;
 mod tls;
 
+#[cfg(feature = "redis")]
+pub use backplane::Backplane;
 pub use client::{
     Clients, ConnectEvent, ConnectHook, ConnectOptions, ConnectionState, DisconnectEvent,
     DisconnectHook, DisconnectReason, ReconnectPolicy, WsData, WsEvent, WsHandler,

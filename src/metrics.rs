@@ -14,6 +14,15 @@ pub(crate) struct Metrics {
     pub(crate) clients_dropped_slow: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
     pub(crate) connections_total: AtomicU64,
+    /// Backplane: signals published to Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) backplane_published: AtomicU64,
+    /// Backplane: signals received from other nodes.
+    #[cfg(feature = "redis")]
+    pub(crate) backplane_received: AtomicU64,
+    /// Backplane: signals not published (Redis down, or the publish queue full).
+    #[cfg(feature = "redis")]
+    pub(crate) backplane_dropped: AtomicU64,
     /// Clients per path (lowercased), kept by the fan-out thread, the registry's owner.
     pub(crate) clients_by_path: Mutex<BTreeMap<String, u64>>,
 }
@@ -51,6 +60,12 @@ impl Metrics {
             clients_dropped_slow: self.clients_dropped_slow.load(Ordering::Relaxed),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
             connections_total: self.connections_total.load(Ordering::Relaxed),
+            #[cfg(feature = "redis")]
+            backplane_published: self.backplane_published.load(Ordering::Relaxed),
+            #[cfg(feature = "redis")]
+            backplane_received: self.backplane_received.load(Ordering::Relaxed),
+            #[cfg(feature = "redis")]
+            backplane_dropped: self.backplane_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -89,6 +104,16 @@ pub struct MetricsSnapshot {
     pub connections_refused: u64,
     /// WebSocket connections accepted since start.
     pub connections_total: u64,
+    /// Backplane (feature `redis`): signals this node published to the other nodes.
+    #[cfg(feature = "redis")]
+    pub backplane_published: u64,
+    /// Backplane (feature `redis`): signals received from the other nodes.
+    #[cfg(feature = "redis")]
+    pub backplane_received: u64,
+    /// Backplane (feature `redis`): signals delivered here only because Redis was unavailable
+    /// or the publish queue was full.
+    #[cfg(feature = "redis")]
+    pub backplane_dropped: u64,
 }
 
 impl MetricsSnapshot {
@@ -148,6 +173,27 @@ impl MetricsSnapshot {
             "WebSocket connections accepted.",
             self.connections_total,
         );
+        #[cfg(feature = "redis")]
+        {
+            metric(
+                "signalhub_backplane_published_total",
+                "counter",
+                "Signals published to the other nodes.",
+                self.backplane_published,
+            );
+            metric(
+                "signalhub_backplane_received_total",
+                "counter",
+                "Signals received from the other nodes.",
+                self.backplane_received,
+            );
+            metric(
+                "signalhub_backplane_dropped_total",
+                "counter",
+                "Signals not published (Redis unavailable or queue full).",
+                self.backplane_dropped,
+            );
+        }
         out.push_str(
             "# HELP signalhub_path_clients_connected WebSocket clients connected per path.\n",
         );

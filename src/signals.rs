@@ -133,23 +133,24 @@ impl Signals {
         let Some(frame) = Frame::text_from_value(&value) else {
             return Ok(());
         };
-        self.send_frame(commands, frame, target)
+        let sender = event.map(|event| event.client.id);
+        self.send_frame(commands, Outgoing::new(frame, target, sender))
     }
 
-    /// Sends an encoded frame as it is.
+    /// Sends an encoded frame as it is: a reply to the sender of an event, so a client
+    /// target is that sender (it never leaves the node).
     pub(crate) fn send_encoded(&self, frame: Frame, target: Target) -> Result<()> {
         let commands = self.commands.get().ok_or(Error::NotRunning)?;
-        self.send_frame(commands, frame, target)
+        let sender = match target {
+            Target::Client(id) => Some(id),
+            _ => None,
+        };
+        self.send_frame(commands, Outgoing::new(frame, target, sender))
     }
 
-    pub(crate) fn send_frame(
-        &self,
-        commands: &Sender<Command>,
-        frame: Frame,
-        target: Target,
-    ) -> Result<()> {
+    pub(crate) fn send_frame(&self, commands: &Sender<Command>, outgoing: Outgoing) -> Result<()> {
         commands
-            .send(Command::Signal(Outgoing { frame, target }))
+            .send(Command::Signal(outgoing))
             .map_err(|_| Error::NotRunning)
     }
 

@@ -154,6 +154,16 @@ pub struct ServeArgs {
     /// 30:'{"type":"heartbeat"}'; a JSON string goes out as plain text; repeatable
     #[argh(option, arg_name = "SECONDS:JSON", from_str_fn(timer_broadcast))]
     pub timer_broadcast: Vec<TimerBroadcast>,
+
+    /// share signals with other signalhub processes through Redis pub/sub at URL, e.g.
+    /// redis://127.0.0.1:6379/ (needs the `redis` cargo feature)
+    #[argh(option, arg_name = "URL")]
+    pub redis: Option<String>,
+
+    /// with --redis: the cluster name; only processes with the same name share signals
+    /// (default "default")
+    #[argh(option, arg_name = "NAME")]
+    pub cluster: Option<String>,
 }
 
 /// `--timer-broadcast SECONDS:JSON`: what to send to every client, and how often.
@@ -225,7 +235,36 @@ impl ServeArgs {
         if !self.allowed_origin.is_empty() {
             config.allowed_origins = Some(self.allowed_origin.clone());
         }
+        self.backplane(&mut config)?;
         Ok(config)
+    }
+
+    /// `--redis` and `--cluster`.
+    #[cfg(feature = "redis")]
+    fn backplane(&self, config: &mut ServerConfig) -> Result<(), Exit> {
+        match (&self.redis, &self.cluster) {
+            (Some(url), cluster) => {
+                let mut backplane = signalhub::Backplane::redis(url);
+                if let Some(name) = cluster {
+                    backplane = backplane.cluster(name);
+                }
+                config.backplane = Some(backplane);
+                Ok(())
+            }
+            (None, Some(_)) => Err(Exit::usage("--cluster needs --redis")),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// `--redis` and `--cluster`: refused, this build has no backplane.
+    #[cfg(not(feature = "redis"))]
+    fn backplane(&self, _config: &mut ServerConfig) -> Result<(), Exit> {
+        if self.redis.is_some() || self.cluster.is_some() {
+            return Err(Exit::usage(
+                "--redis and --cluster need signalhub built with the `redis` feature",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -377,6 +416,29 @@ mod tests {
         assert_eq!(config.ping_interval, None);
         assert_eq!(config.idle_timeout, Some(Duration::from_millis(2250)));
         assert_eq!(config.max_http_body, 64);
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_and_cluster_set_the_backplane() {
+        let config = serve(&["--redis", "redis://127.0.0.1:1/", "--cluster", "c"])
+            .config()
+            .unwrap();
+        let backplane = config.backplane.expect("a backplane");
+        assert_eq!(backplane.url(), "redis://127.0.0.1:1/");
+        assert_eq!(backplane.cluster_name(), "c");
+        assert!(serve(&[]).config().unwrap().backplane.is_none());
+        let err = serve(&["--cluster", "c"]).config().unwrap_err();
+        assert_eq!(err.code(), 2);
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_is_a_usage_error() {
+        let err = serve(&["--redis", "redis://127.0.0.1:1/"])
+            .config()
+            .unwrap_err();
+        assert_eq!(err.code(), 2);
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// Stack reserved for each connection's thread, where signal route handlers run. Only the
     /// pages used count against memory. Default 512 KiB.
     pub connection_stack_size: usize,
+    /// Feature `redis`: share signals with the other nodes of a cluster through Redis
+    /// pub/sub (SPEC 15). `None` (the default): this process alone.
+    #[cfg(feature = "redis")]
+    pub backplane: Option<crate::Backplane>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +82,8 @@ impl Default for ServerConfig {
             read_buffer_size: 512,
             connection_stack_size: 512 << 10,
             max_http_body: 1 << 20,
+            #[cfg(feature = "redis")]
+            backplane: None,
         }
     }
 }
@@ -123,10 +129,14 @@ impl ServerConfig {
                 "idle_timeout must be at least 10 ms",
             ),
         ];
-        match checks.iter().find(|(bad, _)| *bad) {
-            Some((_, what)) => Err(Error::InvalidConfig((*what).to_owned())),
-            None => Ok(()),
+        if let Some((_, what)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err(Error::InvalidConfig((*what).to_owned()));
         }
+        #[cfg(feature = "redis")]
+        if let Some(backplane) = &self.backplane {
+            backplane.validate()?;
+        }
+        Ok(())
     }
 }
 

@@ -40,6 +40,51 @@ pub(crate) enum Target {
 pub(crate) struct Outgoing {
     pub(crate) frame: Frame,
     pub(crate) target: Target,
+    /// Whether the backplane publishes it.
+    #[cfg(feature = "redis")]
+    pub(crate) scope: Scope,
+}
+
+impl Outgoing {
+    /// A signal sent on this node. `sender` is the client whose event it answers, if any: a
+    /// signal to that client alone (direct, or its own id) is never published to other nodes.
+    pub(crate) fn new(frame: Frame, target: Target, sender: Option<ClientId>) -> Outgoing {
+        #[cfg(feature = "redis")]
+        let scope = match (&target, sender) {
+            (Target::Client(id), Some(sender)) if *id == sender => Scope::Local,
+            _ => Scope::Cluster,
+        };
+        #[cfg(not(feature = "redis"))]
+        let _ = sender;
+        Outgoing {
+            frame,
+            target,
+            #[cfg(feature = "redis")]
+            scope,
+        }
+    }
+
+    /// A signal another node published (never published again).
+    #[cfg(feature = "redis")]
+    pub(crate) fn remote(frame: Frame, target: Target) -> Outgoing {
+        Outgoing {
+            frame,
+            target,
+            scope: Scope::Remote,
+        }
+    }
+}
+
+/// Backplane: where a signal may go.
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Published to every node of the cluster (unless it targets a client of this node).
+    Cluster,
+    /// This node only: the sender alone.
+    Local,
+    /// Came from another node through the backplane.
+    Remote,
 }
 
 /// A client going live.
@@ -94,6 +139,9 @@ pub(crate) struct FanOut {
     /// Set once shutdown began: when to cut whoever is still connected.
     closing_since: Option<Instant>,
     lifecycle: Arc<Lifecycle>,
+    /// Publishes signals to the other nodes.
+    #[cfg(feature = "redis")]
+    backplane: Option<crate::backplane::Outlet>,
 }
 
 impl FanOut {
@@ -112,7 +160,37 @@ impl FanOut {
             shutdown_timeout,
             closing_since: None,
             lifecycle,
+            #[cfg(feature = "redis")]
+            backplane: None,
         }
+    }
+
+    /// Backplane: publishes what this node routes to the other nodes.
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_backplane(mut self, outlet: crate::backplane::Outlet) -> FanOut {
+        self.backplane = Some(outlet);
+        self
+    }
+
+    /// Backplane: offers a signal for publication unless it stays on this node (sender-only,
+    /// from another node, or for a client connected here).
+    #[cfg(feature = "redis")]
+    fn publish(&mut self, outgoing: &Outgoing) {
+        let Some(outlet) = self.backplane.as_mut() else {
+            return;
+        };
+        if outgoing.scope != Scope::Cluster {
+            return;
+        }
+        if let Target::Client(_) = outgoing.target {
+            let mut here = false;
+            self.registry
+                .for_each_target(&outgoing.target, |_, _| here = true);
+            if here {
+                return; // client ids are unique across nodes
+            }
+        }
+        outlet.offer(&outgoing.target, &outgoing.frame);
     }
 
     /// Runs until shutdown has closed every client.
@@ -178,11 +256,14 @@ impl FanOut {
         let mut shutdown = false;
         for command in batch.drain(..) {
             match command {
-                Command::Signal(Outgoing { frame, target }) => {
+                Command::Signal(outgoing) => {
                     Metrics::add(&self.metrics.signals_sent, 1);
                     if self.closing_since.is_some() {
                         continue;
                     }
+                    #[cfg(feature = "redis")]
+                    self.publish(&outgoing);
+                    let Outgoing { frame, target, .. } = outgoing;
                     let index = frames.len() as u32;
                     frames.push(frame);
                     self.registry.for_each_target(&target, |slot, receiver| {

@@ -33,6 +33,9 @@ struct Threads {
     fanout: Option<JoinHandle<()>>,
     drain: Option<(DrainHandle, JoinHandle<()>)>,
     http: Option<HttpWorkers>,
+    /// Backplane: its publisher and subscriber threads, stopped after the fan-out.
+    #[cfg(feature = "redis")]
+    backplane: Option<crate::backplane::Running>,
 }
 
 /// Starts every thread of `server` on its bound ports.
@@ -63,6 +66,25 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         config.shutdown_timeout,
         lifecycle.clone(),
     );
+    #[cfg(feature = "redis")]
+    let fanout = match &config.backplane {
+        Some(backplane) => {
+            match crate::backplane::start(backplane, commands.clone(), metrics.clone()) {
+                Ok((outlet, running)) => {
+                    threads.backplane = Some(running);
+                    fanout.with_backplane(outlet)
+                }
+                Err(e) => {
+                    if let Some((drain, thread)) = threads.drain.take() {
+                        drain.stop();
+                        let _ = thread.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        None => fanout,
+    };
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(0)
@@ -242,6 +264,10 @@ impl ServerHandle {
         if let Some(fanout) = threads.fanout.take() {
             let _ = self.shared.commands.send(Command::Shutdown);
             let _ = fanout.join();
+        }
+        #[cfg(feature = "redis")]
+        if let Some(backplane) = threads.backplane.take() {
+            backplane.stop();
         }
         let grace = self.shared.config.close_timeout + Duration::from_secs(1);
         if !self.shared.connections.wait_for_threads(grace) {

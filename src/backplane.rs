@@ -1,0 +1,697 @@
+//! Scale-out through Redis pub/sub (SPEC 15), behind the `redis` cargo feature.
+//!
+//! Several `signalhub` processes ("nodes") of one cluster share one Redis channel,
+//! `signalhub:{cluster}`. Every broadcast, path and client-id signal a node routes is
+//! published there once; every node delivers what it receives to its own matching clients.
+//! Sender-only signals ([`Mode::Direct`](crate::Mode::Direct), a client's `direct`, its own
+//! id) and client-id signals for a client of this node never leave the node.
+//!
+//! Two threads per node, both named and joined at shutdown:
+//! - `sh-bp-publish` takes (target, frame) from the fan-out thread over a bounded channel
+//!   (the fan-out never waits on Redis: when the channel is full the signal is only
+//!   delivered locally, counted in `backplane_dropped`) and `PUBLISH`es them in order on one
+//!   connection, so per-sender order holds on every node;
+//! - `sh-bp-subscribe` holds a dedicated `SUBSCRIBE`d connection, decodes what arrives and
+//!   hands it to the fan-out thread, marked remote so it is never published again. A node
+//!   drops its own publications (each message carries the random node id of its publisher).
+//!
+//! When Redis is down the node keeps serving its own clients: signals are delivered
+//! locally and not published (they are lost for the other nodes; they are not replayed).
+//! Both threads log the outage once, retry with a jittered backoff (100 ms doubling to 5 s)
+//! and log once when Redis is back.
+//!
+//! Wire format of one message (binary, big-endian):
+//! `b"SHB1"`, node id (16 bytes), kind (1 byte: 0 all, 1 path, 2 client, 3 wake-up),
+//! opcode (1 byte: 1 text, 2 binary), target length (u16) and target (the path, or the
+//! client id as text), then the frame's payload (the bytes receivers get).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::metrics::Metrics;
+use crate::server::fanout::{Command, Outgoing, Target};
+use crate::signal::Frame;
+use crate::{ClientId, Error, Result};
+
+/// Signals that may wait for the publisher thread; past this the fan-out drops (counts and
+/// logs) instead of waiting.
+const PUBLISH_QUEUE: usize = 16 * 1024;
+/// First reconnect delay; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long connecting to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A subscribed connection silent this long is pinged, to find a dead (half-open) link.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long a `PUBLISH` (or a ping) may take before the connection counts as lost.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// The first bytes of every message.
+const MAGIC: &[u8; 4] = b"SHB1";
+
+const KIND_ALL: u8 = 0;
+const KIND_PATH: u8 = 1;
+const KIND_CLIENT: u8 = 2;
+/// Sent by a stopping node to itself, to unblock its subscriber.
+const KIND_WAKE: u8 = 3;
+
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_BINARY: u8 = 0x2;
+
+/// Where a server shares its signals with other nodes: a Redis server and a cluster name.
+/// Set it in [`ServerConfig::backplane`](crate::ServerConfig::backplane).
+///
+/// ```
+/// let mut config = signalhub::ServerConfig::default();
+/// config.backplane = Some(signalhub::Backplane::redis("redis://127.0.0.1:6379/").cluster("chat"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backplane {
+    url: String,
+    cluster: String,
+}
+
+impl Backplane {
+    /// Redis at `url` (`redis://host:port/`, `redis://:password@host/db`, `redis+unix:///path`),
+    /// cluster `default`.
+    pub fn redis(url: impl Into<String>) -> Backplane {
+        Backplane {
+            url: url.into(),
+            cluster: "default".to_owned(),
+        }
+    }
+
+    /// Sets the cluster name: only nodes with the same name share signals (the Redis channel
+    /// is `signalhub:{name}`).
+    pub fn cluster(mut self, name: impl Into<String>) -> Backplane {
+        self.cluster = name.into();
+        self
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The cluster name.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster
+    }
+
+    /// The Redis channel the cluster shares.
+    pub fn channel(&self) -> String {
+        format!("signalhub:{}", self.cluster)
+    }
+
+    /// Checks the URL and the name, without connecting.
+    pub(crate) fn validate(&self) -> Result<()> {
+        redis::Client::open(self.url.as_str()).map_err(|e| {
+            Error::InvalidConfig(format!("backplane: bad Redis URL {:?}: {e}", self.url))
+        })?;
+        if self.cluster.is_empty() {
+            return Err(Error::InvalidConfig(
+                "backplane: the cluster name is empty".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the fan-out thread hands to the publisher thread.
+struct ToPublish {
+    target: Target,
+    frame: Frame,
+}
+
+/// The fan-out thread's side of the backplane: offers signals for publication.
+pub(crate) struct Outlet {
+    queue: Sender<ToPublish>,
+    metrics: Arc<Metrics>,
+    /// Set while the queue is full, so a burst of drops logs once.
+    full: bool,
+}
+
+impl Outlet {
+    /// Queues a signal for publication; never blocks. A full queue drops it (for the other
+    /// nodes only), counted and logged once per burst.
+    pub(crate) fn offer(&mut self, target: &Target, frame: &Frame) {
+        let item = ToPublish {
+            target: target.clone(),
+            frame: frame.clone(),
+        };
+        match self.queue.try_send(item) {
+            Ok(()) => self.full = false,
+            Err(TrySendError::Full(_)) => {
+                Metrics::add(&self.metrics.backplane_dropped, 1);
+                if !self.full {
+                    self.full = true;
+                    log::warn!("backplane: publish queue full; signals stay local until it drains");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Metrics::add(&self.metrics.backplane_dropped, 1);
+            }
+        }
+    }
+}
+
+/// The running backplane's threads.
+pub(crate) struct Running {
+    client: redis::Client,
+    channel: String,
+    node: [u8; 16],
+    stop: Arc<AtomicBool>,
+    /// Dropped to wake the subscriber from a backoff wait.
+    wake: Option<Sender<()>>,
+    /// Returns its connection, if it has one, for the subscriber's wake-up.
+    publisher: Option<JoinHandle<Option<redis::Connection>>>,
+    subscriber: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops both threads and joins them. Call it after the fan-out thread has stopped (its
+    /// [`Outlet`] dropped): the publisher sends what is queued and hands back its connection,
+    /// on which a wake-up is published for this node's subscriber (blocked reading Redis).
+    /// With Redis unreachable the subscriber is in its backoff wait, woken at once, or at
+    /// worst notices at its next heartbeat.
+    pub(crate) fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.take();
+        let connection = self
+            .publisher
+            .take()
+            .and_then(|publisher| publisher.join().ok())
+            .flatten();
+        if let Some(subscriber) = self.subscriber.take() {
+            if !subscriber.is_finished() {
+                wake_subscriber(&self.client, &self.channel, &self.node, connection);
+            }
+            let _ = subscriber.join();
+        }
+    }
+}
+
+/// Starts the publisher and subscriber threads. Returns the fan-out's [`Outlet`] and the
+/// threads. Does not wait for Redis: a node whose Redis is down starts and serves locally.
+pub(crate) fn start(
+    config: &Backplane,
+    commands: Sender<Command>,
+    metrics: Arc<Metrics>,
+) -> Result<(Outlet, Running)> {
+    let client = redis::Client::open(config.url.as_str())
+        .map_err(|e| Error::InvalidConfig(format!("backplane: bad Redis URL: {e}")))?;
+    let node = ClientId::random().as_u128().to_be_bytes();
+    let channel = config.channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (queue, queued) = crossbeam_channel::bounded(PUBLISH_QUEUE);
+    let (wake, woken) = crossbeam_channel::bounded::<()>(0);
+    let publisher = Publisher {
+        client: client.clone(),
+        channel: channel.clone(),
+        node,
+        queued,
+        metrics: metrics.clone(),
+    };
+    let subscriber = Subscriber {
+        client: client.clone(),
+        channel: channel.clone(),
+        node,
+        commands,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        woken,
+    };
+    let mut running = Running {
+        client,
+        channel,
+        node,
+        stop,
+        wake: Some(wake),
+        publisher: None,
+        subscriber: None,
+    };
+    running.subscriber = Some(spawn_named("sh-bp-subscribe", move || subscriber.run())?);
+    match spawn_named("sh-bp-publish", move || publisher.run()) {
+        Ok(thread) => running.publisher = Some(thread),
+        Err(e) => {
+            running.stop();
+            return Err(e);
+        }
+    }
+    log::info!(
+        "backplane: cluster {:?} on {}",
+        config.cluster,
+        redacted(&config.url)
+    );
+    let outlet = Outlet {
+        queue,
+        metrics,
+        full: false,
+    };
+    Ok((outlet, running))
+}
+
+fn spawn_named<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(Error::Spawn)
+}
+
+/// Publishes a wake-up that only stops this node's subscriber (it checks the stop flag after
+/// every message), on `connection` or a new one.
+fn wake_subscriber(
+    client: &redis::Client,
+    channel: &str,
+    node: &[u8; 16],
+    connection: Option<redis::Connection>,
+) {
+    let connection = connection.or_else(|| Publisher::connect_to(client).ok());
+    let Some(mut con) = connection else {
+        return;
+    };
+    let mut buf = Vec::with_capacity(32);
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(node);
+    buf.extend_from_slice(&[KIND_WAKE, OPCODE_TEXT, 0, 0]);
+    let _ = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(&buf[..])
+        .query::<i64>(&mut con);
+}
+
+/// The URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Reconnect delays: 100 ms doubling to 5 s, each with up to 50 % jitter added.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { next: MIN_BACKOFF }
+    }
+
+    fn reset(&mut self) {
+        self.next = MIN_BACKOFF;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        let jitter = (ClientId::random().as_u128() % 1000) as u32;
+        base + base * jitter / 2000
+    }
+}
+
+/// Logs a Redis outage once and its end once.
+struct Outage {
+    role: &'static str,
+    since: Option<Instant>,
+}
+
+impl Outage {
+    fn down(&mut self, error: &dyn std::fmt::Display) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+            log::warn!(
+                "backplane {}: Redis unavailable ({error}); serving local clients only, reconnecting",
+                self.role
+            );
+        }
+    }
+
+    fn up(&mut self) {
+        if let Some(since) = self.since.take() {
+            log::info!(
+                "backplane {}: Redis back after {:.1} s",
+                self.role,
+                since.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Publishes in the order the fan-out routed.
+struct Publisher {
+    client: redis::Client,
+    channel: String,
+    node: [u8; 16],
+    queued: Receiver<ToPublish>,
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    /// Runs until the fan-out's [`Outlet`] is gone and the queue is empty; returns its
+    /// connection (for the subscriber's wake-up). While Redis is down, queued signals are dropped (they were delivered
+    /// locally) and a reconnect is tried when a signal comes after the backoff delay: nothing
+    /// runs while nothing is sent.
+    fn run(self) -> Option<redis::Connection> {
+        let mut connection: Option<redis::Connection> = None;
+        let mut backoff = Backoff::new();
+        let mut retry_at = Instant::now();
+        let mut outage = Outage {
+            role: "publisher",
+            since: None,
+        };
+        let mut buf = Vec::new();
+        for item in self.queued.iter() {
+            if connection.is_none() && Instant::now() >= retry_at {
+                match self.connect() {
+                    Ok(c) => {
+                        outage.up();
+                        backoff.reset();
+                        connection = Some(c);
+                    }
+                    Err(e) => {
+                        outage.down(&e);
+                        retry_at = Instant::now() + backoff.next_delay();
+                    }
+                }
+            }
+            let Some(con) = connection.as_mut() else {
+                Metrics::add(&self.metrics.backplane_dropped, 1);
+                continue;
+            };
+            if !encode(&mut buf, &self.node, &item.target, &item.frame) {
+                continue;
+            }
+            match redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(&buf[..])
+                .query::<i64>(con)
+            {
+                Ok(_) => Metrics::add(&self.metrics.backplane_published, 1),
+                Err(e) => {
+                    Metrics::add(&self.metrics.backplane_dropped, 1);
+                    outage.down(&e);
+                    connection = None;
+                    retry_at = Instant::now() + backoff.next_delay();
+                }
+            }
+        }
+        connection
+    }
+
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        Publisher::connect_to(&self.client)
+    }
+
+    /// A connection whose commands time out.
+    fn connect_to(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+        let connection = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        connection.set_read_timeout(Some(COMMAND_TIMEOUT))?;
+        connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+        Ok(connection)
+    }
+}
+
+/// Receives the cluster's signals and hands them to the fan-out thread.
+struct Subscriber {
+    client: redis::Client,
+    channel: String,
+    node: [u8; 16],
+    commands: Sender<Command>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    /// Disconnected when the backplane stops.
+    woken: Receiver<()>,
+}
+
+/// Why a subscribed session ended.
+enum Ended {
+    Stopped,
+    Lost(redis::RedisError),
+}
+
+impl Subscriber {
+    fn run(self) {
+        let mut backoff = Backoff::new();
+        let mut outage = Outage {
+            role: "subscriber",
+            since: None,
+        };
+        while !self.stop.load(Ordering::SeqCst) {
+            match self.session(&mut outage, &mut backoff) {
+                Ended::Stopped => return,
+                Ended::Lost(e) => outage.down(&e),
+            }
+            match self.woken.recv_timeout(backoff.next_delay()) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// One connection: subscribe, then forward messages until it breaks or the node stops.
+    fn session(&self, outage: &mut Outage, backoff: &mut Backoff) -> Ended {
+        let mut connection = match self.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => return Ended::Lost(e),
+        };
+        let mut pubsub = connection.as_pubsub();
+        if let Err(e) = pubsub.subscribe(&self.channel) {
+            return Ended::Lost(e);
+        }
+        if let Err(e) = pubsub.set_read_timeout(Some(HEARTBEAT)) {
+            return Ended::Lost(e);
+        }
+        outage.up();
+        backoff.reset();
+        // Stopped before the subscription took: the wake-up may have gone out unheard.
+        if self.stop.load(Ordering::SeqCst) {
+            return Ended::Stopped;
+        }
+        loop {
+            let message = match pubsub.get_message() {
+                Ok(message) => message,
+                Err(e) if e.is_timeout() && !self.stop.load(Ordering::SeqCst) => {
+                    // Quiet for a while: make sure the link is alive.
+                    match pubsub.ping::<redis::Value>() {
+                        Ok(_) => continue,
+                        Err(e) => return Ended::Lost(e),
+                    }
+                }
+                Err(e) => {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return Ended::Stopped;
+                    }
+                    return Ended::Lost(e);
+                }
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                return Ended::Stopped;
+            }
+            match decode(message.get_payload_bytes()) {
+                Some(Decoded::Signal {
+                    node,
+                    target,
+                    frame,
+                }) if node != self.node => {
+                    Metrics::add(&self.metrics.backplane_received, 1);
+                    if self
+                        .commands
+                        .send(Command::Signal(Outgoing::remote(frame, target)))
+                        .is_err()
+                    {
+                        return Ended::Stopped; // the fan-out thread is gone
+                    }
+                }
+                Some(_) => {} // our own publication, or a wake-up
+                None => log::warn!("backplane: ignored a malformed message on {}", self.channel),
+            }
+        }
+    }
+}
+
+/// Appends a signal's wire form to `buf` (cleared first). False when the frame is not a
+/// text or binary data frame (never the case for signals) or the target is too long.
+fn encode(buf: &mut Vec<u8>, node: &[u8; 16], target: &Target, frame: &Frame) -> bool {
+    let Some((opcode, payload)) = frame_payload(frame.as_bytes()) else {
+        return false;
+    };
+    let client;
+    let (kind, target): (u8, &[u8]) = match target {
+        Target::All => (KIND_ALL, b""),
+        Target::Path(path) => (KIND_PATH, path.as_bytes()),
+        Target::Client(id) => {
+            client = id.to_string();
+            (KIND_CLIENT, client.as_bytes())
+        }
+    };
+    let Ok(target_len) = u16::try_from(target.len()) else {
+        return false;
+    };
+    buf.clear();
+    buf.reserve(4 + 16 + 4 + target.len() + payload.len());
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(node);
+    buf.push(kind);
+    buf.push(opcode);
+    buf.extend_from_slice(&target_len.to_be_bytes());
+    buf.extend_from_slice(target);
+    buf.extend_from_slice(payload);
+    true
+}
+
+/// A message read from the channel.
+#[derive(Debug)]
+enum Decoded {
+    Signal {
+        node: [u8; 16],
+        target: Target,
+        frame: Frame,
+    },
+    Wake,
+}
+
+/// Reads a message; `None` when it is not one of ours or is malformed.
+fn decode(bytes: &[u8]) -> Option<Decoded> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let node: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+    let (&kind, rest) = rest.get(16..)?.split_first()?;
+    let (&opcode, rest) = rest.split_first()?;
+    let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+    let target = rest.get(2..2 + len)?;
+    let payload = rest.get(2 + len..)?;
+    let target = match kind {
+        KIND_ALL if target.is_empty() => Target::All,
+        KIND_PATH => Target::Path(std::str::from_utf8(target).ok()?.to_owned()),
+        KIND_CLIENT => Target::Client(std::str::from_utf8(target).ok()?.parse().ok()?),
+        KIND_WAKE => return Some(Decoded::Wake),
+        _ => return None,
+    };
+    let frame = match opcode {
+        OPCODE_TEXT => Frame::text(payload),
+        OPCODE_BINARY => Frame::binary(payload),
+        _ => return None,
+    };
+    Some(Decoded::Signal {
+        node,
+        target,
+        frame,
+    })
+}
+
+/// The opcode and payload of a server frame (final, unmasked), as [`Frame`] builds them.
+fn frame_payload(bytes: &[u8]) -> Option<(u8, &[u8])> {
+    let (&first, rest) = bytes.split_first()?;
+    let (&second, rest) = rest.split_first()?;
+    let opcode = first & 0x0F;
+    if !matches!(opcode, OPCODE_TEXT | OPCODE_BINARY) || second & 0x80 != 0 {
+        return None;
+    }
+    let (len, rest) = match second & 0x7F {
+        126 => (
+            u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize,
+            rest.get(2..)?,
+        ),
+        127 => (
+            usize::try_from(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)).ok()?,
+            rest.get(8..)?,
+        ),
+        n => (n as usize, rest),
+    };
+    (rest.len() == len).then_some((opcode, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(target: Target, frame: Frame) {
+        let node = [7u8; 16];
+        let mut buf = Vec::new();
+        assert!(encode(&mut buf, &node, &target, &frame));
+        match decode(&buf) {
+            Some(Decoded::Signal {
+                node: n,
+                target: t,
+                frame: f,
+            }) => {
+                assert_eq!(n, node);
+                assert_eq!(t, target);
+                assert_eq!(f.as_bytes(), frame.as_bytes());
+            }
+            other => panic!("decoded {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_for_every_target_and_size() {
+        round_trip(Target::All, Frame::text(b"hi"));
+        round_trip(Target::Path("/chat".into()), Frame::text(&[b'x'; 300]));
+        round_trip(
+            Target::Client(ClientId::random()),
+            Frame::binary(&[1u8; 70_000]),
+        );
+        round_trip(Target::All, Frame::text(b""));
+    }
+
+    #[test]
+    fn malformed_messages_are_rejected() {
+        assert!(decode(b"").is_none());
+        assert!(decode(b"SHB1short").is_none());
+        let mut buf = Vec::new();
+        encode(
+            &mut buf,
+            &[1; 16],
+            &Target::Path("/p".into()),
+            &Frame::text(b"x"),
+        );
+        assert!(
+            decode(&buf[..buf.len() - 4]).is_none(),
+            "cut inside the target"
+        );
+        buf[21] = 9; // opcode
+        assert!(decode(&buf).is_none());
+        let mut client = Vec::new();
+        encode(
+            &mut client,
+            &[1; 16],
+            &Target::Client(ClientId::random()),
+            &Frame::text(b"x"),
+        );
+        client[26] = b'z'; // not hex
+        assert!(decode(&client).is_none());
+        assert!(frame_payload(Frame::ping(b"p").as_bytes()).is_none());
+    }
+
+    #[test]
+    fn backoff_grows_to_five_seconds_with_jitter() {
+        let mut backoff = Backoff::new();
+        let first = backoff.next_delay();
+        assert!(first >= MIN_BACKOFF && first <= MIN_BACKOFF * 3 / 2);
+        for _ in 0..10 {
+            backoff.next_delay();
+        }
+        let last = backoff.next_delay();
+        assert!(last >= MAX_BACKOFF && last <= MAX_BACKOFF * 3 / 2);
+        backoff.reset();
+        assert!(backoff.next_delay() <= MIN_BACKOFF * 3 / 2);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redacted("redis://:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redacted("redis://host/"), "redis://host/");
+    }
+}
