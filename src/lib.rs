@@ -49,6 +49,7 @@ mod schedule;
 mod server;
 mod signal;
 mod signals;
+mod thread_name;
 mod tls;
 
 #[cfg(feature = "redis")]

@@ -420,13 +420,7 @@ fn join(thread: Option<JoinHandle<()>>) {
 
 /// `sh-out-<name>`, cut to the 15 bytes Linux keeps (on a character boundary).
 fn thread_name(name: &str) -> String {
-    let mut full = format!("sh-out-{}", name.replace('\0', "?"));
-    let mut end = full.len().min(15);
-    while !full.is_char_boundary(end) {
-        end -= 1;
-    }
-    full.truncate(end);
-    full
+    crate::thread_name::thread_name("sh-out-", name)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::server::handshake::percent_decode;
+use crate::server::handshake::parse_urlencoded;
 use crate::{Error, Result};
 
 /// A received message, parsed by the connection's content type.
@@ -85,7 +85,7 @@ impl Content {
             Content::Json => serde_json::from_str(text)
                 .map(WsData::Json)
                 .map_err(|e| format!("invalid json: {e}")),
-            Content::Form => parse_form(text)
+            Content::Form => parse_urlencoded(text)
                 .map(WsData::Form)
                 .ok_or_else(|| "invalid form data".to_owned()),
             Content::Text => Ok(WsData::Text(text.to_owned())),
@@ -117,17 +117,6 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-/// `a=1&b=two+words&c=%26`: fields in order; `None` for a bad escape or non-UTF-8.
-fn parse_form(text: &str) -> Option<Vec<(String, String)>> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(name, true)?, percent_decode(value, true)?))
-        })
-        .collect()
 }
 
 fn encode_form(fields: &serde_json::Map<String, Value>) -> String {

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use serde_json::Value;
 
-use crate::server::handshake::percent_decode;
+use crate::server::handshake::parse_urlencoded;
 
 /// The parsed body of an HTTP request: Pode's `$WebEvent.Data`.
 ///
@@ -127,17 +127,9 @@ fn is_json_suffix(essence: &str) -> bool {
     essence.starts_with("application/") && essence.ends_with("+json")
 }
 
-/// `a=1&b=two+words&c=%26`: fields in order, `+` as space; `None` for a bad escape or
-/// non-UTF-8.
+/// A form body: `None` for a bad escape or non-UTF-8.
 fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(name, true)?, percent_decode(value, true)?))
-        })
-        .collect()
+    parse_urlencoded(std::str::from_utf8(body).ok()?)
 }
 
 #[cfg(test)]

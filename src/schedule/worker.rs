@@ -15,9 +15,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use super::{Handler, Kind, ScheduleEvent};
 use crate::{Error, Result, Signals};
 
-/// Linux keeps the first 15 bytes of a thread's name.
-const THREAD_NAME_MAX: usize = 15;
-
 thread_local! {
     /// Set on worker threads, so a handler that shuts its scheduler down does not wait for
     /// itself.
@@ -161,13 +158,7 @@ impl Job {
 
 /// `sh-timer-NAME` or `sh-cron-NAME`, cut to what the OS keeps, on a character boundary.
 fn thread_name(kind: Kind, name: &str) -> String {
-    let mut full = format!("{}{name}", kind.thread_prefix());
-    let mut end = full.len().min(THREAD_NAME_MAX);
-    while !full.is_char_boundary(end) {
-        end -= 1;
-    }
-    full.truncate(end);
-    full
+    crate::thread_name::thread_name(kind.thread_prefix(), name)
 }
 
 #[cfg(test)]

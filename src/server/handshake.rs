@@ -266,15 +266,19 @@ pub(crate) fn split_target(target: &str) -> Option<(String, Vec<(String, String)
         return None;
     }
     let path = percent_decode(raw_path, false)?;
-    let query = raw_query
-        .split('&')
+    Some((path, parse_urlencoded(raw_query)?))
+}
+
+/// `a=1&b=two+words&c=%26` (a query string or a form body): the fields in order, `+` as a
+/// space; `None` for a bad escape or a result that is not UTF-8.
+pub(crate) fn parse_urlencoded(text: &str) -> Option<Vec<(String, String)>> {
+    text.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(k, true)?, percent_decode(v, true)?))
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((percent_decode(name, true)?, percent_decode(value, true)?))
         })
-        .collect::<Option<Vec<_>>>()?;
-    Some((path, query))
+        .collect()
 }
 
 /// Decodes `%XX` escapes (and `+` as space in query strings); `None` for a bad escape or a
