@@ -58,6 +58,7 @@ browser-test:
 ## Our own load scenarios (fan-out, direct, idle) against the example server.
 bench:
 	./scripts/bench.sh
+	./scripts/bench-cluster.sh
 
 ## shared/bench's comparison: signalhub beside Node ws, Python websockets, tokio-tungstenite.
 bench-compare:

@@ -102,6 +102,8 @@ struct Opts {
     timeout: Duration,
     label: Option<String>,
     tls: Option<Tls>, // wss://
+    /// fanout: a second server (another node of a cluster) that half the receivers use.
+    url2: Option<(String, SocketAddr)>,
     soak: SoakOpts,
 }
 
@@ -167,6 +169,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         (false, Some(_)) => return Err("--ca is for wss:// URLs".into()),
         (false, None) => None,
     };
+    let url2 = match f.opt::<String>("url2")? {
+        None => None,
+        Some(url) => match parse_url(&url)? {
+            (addr, _, false) => Some((url, addr)),
+            (_, _, true) => return Err("--url2 takes a ws:// URL".into()),
+        },
+    };
     let soak = SoakOpts {
         steady: f.get("steady", 500)?,
         churn: f.get("churn", 2000)?,
@@ -195,6 +204,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         timeout,
         label: f.opt("label")?,
         tls,
+        url2,
         soak,
     };
     if let Some(k) = f.0.keys().next() {
@@ -573,8 +583,13 @@ fn would_block(e: &tungstenite::Error) -> bool {
 }
 
 /// TCP connect (blocking, bounded), then a nonblocking handshake registered under `slot`.
-fn start_handshake(o: &Opts, ep: &OwnedFd, slot: usize) -> Result<HandshakeResult, String> {
-    let sock = TcpStream::connect_timeout(&o.addr, CONNECT_TIMEOUT);
+fn start_handshake(
+    o: &Opts,
+    to: &(String, SocketAddr),
+    ep: &OwnedFd,
+    slot: usize,
+) -> Result<HandshakeResult, String> {
+    let sock = TcpStream::connect_timeout(&to.1, CONNECT_TIMEOUT);
     let sock = sock.map_err(|e| format!("connect: {e}"))?;
     let _ = sock.set_nodelay(true);
     sock.set_nonblocking(true)
@@ -590,7 +605,7 @@ fn start_handshake(o: &Opts, ep: &OwnedFd, slot: usize) -> Result<HandshakeResul
     let data = epoll::EventData::new_u64(slot as u64);
     epoll::add(ep, &stream, data, Ev::IN | Ev::OUT | Ev::ET).map_err(|e| format!("epoll: {e}"))?;
     let cfg = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-    Ok(client_with_config(o.url.as_str(), stream, Some(cfg)))
+    Ok(client_with_config(to.0.as_str(), stream, Some(cfg)))
 }
 
 /// Collect a finished handshake in `open`, or return the one still in progress.
@@ -606,6 +621,18 @@ fn settle(r: HandshakeResult, born: Instant, open: &mut Vec<Ws>, errs: &mut Erro
 /// Open `n` connections, at most `batch` handshakes in flight; failures go to `errs`. The
 /// sockets stay registered in a private epoll set until it is closed on return.
 fn connect_all(o: &Opts, n: usize, batch: usize, deadline: Instant, errs: &mut Errors) -> Vec<Ws> {
+    connect_to(o, &(o.url.clone(), o.addr), n, batch, deadline, errs)
+}
+
+/// [`connect_all`] to the server at `to` (URL and address).
+fn connect_to(
+    o: &Opts,
+    to: &(String, SocketAddr),
+    n: usize,
+    batch: usize,
+    deadline: Instant,
+    errs: &mut Errors,
+) -> Vec<Ws> {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC);
     let Ok(ep) = ep.inspect_err(|e| errs.add(format!("epoll: {e}"))) else {
         return Vec::new();
@@ -619,7 +646,7 @@ fn connect_all(o: &Opts, n: usize, batch: usize, deadline: Instant, errs: &mut E
         for (slot, entry) in slots.iter_mut().enumerate() {
             while entry.is_none() && started < n && Instant::now() < deadline {
                 started += 1;
-                match start_handshake(o, &ep, slot) {
+                match start_handshake(o, to, &ep, slot) {
                     Ok(r) => *entry = settle(r, Instant::now(), &mut open, errs),
                     Err(e) => errs.add(e),
                 }
@@ -1014,7 +1041,15 @@ fn send_measured(s: &mut Sender, o: &Opts, deadline: Instant) -> usize {
 
 fn run_fanout(o: &Opts, deadline: Instant) -> Value {
     let (mut errs, t0) = (Errors::default(), Instant::now());
-    let receivers = connect_all(o, o.clients, o.batch, deadline, &mut errs);
+    let receivers = match &o.url2 {
+        None => connect_all(o, o.clients, o.batch, deadline, &mut errs),
+        Some(second) => {
+            let half = o.clients / 2;
+            let mut first = connect_all(o, o.clients - half, o.batch, deadline, &mut errs);
+            first.extend(connect_to(o, second, half, o.batch, deadline, &mut errs));
+            first
+        }
+    };
     let sender = connect_all(o, 1, 1, deadline, &mut errs).pop();
     let (connected, connect_secs) = (receivers.len(), t0.elapsed().as_secs_f64());
     let n = o.clients;
