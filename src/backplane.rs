@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::metrics::Metrics;
 use crate::server::fanout::{Command, Outgoing, Target};
-use crate::signal::Frame;
+use crate::signal::{Frame, OPCODE_BINARY, OPCODE_TEXT};
 use crate::{ClientId, Error, Result};
 
 /// Signals that may wait for the publisher thread; past this the fan-out drops (counts and
@@ -58,9 +58,6 @@ const KIND_PATH: u8 = 1;
 const KIND_CLIENT: u8 = 2;
 /// Sent by a stopping node to itself, to unblock its subscriber.
 const KIND_WAKE: u8 = 3;
-
-const OPCODE_TEXT: u8 = 0x1;
-const OPCODE_BINARY: u8 = 0x2;
 
 /// Where a server shares its signals with other nodes: a Redis server and a cluster name.
 /// Set it in [`ServerConfig::backplane`](crate::ServerConfig::backplane).

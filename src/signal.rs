@@ -358,9 +358,9 @@ const MAX_HEADER_LEN: usize = 10;
 /// The largest payload of a control frame.
 const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Opcode of a text frame.
-const OPCODE_TEXT: u8 = 0x1;
+pub(crate) const OPCODE_TEXT: u8 = 0x1;
 /// Opcode of a binary frame.
-const OPCODE_BINARY: u8 = 0x2;
+pub(crate) const OPCODE_BINARY: u8 = 0x2;
 /// Opcode of a close frame.
 const OPCODE_CLOSE: u8 = 0x8;
 /// Opcode of a ping frame.
