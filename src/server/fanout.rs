@@ -123,6 +123,10 @@ impl Keepalive {
     }
 }
 
+/// Frames a receiver's list keeps room for between batches (a few signals in one batch is
+/// the common case; a burst's longer list is given back).
+const QUEUED_KEEP: usize = 8;
+
 struct Subscriber {
     outbox: Arc<Outbox>,
     /// Indexes into the batch's frames, in order.
@@ -282,6 +286,7 @@ impl FanOut {
             }
         }
         self.write_frames(&frames, &touched);
+        self.registry.compact_if_sparse();
         if shutdown {
             self.begin_shutdown();
         }
@@ -307,6 +312,9 @@ impl FanOut {
             );
             let count = receiver.queued.len() as u64;
             receiver.queued.clear();
+            if receiver.queued.capacity() > QUEUED_KEEP {
+                receiver.queued = Vec::new(); // a burst's room goes back
+            }
             match receiver.outbox.send_frames(&slices) {
                 Delivery::Written | Delivery::Queued => delivered += count,
                 Delivery::Overflowed => dropped += 1,

@@ -26,6 +26,7 @@ use crate::server::handshake::{
 };
 use crate::server::http_door::HttpDoor;
 use crate::server::limits::Full;
+use crate::server::memory::shrink_if_sparse;
 use crate::server::outbox::Outbox;
 use crate::server::Shared;
 use crate::ClientId;
@@ -285,6 +286,7 @@ impl Listener {
             if listener_ready {
                 self.accept_all();
             }
+            shrink_if_sparse(&mut self.pending);
         }
     }
 

@@ -19,6 +19,7 @@ pub(crate) mod http_door;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod listener;
+pub(crate) mod memory;
 pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod routes;

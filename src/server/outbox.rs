@@ -102,14 +102,25 @@ impl Inner {
         self.sent += n;
         if self.sent == self.pending.len() {
             self.sent = 0;
-            if self.pending.capacity() > 64 << 10 {
-                self.pending = Vec::new(); // give back what a burst took
+            // Give back what a backlog took: plain Ws only buffers what a socket could not
+            // take, so an idle connection holds no buffer; Wss encrypts every write here, so
+            // it keeps room for one TLS record.
+            let keep = if self.tls.is_some() {
+                TLS_RECORD_ROOM
+            } else {
+                0
+            };
+            if self.pending.capacity() > keep {
+                self.pending = Vec::new();
             } else {
                 self.pending.clear();
             }
         }
     }
 }
+
+/// What a drained Wss buffer keeps: one full TLS record (16 KiB of plaintext) and its overhead.
+const TLS_RECORD_ROOM: usize = (16 << 10) + 512;
 
 /// The write side of one connection.
 pub(crate) struct Outbox {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::server::fanout::Target;
+use crate::server::memory::{is_sparse, shrink_if_sparse, SHRINK_FLOOR};
 use crate::ClientId;
 
 struct Slot<T> {
@@ -116,6 +117,41 @@ impl<T> Registry<T> {
         self.slots.iter_mut().flatten().map(|e| &mut e.value)
     }
 
+    /// After many clients left, gives the room back: the indexes shrink, and the slab's
+    /// clients move to the front so that it and the per-path lists shrink too, each to about
+    /// twice what it holds. Slot numbers change, so this is only called between batches.
+    pub(crate) fn compact_if_sparse(&mut self) {
+        let live = self.by_id.len();
+        if is_sparse(live, self.by_id.capacity()) {
+            self.by_id.shrink_to(live * 2);
+        }
+        if is_sparse(self.by_path.len(), self.by_path.capacity()) {
+            self.by_path.shrink_to(self.by_path.len() * 2);
+        }
+        if !is_sparse(live, self.slots.capacity()) {
+            return;
+        }
+        let mut moved_to = vec![usize::MAX; self.slots.len()];
+        let mut slots = Vec::with_capacity((live * 2).max(SHRINK_FLOOR / 4));
+        for (old, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if slot.is_some() {
+                moved_to[old] = slots.len();
+                slots.push(slot);
+            }
+        }
+        self.slots = slots;
+        self.free = Vec::new();
+        for slot in self.by_id.values_mut() {
+            *slot = moved_to[*slot];
+        }
+        for on_path in self.by_path.values_mut() {
+            for slot in on_path.iter_mut() {
+                *slot = moved_to[*slot];
+            }
+            shrink_if_sparse(on_path);
+        }
+    }
+
     /// How many clients are connected on `path`.
     pub(crate) fn path_len(&self, path: &str) -> usize {
         self.by_path.get(path).map_or(0, Vec::len)
@@ -191,5 +227,66 @@ mod tests {
         }
         assert_eq!(registry.path_len("/p"), 0);
         assert_eq!(receivers(&mut registry, &Target::All), ["late"]);
+    }
+
+    #[test]
+    fn compaction_after_a_burst_keeps_every_route_and_gives_room_back() {
+        let mut registry = Registry::default();
+        let ids: Vec<ClientId> = (0..1000).map(|_| ClientId::random()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let path = if i % 2 == 0 { "/even" } else { "/odd" };
+            registry.insert(*id, path.into(), i);
+        }
+        // Most leave; the survivors are spread all over the slab.
+        let stay: Vec<usize> = (0..1000).filter(|i| i % 10 == 3 || i % 10 == 4).collect();
+        for (i, id) in ids.iter().enumerate() {
+            if !stay.contains(&i) {
+                registry.remove(*id);
+            }
+        }
+        let before = registry.slots.capacity();
+        registry.compact_if_sparse();
+        assert!(
+            registry.slots.capacity() <= before / 2,
+            "{}",
+            registry.slots.capacity()
+        );
+        assert!(registry.free.is_empty());
+        let mut all: Vec<usize> = Vec::new();
+        registry.for_each_target(&Target::All, |_, v| all.push(*v));
+        all.sort_unstable();
+        assert_eq!(all, stay);
+        for &i in &stay {
+            let mut got = Vec::new();
+            registry.for_each_target(&Target::Client(ids[i]), |_, v| got.push(*v));
+            assert_eq!(got, [i]);
+        }
+        let mut odd = Vec::new();
+        registry.for_each_target(&Target::Path("/odd".into()), |_, v| odd.push(*v));
+        odd.sort_unstable();
+        assert_eq!(
+            odd,
+            stay.iter()
+                .copied()
+                .filter(|i| i % 2 == 1)
+                .collect::<Vec<_>>()
+        );
+        // Removal after compaction still keeps the per-path index right.
+        registry.remove(ids[3]);
+        registry.remove(ids[14]);
+        let mut even = Vec::new();
+        registry.for_each_target(&Target::Path("/even".into()), |_, v| even.push(*v));
+        even.sort_unstable();
+        assert_eq!(
+            even,
+            stay.iter()
+                .copied()
+                .filter(|i| i % 2 == 0 && *i != 14)
+                .collect::<Vec<_>>()
+        );
+        // A half-full registry is left alone.
+        let slots = registry.slots.len();
+        registry.compact_if_sparse();
+        assert_eq!(registry.slots.len(), slots);
     }
 }
