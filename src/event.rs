@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::signals::{SendOptions, Signals};
+use crate::Pairs;
 use crate::{ClientId, Result};
 
 /// The kind of an endpoint.
@@ -74,34 +75,21 @@ pub struct ClientInfo {
     /// The peer's address.
     pub remote_addr: SocketAddr,
     /// The upgrade request's headers, in order, names as sent.
-    pub headers: Vec<(String, String)>,
+    pub headers: Pairs,
     /// The upgrade request's query string, decoded, in order.
-    pub query: Vec<(String, String)>,
+    pub query: Pairs,
 }
 
 impl ClientInfo {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        find_pair(&self.headers, name, true)
+        self.headers.get_ignore_case(name)
     }
 
     /// The first query parameter with this name (case-sensitive, as in URLs).
     pub fn query(&self, name: &str) -> Option<&str> {
-        find_pair(&self.query, name, false)
+        self.query.get(name)
     }
-}
-
-fn find_pair<'a>(pairs: &'a [(String, String)], name: &str, ignore_case: bool) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| {
-            if ignore_case {
-                k.eq_ignore_ascii_case(name)
-            } else {
-                k == name
-            }
-        })
-        .map(|(_, v)| v.as_str())
 }
 
 /// A message exactly as a client sent it, for [`Server::on_message`](crate::Server::on_message).

@@ -45,6 +45,7 @@ mod error;
 mod event;
 mod http;
 mod metrics;
+mod pairs;
 mod schedule;
 mod server;
 mod signal;
@@ -65,6 +66,7 @@ pub use event::{
 };
 pub use http::{Assets, HttpHandler, WebData, WebEvent, WebResponse};
 pub use metrics::{MetricsSnapshot, ServerMetrics};
+pub use pairs::{Pairs, PairsIter};
 #[cfg(feature = "schedules")]
 pub use schedule::CronZone;
 pub use schedule::{ScheduleEvent, Scheduler};

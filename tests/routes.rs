@@ -420,14 +420,9 @@ fn signal_event_carries_the_upgrade_headers_and_query() {
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("x-custom-thing") && v == "forty two"));
     assert!(event.client.header("sec-websocket-key").is_some());
-    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     assert_eq!(
-        event.client.query,
-        pairs(&[("room", "5"), ("x", "a b"), ("room", "6")])
+        event.client.query.iter().collect::<Vec<_>>(),
+        [("room", "5"), ("x", "a b"), ("room", "6")]
     );
     assert_eq!(event.client.query("room"), Some("5"));
     assert_eq!(event.client.query("x"), Some("a b"));

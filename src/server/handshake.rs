@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::ClientId;
+use crate::{ClientId, Pairs};
 
 /// Most headers an upgrade request may carry.
 const MAX_HEADERS: usize = 64;
@@ -14,8 +14,8 @@ const MAX_HEADERS: usize = 64;
 pub(crate) struct Upgrade {
     /// Request path without the query, percent-decoded.
     pub(crate) path: String,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) query: Pairs,
+    pub(crate) headers: Pairs,
     /// `Sec-WebSocket-Accept` for the response.
     pub(crate) accept: String,
 }
@@ -24,10 +24,7 @@ impl Upgrade {
     /// A header's value (case-insensitive name).
     #[cfg(test)]
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get_ignore_case(name)
     }
 }
 
@@ -235,8 +232,8 @@ fn check_upgrade(
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     Ok(Upgrade {
         path,
-        query,
-        headers,
+        query: query.into_iter().collect(),
+        headers: headers.into_iter().collect(),
         accept,
     })
 }
@@ -355,8 +352,8 @@ mod tests {
         .unwrap();
         assert_eq!(up.path, "/Chat Room");
         assert_eq!(
-            up.query,
-            [("x".into(), "1".into()), ("name".into(), "a+b c".into())]
+            up.query.iter().collect::<Vec<_>>(),
+            [("x", "1"), ("name", "a+b c")]
         );
         assert_eq!(up.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(up.header("origin"), Some("http://o"));
