@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak signalhub's example server with `loadgen soak` (not run in CI): SOAK_SECS (600) of
+# Soak the signalhub binary (`signalhub serve --ws`, with its glibc settings) with `loadgen soak` (not run in CI): SOAK_SECS (600) of
 # SOAK_STEADY (500) steady clients counting every numbered broadcast (SOAK_RATE, 50 messages/s,
 # to everyone) while up to SOAK_CHURN (2000) clients at a time connect, send one direct
 # message, await its echo and disconnect. Then churn stops and the server's RSS, threads and
@@ -17,7 +17,7 @@ secs=${SOAK_SECS:-600}
 out=${OUT:-bench-results/soak-$(date +%Y%m%d-%H%M%S).json}
 
 ulimit -n "$(ulimit -Hn)" # 2,500 connections on each side need more than 1024 files
-cargo build --release --example loadgen --example signal_server
+cargo build --release --example loadgen --bin signalhub
 mkdir -p "$(dirname "$out")"
 logdir=$(mktemp -d)
 pid=
@@ -39,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$target/release/examples/signal_server" 127.0.0.1:0 </dev/null >"$logdir/server.out" 2>"$logdir/server.err" &
+"$target/release/signalhub" serve --ws 127.0.0.1:0 --log-level warn </dev/null >"$logdir/server.out" 2>"$logdir/server.err" &
 pid=$!
 port=
 for _ in $(seq 100); do

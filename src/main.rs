@@ -21,7 +21,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let outcome = cli::args::parse_env().and_then(|command| match command {
-        cli::args::Command::Serve(args) => cli::serve::run(args),
+        cli::args::Command::Serve(args) => {
+            cli::tunables::apply();
+            cli::serve::run(args)
+        }
         cli::args::Command::Connect(args) => cli::connect::run(args),
     });
     match outcome {

@@ -30,8 +30,13 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Proc {
+        Proc::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -151,9 +156,14 @@ struct Serve {
 impl Serve {
     /// Starts `serve ARGS` and reads `endpoints` listening lines.
     fn start(args: &[&str], endpoints: usize) -> Serve {
+        Serve::start_with_env(args, endpoints, &[])
+    }
+
+    /// [`Serve::start`] with more environment variables.
+    fn start_with_env(args: &[&str], endpoints: usize, env: &[(&str, &str)]) -> Serve {
         let mut all = vec!["serve", "--ping-interval", "0", "--log-level", "warn"];
         all.extend_from_slice(args);
-        let proc = Proc::spawn(&all);
+        let proc = Proc::spawn_with_env(&all, env);
         let urls = (0..endpoints)
             .map(|_| {
                 let line = proc.line();
@@ -739,4 +749,66 @@ fn views_and_public_folders_replace_the_built_in_page() {
     assert_eq!(get(server.http(), "/script.js").status, 404);
     assert_eq!(get(server.http(), "/ws-config").status, 404); // no Ws endpoint
     assert!(server.stop().success());
+}
+
+/// The environment `serve` runs with, from /proc (glibc edits `GLIBC_TUNABLES` in place while
+/// parsing it, so only its start can be relied on).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_of(serve: &Serve) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{}/environ", serve.proc.child.id())).expect("environ");
+    raw.split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn serve_runs_with_its_glibc_settings_in_the_same_process() {
+    let serve = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &[("GLIBC_TUNABLES", "")]);
+    // GLIBC_TUNABLES set (even empty) is the caller's choice: kept as it is.
+    assert!(environment_of(&serve).contains(&"GLIBC_TUNABLES=".to_owned()));
+    serve.stop();
+
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.retain(|(k, _)| k != "GLIBC_TUNABLES");
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .envs(env)
+        .args(["serve", "--ws", "127.0.0.1:0", "--ping-interval", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the binary starts");
+    let stdout = lines(child.stdout.take().expect("stdout"));
+    let stderr = lines(child.stderr.take().expect("stderr"));
+    let serve = Serve {
+        urls: vec![stdout.recv_timeout(WAIT).expect("a listening line")],
+        proc: Proc {
+            child,
+            stdin: None,
+            stdout,
+            stderr,
+        },
+    };
+    assert!(serve.urls[0].starts_with("listening on ws://"), "{:?}", serve.urls);
+    // The process we started (same pid) now runs with the settings.
+    let tunables = environment_of(&serve)
+        .into_iter()
+        .find(|v| v.starts_with("GLIBC_TUNABLES="))
+        .expect("GLIBC_TUNABLES is set");
+    let first_setting = signalhub_tunables().split(':').next().unwrap().to_owned();
+    assert!(
+        tunables.starts_with(&format!("GLIBC_TUNABLES={first_setting}")),
+        "{tunables}"
+    );
+    assert!(serve.stop().success());
+}
+
+/// What src/cli/tunables.rs sets (the binary's modules are not a library; read the source).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn signalhub_tunables() -> String {
+    let source = include_str!("../src/cli/tunables.rs");
+    let start = source.find("\"glibc.").expect("SERVER_TUNABLES in tunables.rs");
+    let rest = &source[start + 1..];
+    rest[..rest.find('"').expect("closing quote")].to_owned()
 }

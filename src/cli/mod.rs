@@ -1,10 +1,12 @@
 //! The `signalhub` binary's modules: flags ([`args`]), the server ([`serve`] and its built-in
-//! HTTP routes in [`routes`]) and the WebSocket client ([`connect`]).
+//! HTTP routes in [`routes`], its glibc settings in [`tunables`]) and the WebSocket client
+//! ([`connect`]).
 
 pub mod args;
 pub mod connect;
 pub mod routes;
 pub mod serve;
+pub mod tunables;
 
 use std::fmt;
 use std::io::Write;

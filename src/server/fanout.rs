@@ -4,7 +4,8 @@
 //! up (up to [`MAX_BATCH`] commands), notes which frames each receiver gets, then writes each
 //! receiver's frames with one nonblocking `sendmsg`. Frames are encoded once, by whoever sent
 //! the signal, and shared by all receivers. When nothing happens it sleeps in `recv`, waking
-//! only for keepalive pings.
+//! only for keepalive pings and, once a burst of connections has ended, to return free
+//! memory to the system.
 
 use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,6 +16,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::metrics::Metrics;
 use crate::server::lifecycle::Lifecycle;
+use crate::server::memory::{self, BurstWatch};
 use crate::server::outbox::{Delivery, Outbox};
 use crate::server::registry::Registry;
 use crate::signal::Frame;
@@ -143,6 +145,8 @@ pub(crate) struct FanOut {
     /// Set once shutdown began: when to cut whoever is still connected.
     closing_since: Option<Instant>,
     lifecycle: Arc<Lifecycle>,
+    /// When to return free memory after a burst of connections; `None`: never.
+    burst: Option<BurstWatch>,
     /// Publishes signals to the other nodes.
     #[cfg(feature = "redis")]
     backplane: Option<crate::backplane::Outlet>,
@@ -164,9 +168,17 @@ impl FanOut {
             shutdown_timeout,
             closing_since: None,
             lifecycle,
+            burst: Some(BurstWatch::default()),
             #[cfg(feature = "redis")]
             backplane: None,
         }
+    }
+
+    /// Whether free memory goes back to the system once a burst of connections has ended
+    /// (`ServerConfig::release_memory_after_bursts`; on by default).
+    pub(crate) fn release_memory_after_bursts(mut self, enabled: bool) -> FanOut {
+        self.burst = enabled.then(BurstWatch::default);
+        self
     }
 
     /// Backplane: publishes what this node routes to the other nodes.
@@ -217,7 +229,11 @@ impl FanOut {
                         if self.finish_shutdown() {
                             return;
                         }
-                    } else {
+                        continue;
+                    }
+                    let now = Instant::now();
+                    self.release_memory_if_due(now);
+                    if next_tick.is_some_and(|at| at <= now) {
                         self.keepalive_tick();
                         next_tick = self.keepalive.tick().map(|t| Instant::now() + t);
                     }
@@ -236,6 +252,18 @@ impl FanOut {
         }
     }
 
+    /// Returns free memory to the system if a burst of connections ended long enough ago.
+    fn release_memory_if_due(&mut self, now: Instant) {
+        if self.burst.as_mut().is_some_and(|b| b.take_due(now)) {
+            memory::release_free_memory();
+            log::debug!(
+                "returned free memory after connections ended ({} clients now, in {:?})",
+                self.registry.len(),
+                now.elapsed()
+            );
+        }
+    }
+
     /// The thread cannot go on (a bug: routing panicked). Nobody may be left waiting on a
     /// server that no longer routes: every client is cut (so their threads end) and the
     /// server is marked failed, which wakes `ServerHandle::join`.
@@ -248,9 +276,13 @@ impl FanOut {
     }
 
     fn next_deadline(&self, next_tick: Option<Instant>) -> Option<Instant> {
-        match self.closing_since {
-            Some(since) => Some(since + self.shutdown_timeout),
-            None => next_tick,
+        if let Some(since) = self.closing_since {
+            return Some(since + self.shutdown_timeout);
+        }
+        let release = self.burst.as_ref().and_then(BurstWatch::deadline);
+        match (next_tick, release) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -344,6 +376,9 @@ impl FanOut {
 
     fn unregister(&mut self, id: ClientId) {
         if let Some((path, _)) = self.registry.remove(id) {
+            if let Some(burst) = self.burst.as_mut() {
+                burst.departed(Instant::now());
+            }
             self.metrics
                 .set_path_count(&path, self.registry.path_len(&path));
         }

@@ -65,7 +65,8 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         keepalive,
         config.shutdown_timeout,
         lifecycle.clone(),
-    );
+    )
+    .release_memory_after_bursts(config.release_memory_after_bursts);
     #[cfg(feature = "redis")]
     let fanout = match &config.backplane {
         Some(backplane) => {

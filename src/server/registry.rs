@@ -158,7 +158,6 @@ impl<T> Registry<T> {
     }
 
     /// How many clients are connected.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
