@@ -790,7 +790,11 @@ fn serve_runs_with_its_glibc_settings_in_the_same_process() {
             stderr,
         },
     };
-    assert!(serve.urls[0].starts_with("listening on ws://"), "{:?}", serve.urls);
+    assert!(
+        serve.urls[0].starts_with("listening on ws://"),
+        "{:?}",
+        serve.urls
+    );
     // The process we started (same pid) now runs with the settings.
     let tunables = environment_of(&serve)
         .into_iter()
@@ -808,7 +812,9 @@ fn serve_runs_with_its_glibc_settings_in_the_same_process() {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn signalhub_tunables() -> String {
     let source = include_str!("../src/cli/tunables.rs");
-    let start = source.find("\"glibc.").expect("SERVER_TUNABLES in tunables.rs");
+    let start = source
+        .find("\"glibc.")
+        .expect("SERVER_TUNABLES in tunables.rs");
     let rest = &source[start + 1..];
     rest[..rest.find('"').expect("closing quote")].to_owned()
 }

@@ -395,6 +395,51 @@ fn concurrent_senders_keep_their_own_order_at_every_receiver() {
     shut_down(server, receivers.into_iter().chain(senders));
 }
 
+/// Broadcasts reaching 256 receivers or more are written by the fan-out thread and writer
+/// threads together (`ServerConfig::fanout_writers`); each receiver still gets every signal,
+/// in order, with direct replies in their place among them.
+#[test]
+fn shared_writes_keep_every_receivers_order() {
+    const RECEIVERS: usize = 300;
+    const COUNT: usize = 200;
+    let mut config = config();
+    config.fanout_writers = 3;
+    let server = start_with(config, |_| {});
+    let mut receivers: Vec<Client> = (0..RECEIVERS).map(|_| connect(&server, "/wide")).collect();
+    let mut sender = connect(&server, "/wide");
+    for n in 0..COUNT {
+        sender.send_json(json!({ "message": n }));
+        if n % 50 == 0 {
+            sender.send_json(json!({ "message": format!("direct {n}"), "direct": true }));
+        }
+    }
+    for n in 0..COUNT {
+        assert_eq!(sender.recv(), n.to_string(), "the sender's copy");
+        if n % 50 == 0 {
+            assert_eq!(
+                sender.recv(),
+                format!("direct {n}"),
+                "direct among broadcasts"
+            );
+        }
+    }
+    for (r, client) in receivers.iter_mut().enumerate() {
+        for n in 0..COUNT {
+            assert_eq!(
+                client.recv(),
+                n.to_string(),
+                "receiver {r}: out of order or lost"
+            );
+        }
+    }
+    let expected = (RECEIVERS + 1) * COUNT + COUNT / 50;
+    wait_until("every delivery counted", || {
+        server.metrics().frames_delivered >= expected as u64
+    });
+    receivers.push(sender);
+    shut_down(server, receivers);
+}
+
 // --- SPEC 2: connections ---
 
 #[test]

@@ -150,6 +150,10 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "BYTES")]
     pub max_http_body: Option<usize>,
 
+    /// threads writing broadcasts to clients, 1 to 16 (default 2 with two or more cores)
+    #[argh(option, arg_name = "N")]
+    pub fanout_writers: Option<usize>,
+
     /// send JSON to every client every SECONDS (decimals allowed), e.g. a heartbeat:
     /// 30:'{"type":"heartbeat"}'; a JSON string goes out as plain text; repeatable
     #[argh(option, arg_name = "SECONDS:JSON", from_str_fn(timer_broadcast))]
@@ -214,6 +218,7 @@ impl ServeArgs {
             ),
             (self.max_request_head, &mut config.max_request_head),
             (self.max_http_body, &mut config.max_http_body),
+            (self.fanout_writers, &mut config.fanout_writers),
         ];
         for (flag, field) in sizes {
             if let Some(value) = flag {

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// the last of them ended (every 10 s while churn goes on); it took under a millisecond
     /// in the soak run. Default `true`.
     pub release_memory_after_bursts: bool,
+    /// Threads writing signals to clients: the fan-out thread and `fanout_writers - 1`
+    /// writer threads (`sh-writer-N`) sharing the receivers of batches that reach 64 clients
+    /// or more. Default: 2 on a machine with two or more cores, else 1. At most 16.
+    pub fanout_writers: usize,
     /// Feature `redis`: share signals with the other nodes of a cluster through Redis
     /// pub/sub (SPEC 15). `None` (the default): this process alone.
     #[cfg(feature = "redis")]
@@ -87,11 +91,18 @@ impl Default for ServerConfig {
             read_buffer_size: 512,
             connection_stack_size: 512 << 10,
             release_memory_after_bursts: true,
+            fanout_writers: default_fanout_writers(),
             max_http_body: 1 << 20,
             #[cfg(feature = "redis")]
             backplane: None,
         }
     }
+}
+
+/// Two writers where there are two cores to run them.
+fn default_fanout_writers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.clamp(1, 2)
 }
 
 /// The shortest ping interval or idle timeout: the fan-out thread wakes that often at most.
@@ -103,6 +114,10 @@ impl ServerConfig {
             (
                 self.max_message_size == 0,
                 "max_message_size must be above 0",
+            ),
+            (
+                !(1..=16).contains(&self.fanout_writers),
+                "fanout_writers must be 1 to 16",
             ),
             (self.max_queue_bytes == 0, "max_queue_bytes must be above 0"),
             (self.max_connections == 0, "max_connections must be above 0"),
@@ -300,5 +315,15 @@ mod tests {
         };
         assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
         assert!(ServerConfig::default().validate().is_ok());
+        for writers in [0, 17] {
+            let config = ServerConfig {
+                fanout_writers: writers,
+                ..ServerConfig::default()
+            };
+            assert!(
+                matches!(config.validate(), Err(Error::InvalidConfig(_))),
+                "{writers}"
+            );
+        }
     }
 }

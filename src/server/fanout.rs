@@ -3,7 +3,8 @@
 //! Everyone else talks to it through one channel of [`Command`]s. It takes what has queued
 //! up (up to [`MAX_BATCH`] commands), notes which frames each receiver gets, then writes each
 //! receiver's frames with one nonblocking `sendmsg`. Frames are encoded once, by whoever sent
-//! the signal, and shared by all receivers. When nothing happens it sleeps in `recv`, waking
+//! the signal, and shared by all receivers. Batches reaching many receivers are written by
+//! this thread and the [`Writer`] threads together, each receiver always by the same thread. When nothing happens it sleeps in `recv`, waking
 //! only for keepalive pings and, once a burst of connections has ended, to return free
 //! memory to the system.
 
@@ -17,8 +18,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::metrics::Metrics;
 use crate::server::lifecycle::Lifecycle;
 use crate::server::memory::{self, BurstWatch};
-use crate::server::outbox::{Delivery, Outbox};
+use crate::server::outbox::Outbox;
 use crate::server::registry::Registry;
+use crate::server::writer::{self, Job, Tally, Writer};
 use crate::signal::Frame;
 use crate::ClientId;
 
@@ -129,10 +131,34 @@ impl Keepalive {
 /// the common case; a burst's longer list is given back).
 const QUEUED_KEEP: usize = 8;
 
+/// Batches reaching fewer receivers are written by this thread alone (handing work over
+/// costs a wake-up and a pass over 100 receivers is short: sharing it made fan-out to 100
+/// clients 10% slower), unless a writer still has work queued for some of them.
+const SHARE_MIN_RECEIVERS: usize = 256;
+
+/// The longest [`FanOut::gather`] waits for more signals before a big pass...
+const GATHER_FOR: Duration = Duration::from_micros(20);
+/// ...of at least this many receivers.
+const GATHER_MIN_RECEIVERS: usize = 64;
+
+/// How long shutdown waits for the writers to finish what they were given.
+const WRITER_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
 struct Subscriber {
     outbox: Arc<Outbox>,
     /// Indexes into the batch's frames, in order.
     queued: Vec<u32>,
+    /// Who writes to it: 0 the fan-out thread, n the writer `n - 1`.
+    writer: usize,
+}
+
+impl Subscriber {
+    fn clear_queue(&mut self) {
+        self.queued.clear();
+        if self.queued.capacity() > QUEUED_KEEP {
+            self.queued = Vec::new(); // a burst's room goes back
+        }
+    }
 }
 
 /// The fan-out thread's state.
@@ -147,6 +173,10 @@ pub(crate) struct FanOut {
     lifecycle: Arc<Lifecycle>,
     /// When to return free memory after a burst of connections; `None`: never.
     burst: Option<BurstWatch>,
+    /// Threads sharing the writes of big batches.
+    writers: Vec<Writer>,
+    /// Who writes to the next client registered (round robin).
+    next_writer: usize,
     /// Publishes signals to the other nodes.
     #[cfg(feature = "redis")]
     backplane: Option<crate::backplane::Outlet>,
@@ -169,9 +199,17 @@ impl FanOut {
             closing_since: None,
             lifecycle,
             burst: Some(BurstWatch::default()),
+            writers: Vec::new(),
+            next_writer: 0,
             #[cfg(feature = "redis")]
             backplane: None,
         }
+    }
+
+    /// Shares the writes of big batches with these writer threads.
+    pub(crate) fn with_writers(mut self, writers: Vec<Writer>) -> FanOut {
+        self.writers = writers;
+        self
     }
 
     /// Whether free memory goes back to the system once a burst of connections has ended
@@ -242,6 +280,7 @@ impl FanOut {
                 Err(RecvTimeoutError::Disconnected) => return self.close_all(),
             }
             batch.extend(self.commands.try_iter().take(MAX_BATCH - 1));
+            self.gather(&mut batch);
             let handled = catch_unwind(AssertUnwindSafe(|| self.handle_batch(&mut batch)));
             if handled.is_err() {
                 return self.fail();
@@ -249,6 +288,33 @@ impl FanOut {
             if self.closing_since.is_some() && self.registry.is_empty() {
                 return;
             }
+        }
+    }
+
+    /// Before a pass over many receivers, lets a burst of signals finish arriving (their
+    /// sender's thread is still reading them), so that the pass writes them all: one
+    /// `sendmsg` per receiver for the lot instead of one for the first and another for the
+    /// rest. Yields the core meanwhile, for at most [`GATHER_FOR`]; only for a signal to
+    /// many receivers (never for one to a single client, such as a direct reply).
+    fn gather(&mut self, batch: &mut Vec<Command>) {
+        let reaches_many = |target: &Target| match target {
+            Target::All => self.registry.len() >= GATHER_MIN_RECEIVERS,
+            Target::Path(path) => self.registry.path_len(path) >= GATHER_MIN_RECEIVERS,
+            Target::Client(_) => false,
+        };
+        let big = batch
+            .iter()
+            .any(|c| matches!(c, Command::Signal(o) if reaches_many(&o.target)));
+        if !big {
+            return;
+        }
+        let until = Instant::now() + GATHER_FOR;
+        let mut quiet = 0;
+        while batch.len() < MAX_BATCH && quiet < 2 && Instant::now() < until {
+            std::thread::yield_now();
+            let before = batch.len();
+            batch.extend(self.commands.try_iter().take(MAX_BATCH - before));
+            quiet = if batch.len() == before { quiet + 1 } else { 0 };
         }
     }
 
@@ -269,6 +335,7 @@ impl FanOut {
     /// server is marked failed, which wakes `ServerHandle::join`.
     fn fail(&mut self) {
         log::error!("the fan-out thread failed; cutting every client and stopping the server");
+        self.writers.clear();
         for receiver in self.registry.values_mut() {
             receiver.outbox.shutdown();
         }
@@ -317,44 +384,71 @@ impl FanOut {
                 Command::Panic => panic!("a routing bug, simulated"),
             }
         }
-        self.write_frames(&frames, &touched);
+        self.write_frames(frames, &touched);
         self.registry.compact_if_sparse();
         if shutdown {
             self.begin_shutdown();
         }
     }
 
-    /// Writes each touched receiver's frames in one call.
-    fn write_frames(&mut self, frames: &[Frame], touched: &[usize]) {
-        let mut slices: Vec<IoSlice<'_>> = Vec::new();
-        let (mut delivered, mut dropped) = (0u64, 0u64);
+    /// Writes each touched receiver's frames in one call: the writers' shares first (handed
+    /// over, so they write while this thread does its own), then this thread's.
+    fn write_frames(&mut self, frames: Vec<Frame>, touched: &[usize]) {
+        let frames: Arc<[Frame]> = frames.into();
+        let share = touched.len() >= SHARE_MIN_RECEIVERS;
+        let mut jobs: Vec<Option<Job>> = (self.writers.iter())
+            .map(|w| (share || w.is_busy()).then(|| Job::new(frames.clone())))
+            .collect();
+        if jobs.iter().any(Option::is_some) {
+            for &slot in touched {
+                let Some(receiver) = self.registry.get_mut(slot) else {
+                    continue;
+                };
+                let job = receiver
+                    .writer
+                    .checked_sub(1)
+                    .and_then(|w| jobs[w].as_mut());
+                if let (Some(job), false) = (job, receiver.queued.is_empty()) {
+                    job.add(&receiver.outbox, &receiver.queued);
+                    receiver.clear_queue();
+                }
+            }
+            for (writer, job) in self.writers.iter().zip(jobs) {
+                let Some(job) = job.filter(|j| !j.is_empty()) else {
+                    continue;
+                };
+                if writer.send(job).is_err() {
+                    panic!("a writer thread has died"); // the fan-out fails over it
+                }
+            }
+        }
+        let mut tally = Tally::default();
+        let mut slices = Vec::new();
         for &slot in touched {
             let Some(receiver) = self.registry.get_mut(slot) else {
                 continue;
             };
             if receiver.queued.is_empty() {
-                continue; // a slot freed and reused within the batch
+                continue; // handed over, or a slot freed and reused within the batch
             }
-            slices.clear();
-            slices.extend(
-                receiver
-                    .queued
-                    .iter()
-                    .map(|&i| IoSlice::new(frames[i as usize].as_bytes())),
-            );
-            let count = receiver.queued.len() as u64;
-            receiver.queued.clear();
-            if receiver.queued.capacity() > QUEUED_KEEP {
-                receiver.queued = Vec::new(); // a burst's room goes back
-            }
-            match receiver.outbox.send_frames(&slices) {
-                Delivery::Written | Delivery::Queued => delivered += count,
-                Delivery::Overflowed => dropped += 1,
-                Delivery::Closed => {}
-            }
+            let outbox = &receiver.outbox;
+            tally.add(writer::write_frames(
+                outbox,
+                &frames,
+                &receiver.queued,
+                &mut slices,
+            ));
+            receiver.clear_queue();
         }
-        Metrics::add(&self.metrics.frames_delivered, delivered);
-        Metrics::add(&self.metrics.clients_dropped_slow, dropped);
+        tally.record(&self.metrics);
+    }
+
+    /// Waits until the writers have written what they were given (shutdown: signals queued
+    /// before it go out ahead of the close frames).
+    fn flush_writers(&self) {
+        for writer in &self.writers {
+            writer.flush(WRITER_FLUSH_TIMEOUT);
+        }
     }
 
     fn register(&mut self, registration: Registration) {
@@ -362,12 +456,15 @@ impl FanOut {
         if self.closing_since.is_some() {
             outbox.close(Some(1001), "server shutting down");
         }
+        let writer = self.next_writer;
+        self.next_writer = (writer + 1) % (self.writers.len() + 1);
         self.registry.insert(
             id,
             path.clone(),
             Subscriber {
                 outbox,
                 queued: Vec::new(),
+                writer,
             },
         );
         self.metrics
@@ -412,6 +509,7 @@ impl FanOut {
     }
 
     fn close_all(&mut self) {
+        self.flush_writers();
         for receiver in self.registry.values_mut() {
             receiver.outbox.close(Some(1001), "server shutting down");
         }

@@ -13,6 +13,7 @@ use super::http_door::HttpDoor;
 use super::lifecycle::Lifecycle;
 use super::limits::Connections;
 use super::listener::{Listener, StopSignal};
+use super::writer::Writer;
 use super::{Port, Server, Shared};
 use crate::event::EndpointInfo;
 use crate::http::{HttpApp, HttpWorkers};
@@ -49,6 +50,10 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         endpoints,
         scheduler,
     } = server;
+    // First, so that a failure leaves nothing to stop (a writer stops when dropped).
+    let writers = (1..config.fanout_writers)
+        .map(|n| Writer::spawn(n, metrics.clone()))
+        .collect::<Result<Vec<_>>>()?;
     let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
     signals.attach(commands.clone())?;
     let mut threads = Threads::default();
@@ -66,7 +71,8 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         config.shutdown_timeout,
         lifecycle.clone(),
     )
-    .release_memory_after_bursts(config.release_memory_after_bursts);
+    .release_memory_after_bursts(config.release_memory_after_bursts)
+    .with_writers(writers);
     #[cfg(feature = "redis")]
     let fanout = match &config.backplane {
         Some(backplane) => {

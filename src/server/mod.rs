@@ -5,6 +5,7 @@
 //!   passes plain HTTP to the HTTP side through the [`http_door`];
 //! - one thread per connection ([`connection`]): blocking reads, runs signal routes;
 //! - the fan-out thread ([`fanout`]): owns the registry of clients and routes every signal;
+//! - writer threads ([`writer`]): share the writes of big batches with the fan-out thread;
 //! - the drain thread ([`drain`]): flushes what sockets could not take at once;
 //! - HTTP worker threads (`crate::http`): answer pages and routes.
 
@@ -23,6 +24,7 @@ pub(crate) mod memory;
 pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod routes;
+pub(crate) mod writer;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
