@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build run-example test lint unit conformance browser-test fuzz bench bench-compare soak clean
+.PHONY: all build run-example test lint unit conformance browser-test fuzz bench bench-compare bench-plot soak clean
 
 all: build
 
@@ -55,14 +55,23 @@ conformance:
 browser-test:
 	CARGO="$(CARGO)" ./tests/browser/run.sh
 
-## Our own load scenarios (fan-out, direct, idle) against the example server.
+## Our own load scenarios (fan-out, direct, idle) against the example server, the two-node
+## Redis case, and the binary's size, RSS after start and time to listening.
 bench:
 	./scripts/bench.sh
 	./scripts/bench-cluster.sh
+	./scripts/bench-binary.sh
 
-## shared/bench's comparison: signalhub beside Node ws, Python websockets, tokio-tungstenite.
+## shared/bench's comparison: signalhub beside tokio-tungstenite, Node ws, Python websockets
+## and a naive sync server, 3 interleaved rounds plus 10x longer fan-out runs; prints one
+## table with ratios and the performance targets checked (bench-results/compare-DATE.md).
 bench-compare:
 	./scripts/bench-compare.sh
+
+## Fan-out deliveries/s and p99 against client count (100 to 19,000), signalhub and the
+## peers: docs/fanout-scaling.png (matplotlib in .venv-bench).
+bench-plot:
+	./scripts/bench-plot.sh
 
 ## Long property-test runs of the client-message router and request-head classification
 ## (make test runs them bounded, a few hundred cases each).
