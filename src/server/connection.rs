@@ -1,7 +1,10 @@
 //! A connection's own thread: reads frames, runs its signal route or re-sends the message.
 //!
 //! The loop stays shallow (the handshake happened on the listener thread) because a thread's
-//! stack stays resident at its deepest use. The thread only ever blocks in `read`; everything
+//! stack stays resident at its deepest use. For the same reason what runs per message, at the
+//! start and at the end is kept out of line (`#[inline(never)]`): inlined into the read loop,
+//! its locals made one 5 KiB frame under every blocking read, 12 instead of 8 KiB of stack
+//! resident per idle connection. The thread only ever blocks in `read`; everything
 //! it writes (pongs, close frames) goes through the [`Outbox`] without blocking.
 
 use std::io::{self, Read, Write};
@@ -92,7 +95,16 @@ impl Connection {
             Role::Server,
             Some(self.shared.ws_config),
         );
-        if let Ending::Failed(code, reason) = self.read_loop(&mut socket, raw.as_deref()) {
+        let ending = self.read_loop(&mut socket, raw.as_deref());
+        drop(socket);
+        self.finish(ending, &path_key);
+    }
+
+    /// After the read loop: the close (if we fail the connection), unregistering, the
+    /// disconnect hooks.
+    #[inline(never)]
+    fn finish(self, ending: Ending, path_key: &str) {
+        if let Ending::Failed(code, reason) = ending {
             log::warn!(
                 "client {} at {}: closing with {code}: {reason}",
                 self.info.id,
@@ -113,7 +125,7 @@ impl Connection {
         } = self;
         drop(slot);
         run_hooks(
-            &shared.routes.disconnect_hooks(&path_key),
+            &shared.routes.disconnect_hooks(path_key),
             &info,
             "disconnect",
         );
@@ -160,6 +172,7 @@ impl Connection {
     }
 
     /// An `on_message` connection: the message as sent, no JSON protocol.
+    #[inline(never)]
     fn on_raw(&self, handler: &MessageHandler, message: RawMessage<'_>) {
         Metrics::add(&self.shared.metrics.messages_received, 1);
         let event = MessageEvent {
@@ -174,6 +187,7 @@ impl Connection {
         }
     }
 
+    #[inline(never)]
     fn on_text(&self, text: &str) {
         Metrics::add(&self.shared.metrics.messages_received, 1);
         let message = match parse_client_message(text) {
@@ -194,6 +208,7 @@ impl Connection {
     }
 
     /// No route: re-send the message as the client asked (Pode's automatic `Send-PodeSignal`).
+    #[inline(never)]
     fn resend(&self, message: ClientMessage<'_>) {
         let event = EventTargets {
             sender: self.info.id,
@@ -214,6 +229,7 @@ impl Connection {
         )));
     }
 
+    #[inline(never)]
     fn run_route(&self, route: &Route, message: ClientMessage<'_>) {
         let value = match serde_json::from_str(message.message.get()) {
             Ok(value) => value,
@@ -251,6 +267,7 @@ impl Connection {
     }
 }
 
+#[inline(never)]
 fn run_hooks(hooks: &[Arc<ClientHook>], info: &ClientInfo, kind: &str) {
     for hook in hooks {
         if catch_unwind(AssertUnwindSafe(|| hook(info))).is_err() {

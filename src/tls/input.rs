@@ -22,6 +22,11 @@ impl TlsInput {
     /// Fills `buf` from the plaintext at hand; when it is used up, blocks reading ciphertext
     /// from `socket` and has `decrypt` (which returns whether the peer closed) append the
     /// plaintext. 0 at the end of the stream, as `Read` does.
+    ///
+    /// Never inlined: its 4 KiB buffer would otherwise join the frame of a plain Ws reader
+    /// too (whose stack stays resident at its deepest use, and frames over a page are probed
+    /// page by page).
+    #[inline(never)]
     pub(crate) fn read(
         &mut self,
         buf: &mut [u8],
