@@ -15,7 +15,9 @@
 //! - `fanout`: N receivers and one sender. The sender probes until every receiver is
 //!   registered, then broadcasts M messages `{"seq":i,"t":NS,"pad":"x…"}` (about `--payload`
 //!   bytes), never more than `--window` (16) ahead of the oldest one not yet delivered to every
-//!   receiver. Reports deliveries/s, latency percentiles, loss and duplicates.
+//!   receiver. Reports deliveries/s, latency percentiles, the share of deliveries within
+//!   500 ms, loss and duplicates. `--one-more true`: once all are connected, one more
+//!   upgrade request, whose HTTP status is reported (`one_more_status`; 503 at the cap).
 //! - `direct`: each client sends M `{"message":<i>,"direct":true}` one at a time and waits for
 //!   the echo; i = client × M + seq, so an echo reaching the wrong client counts as misrouted.
 //! - `idle`: N idle connections; the server's RSS, threads, kernel memory and CPU while idle.
@@ -104,6 +106,8 @@ struct Opts {
     tls: Option<Tls>, // wss://
     /// fanout: a second server (another node of a cluster) that half the receivers use.
     url2: Option<(String, SocketAddr)>,
+    /// fanout: once every client is connected, try one more and report its HTTP status.
+    one_more: bool,
     soak: SoakOpts,
 }
 
@@ -205,6 +209,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         label: f.opt("label")?,
         tls,
         url2,
+        one_more: f.get("one-more", false)?,
         soak,
     };
     if let Some(k) = f.0.keys().next() {
@@ -389,14 +394,14 @@ impl Tally {
     }
 }
 
-/// p50/p90/p99/max in microseconds (one decimal) of nanosecond samples.
+/// p50/p90/p95/p99/max in microseconds (one decimal) of nanosecond samples.
 fn percentiles_us(mut v: Vec<u64>) -> Value {
     v.sort_unstable();
     let at = |q: f64| match v.len() {
         0 => Value::Null,
         n => json!((v[((q * n as f64).ceil() as usize).clamp(1, n) - 1] / 100) as f64 / 10.0),
     };
-    json!({"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": at(1.0)})
+    json!({"p50": at(0.5), "p90": at(0.9), "p95": at(0.95), "p99": at(0.99), "max": at(1.0)})
 }
 
 fn round3(x: f64) -> f64 {
@@ -1054,6 +1059,7 @@ fn run_fanout(o: &Opts, deadline: Instant) -> Value {
     let (connected, connect_secs) = (receivers.len(), t0.elapsed().as_secs_f64());
     let n = o.clients;
     info!("connected {connected}/{n} receivers in {connect_secs:.2}s");
+    let one_more = o.one_more.then(|| one_more_status(o.addr));
     let Ok(wake) = Wake::new() else {
         return failure(o, "cannot create a pipe".into());
     };
@@ -1084,6 +1090,12 @@ fn run_fanout(o: &Opts, deadline: Instant) -> Value {
     let expected = (o.clients * o.messages) as u64;
     let lost = expected.saturating_sub(all.unique);
     let secs = all.last_ns.saturating_sub(first_ns) as f64 / 1e9;
+    let within = all
+        .latencies
+        .iter()
+        .filter(|&&ns| ns <= 500_000_000)
+        .count();
+    let within_500ms = within as f64 / all.latencies.len().max(1) as f64;
     let report = json!({
         "scenario": "fanout", "ok": lost == 0 && all.dups == 0 && errs.count == 0,
         "clients": o.clients, "connected": connected, "messages": o.messages, "sent": sent,
@@ -1091,9 +1103,42 @@ fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         "delivered": all.unique, "lost": lost, "duplicates": all.dups,
         "duration_secs": round3(secs), "deliveries_per_sec": (all.unique as f64 / secs.max(1e-9)).round(),
         "latency_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
+        "within_500ms": (within_500ms * 1e4).round() / 1e4,
         "errors": errs.count, "error_samples": errs.samples,
     });
+    let report = match one_more {
+        Some(status) => merge(report, json!({ "one_more_status": status })),
+        None => report,
+    };
     merge(report, cpu_report(o.pid, cpu, all.unique, "delivery"))
+}
+
+/// `--one-more`: the HTTP status answering one more upgrade request (plain ws://), or null
+/// if there was none within 5 s. A server at its connection cap answers 503.
+fn one_more_status(addr: SocketAddr) -> Value {
+    const REQUEST: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    let attempt = || -> io::Result<u16> {
+        let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        stream.write_all(REQUEST.as_bytes())?;
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head)?;
+        let line = String::from_utf8_lossy(&head[..n]);
+        let code = line.split(' ').nth(1).and_then(|c| c.parse().ok());
+        code.ok_or_else(|| io::Error::other(format!("not an HTTP response: {line:?}")))
+    };
+    match attempt() {
+        Ok(code) => {
+            info!("one more connection: HTTP {code}");
+            json!(code)
+        }
+        Err(e) => {
+            warn!("one more connection: {e}");
+            Value::Null
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------- direct

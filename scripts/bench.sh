@@ -9,7 +9,7 @@
 #               port accepts TCP; otherwise the port is read from the server's stdout line
 #               `listening on ws://127.0.0.1:PORT` (or wss://; 10 s limit).
 #   SCENARIOS   subset of: fanout-100 fanout-1000 fanout-1000-wss direct idle-10000
-#               (default: all)
+#               scale-15000 (default: all; scale-15000 runs the binary, so not with SERVER_CMD)
 #   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
 # fanout-1000-wss is fanout-1000 over TLS: `loadgen make-cert` writes a CA and a localhost
 # certificate into a temporary folder, the server runs with `--tls CERT KEY` and loadgen trusts
@@ -144,6 +144,18 @@ run_wss_case fanout-1000-wss fanout --url @URL --clients 1000 --messages 200 --p
 run_case direct direct --url @URL --clients 100 --messages 1000 --pid @PID
 run_case idle-10000 idle --url @URL --clients 10000 --hold 5 --pid @PID
 
+# scale-15000: the binary capped at 15,000 connections holds 14,999 receivers and the sender,
+# broadcasts 20 messages one at a time (--window 1, as websocket-shootout does), and a
+# 15,001st connection must get 503. Target: 95% of deliveries within 500 ms.
+if want scale-15000 && [ -z "${SERVER_CMD:-}" ]; then
+  cargo build --release --bin signalhub
+  saved=$server_cmd
+  server_cmd="$target/release/signalhub serve --ws 127.0.0.1:0 --max-connections 15000 --log-level warn"
+  run_case scale-15000 fanout --url @URL --clients 14999 --messages 20 --window 1 --payload 64 \
+    --one-more true --timeout 170 --pid @PID
+  server_cmd=$saved
+fi
+
 echo "raw results: $out" >&2
 touch "$logdir/run.jsonl"
 python3 - "$out" "$logdir/run.jsonl" <<'EOF'
@@ -182,5 +194,18 @@ if ws and wss:
               f"{num(cpu[1], '{:.2f}')} µs/delivery")
     else:
         print("\nWss/Ws fan-out to 1000 clients: not compared, a run was not ok")
+
+scale = this_run.get("scale-15000")
+if scale and scale.get("connected") is not None:
+    held = scale["connected"] + 1  # and the sender
+    share = scale.get("within_500ms")
+    status = scale.get("one_more_status")
+    lat = scale.get("latency_us") or {}
+    print(f"\nScale: {held:,} connections held; broadcasts one at a time: "
+          f"{num(share * 100 if share is not None else None, '{:.1f}')}% of deliveries within 500 ms "
+          f"(p50 {num(lat.get('p50'))} µs, p95 {num(lat.get('p95'))} µs; target 95%, "
+          f"{'met' if share is not None and share >= 0.95 else 'NOT met'}); the 15,001st got "
+          f"{status if status is not None else 'no answer'} "
+          f"({'met' if status == 503 else 'NOT met'}); server threads {num(scale.get('server_threads'))}")
 EOF
 exit "$failed"
