@@ -55,10 +55,6 @@ def idle_kib(r):
     return r["rss_per_conn_kb"]
 
 
-def idle_threads(r):
-    return r["server_after"]["threads"] if "server_after" in r else r["threads"]
-
-
 def fmt(value, unit="", digits=0):
     if value is None:
         return "–"

@@ -33,10 +33,17 @@ impl Proc {
         Proc::spawn_with_env(args, &[])
     }
 
-    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(BIN)
+    /// [`Proc::spawn`] with environment changes: `Some` sets a variable, `None` removes it.
+    fn spawn_with_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Proc {
+        let mut command = Command::new(BIN);
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(args)
-            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -159,8 +166,8 @@ impl Serve {
         Serve::start_with_env(args, endpoints, &[])
     }
 
-    /// [`Serve::start`] with more environment variables.
-    fn start_with_env(args: &[&str], endpoints: usize, env: &[(&str, &str)]) -> Serve {
+    /// [`Serve::start`] with environment changes (see [`Proc::spawn_with_env`]).
+    fn start_with_env(args: &[&str], endpoints: usize, env: &[(&str, Option<&str>)]) -> Serve {
         let mut all = vec!["serve", "--ping-interval", "0", "--log-level", "warn"];
         all.extend_from_slice(args);
         let proc = Proc::spawn_with_env(&all, env);
@@ -764,37 +771,13 @@ fn environment_of(serve: &Serve) -> Vec<String> {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn serve_runs_with_its_glibc_settings_in_the_same_process() {
-    let serve = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &[("GLIBC_TUNABLES", "")]);
+    let serve = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &[("GLIBC_TUNABLES", Some(""))]);
     // GLIBC_TUNABLES set (even empty) is the caller's choice: kept as it is.
     assert!(environment_of(&serve).contains(&"GLIBC_TUNABLES=".to_owned()));
     serve.stop();
 
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    env.retain(|(k, _)| k != "GLIBC_TUNABLES");
-    let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .envs(env)
-        .args(["serve", "--ws", "127.0.0.1:0", "--ping-interval", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("the binary starts");
-    let stdout = lines(child.stdout.take().expect("stdout"));
-    let stderr = lines(child.stderr.take().expect("stderr"));
-    let serve = Serve {
-        urls: vec![stdout.recv_timeout(WAIT).expect("a listening line")],
-        proc: Proc {
-            child,
-            stdin: None,
-            stdout,
-            stderr,
-        },
-    };
-    assert!(
-        serve.urls[0].starts_with("listening on ws://"),
-        "{:?}",
-        serve.urls
-    );
+    let serve = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &[("GLIBC_TUNABLES", None)]);
+    assert!(serve.urls[0].starts_with("ws://"), "{:?}", serve.urls);
     // The process we started (same pid) now runs with the settings.
     let tunables = environment_of(&serve)
         .into_iter()

@@ -60,11 +60,11 @@ pub struct ServerConfig {
     pub connection_stack_size: usize,
     /// After connections come and go (256 or more ended), hand the allocator's free memory
     /// back to the system: glibc's `malloc_trim`, run by the fan-out thread a second after
-    /// the last of them ended (every 10 s while churn goes on); it took under a millisecond
-    /// in the soak run. Default `true`.
+    /// the last of them ended (every 10 s while churn goes on); it took 0.1-2 ms in the
+    /// soak run. Default `true`.
     pub release_memory_after_bursts: bool,
     /// Threads writing signals to clients: the fan-out thread and `fanout_writers - 1`
-    /// writer threads (`sh-writer-N`) sharing the receivers of batches that reach 64 clients
+    /// writer threads (`sh-writer-N`) sharing the receivers of batches that reach 256 clients
     /// or more. Default: 2 on a machine with two or more cores, else 1. At most 16.
     pub fanout_writers: usize,
     /// Feature `redis`: share signals with the other nodes of a cluster through Redis

@@ -4,9 +4,9 @@
 //! up (up to [`MAX_BATCH`] commands), notes which frames each receiver gets, then writes each
 //! receiver's frames with one nonblocking `sendmsg`. Frames are encoded once, by whoever sent
 //! the signal, and shared by all receivers. Batches reaching many receivers are written by
-//! this thread and the [`Writer`] threads together, each receiver always by the same thread. When nothing happens it sleeps in `recv`, waking
-//! only for keepalive pings and, once a burst of connections has ended, to return free
-//! memory to the system.
+//! this thread and the [`Writer`] threads together, each receiver always by the same thread.
+//! When nothing happens it sleeps in `recv`, waking only for keepalive pings and, once a
+//! burst of connections has ended, to return free memory to the system.
 
 use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
