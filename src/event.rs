@@ -21,16 +21,24 @@ pub enum Protocol {
     Wss,
     /// Pages and HTTP routes.
     Http,
+    /// Pages and HTTP routes over TLS.
+    Https,
 }
 
 impl Protocol {
-    /// The lowercase scheme: `"ws"`, `"wss"` or `"http"`.
+    /// The lowercase scheme: `"ws"`, `"wss"`, `"http"` or `"https"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Ws => "ws",
             Protocol::Wss => "wss",
             Protocol::Http => "http",
+            Protocol::Https => "https",
         }
+    }
+
+    /// Whether it is spoken over TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Protocol::Wss | Protocol::Https)
     }
 }
 

@@ -14,3 +14,15 @@ pub(crate) fn thread_name(prefix: &str, name: &str) -> String {
     full.truncate(end);
     full
 }
+
+/// Starts a thread named `name` (cut to what Linux keeps): every thread of the crate starts
+/// here, so each shows up by name in `top -H`, `ps -T` and debuggers.
+pub(crate) fn spawn<T, F>(name: &str, body: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(thread_name("", name))
+        .spawn(body)
+}

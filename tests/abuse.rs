@@ -243,8 +243,9 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Sends `bytes` on a fresh connection; the response must be a 400 (or 431) or nothing, and
-/// the server must end the connection (bounded by `limit`).
+/// Sends `bytes` on a fresh connection; the response must be a 400 (or 431, or 408 for a
+/// head that never ends) or nothing, and the server must end the connection (bounded by
+/// `limit`).
 fn refused_or_closed(server: &ServerHandle, bytes: &[u8], limit: Duration) -> String {
     let mut stream = TcpStream::connect(server.endpoints()[0].address).expect("tcp connect");
     // The peer may have closed already; a failed write is fine.
@@ -259,6 +260,7 @@ fn refused_or_closed(server: &ServerHandle, bytes: &[u8], limit: Duration) -> St
     assert!(
         response.is_empty()
             || response.starts_with("HTTP/1.1 400 ")
+            || response.starts_with("HTTP/1.1 408 ")
             || response.starts_with("HTTP/1.1 431 "),
         "{response:?}"
     );

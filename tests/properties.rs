@@ -422,7 +422,7 @@ fn the_router_matches_the_spec_and_never_closes_for_a_text_message() {
 
 // --- (b) Request heads ---
 
-const STATUSES: [u16; 9] = [101, 400, 403, 405, 411, 413, 426, 431, 503];
+const STATUSES: [u16; 10] = [101, 400, 403, 405, 408, 411, 413, 426, 431, 503];
 
 /// A mutation of a valid upgrade request.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::json;
-use signalhub::{Certificate, ClientId, Endpoint, Server, ServerConfig, ServerHandle};
+use signalhub::{Certificate, ClientId, Endpoint, Server, ServerConfig, ServerHandle, WebResponse};
 use support::certs::TestCerts;
 use support::{config, WAIT};
 use tungstenite::client::IntoClientRequest;
@@ -215,4 +215,117 @@ fn a_missing_certificate_file_fails_start_naming_it() {
         .expect("endpoint");
     let error = server.start().expect_err("start fails").to_string();
     assert!(error.contains("/nonexistent/cert.pem"), "{error}");
+}
+
+/// An Https endpoint sharing its port with a Wss endpoint, with a page and `POST /broadcast`.
+fn start_https_and_wss(certs: &TestCerts) -> ServerHandle {
+    let mut server = Server::with_config(config());
+    server
+        .endpoint(Endpoint::https("127.0.0.1:0", certs.certificate()).name("web"))
+        .expect("https endpoint");
+    server
+        .endpoint(Endpoint::wss("127.0.0.1:0", certs.certificate()).share_port_with("web"))
+        .expect("wss endpoint");
+    server
+        .http_route("GET", "/hello", |_| Ok(WebResponse::text("hello over tls")))
+        .expect("route");
+    server
+        .http_route("POST", "/broadcast", |event| {
+            event.signals().send(event.data.get("message"))?;
+            Ok(WebResponse::json(json!({ "sent": true })))
+        })
+        .expect("route");
+    server.start().expect("server starts")
+}
+
+/// Sends one request over TLS (`Connection: close`) and reads the whole response.
+fn https_exchange(server: &ServerHandle, certs: &TestCerts, request: &str) -> String {
+    let address = server.endpoints()[0].address;
+    let tcp = TcpStream::connect(address).expect("tcp connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    let name = ServerName::try_from("localhost").expect("name");
+    let session = ClientConnection::new(client_config(certs), name).expect("session");
+    let mut tls = StreamOwned::new(session, tcp);
+    tls.write_all(request.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn https_and_wss_share_one_port() {
+    let certs = TestCerts::new();
+    let server = start_https_and_wss(&certs);
+    let kinds: Vec<&str> = server
+        .endpoints()
+        .iter()
+        .map(|e| e.protocol.as_str())
+        .collect();
+    assert_eq!(kinds, ["https", "wss"]);
+    assert_eq!(server.endpoints()[0].address, server.endpoints()[1].address);
+    let (mut client, _) = tls_connect(&server, &certs, "/");
+    let page = https_exchange(
+        &server,
+        &certs,
+        "GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    assert!(page.ends_with("hello over tls"), "{page}");
+    // A same-site post from the page (https origin) reaches the wss client.
+    let body = r#"{"message":"from the page"}"#;
+    let post = https_exchange(
+        &server,
+        &certs,
+        &format!(
+            "POST /broadcast HTTP/1.1\r\nHost: localhost\r\nOrigin: https://localhost\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(post.starts_with("HTTP/1.1 200 "), "{post}");
+    assert_eq!(recv(&mut client), "from the page");
+    // Plain HTTP on the TLS port is not understood, and costs the others nothing.
+    let mut plain = TcpStream::connect(server.endpoints()[0].address).expect("connect");
+    plain.set_read_timeout(Some(WAIT)).expect("timeout");
+    plain
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/1.1 200"));
+    server.signals().send("still here").expect("send");
+    assert_eq!(recv(&mut client), "still here");
+    drop(client);
+    server.shutdown();
+}
+
+#[test]
+fn endpoints_sharing_a_port_need_the_same_tls() {
+    let certs = TestCerts::new();
+    let other = TestCerts::new();
+    for (web, sockets) in [
+        (
+            Endpoint::http("127.0.0.1:0").name("web"),
+            Endpoint::wss("127.0.0.1:0", certs.certificate()),
+        ),
+        (
+            Endpoint::https("127.0.0.1:0", certs.certificate()).name("web"),
+            Endpoint::ws("127.0.0.1:0"),
+        ),
+        (
+            Endpoint::https("127.0.0.1:0", certs.certificate()).name("web"),
+            Endpoint::wss("127.0.0.1:0", other.certificate()),
+        ),
+    ] {
+        let mut server = Server::with_config(config());
+        server.endpoint(web).expect("web");
+        server
+            .endpoint(sockets.share_port_with("web"))
+            .expect("sockets");
+        let error = server.start().expect_err("start fails");
+        assert!(
+            matches!(error, signalhub::Error::InvalidConfig(_)),
+            "{error}"
+        );
+    }
 }

@@ -1,6 +1,4 @@
-//! Request bodies: reading them with a size limit and parsing them by content type.
-
-use std::io::Read;
+//! Request bodies, parsed by content type (the door has read them whole, within the limit).
 
 use serde_json::Value;
 
@@ -75,25 +73,8 @@ impl WebData {
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BodyError {
-    /// Longer than the limit: `413`.
-    TooLarge,
-    /// Unreadable or unparseable: `400` with this short reason.
+    /// Unparseable: `400` with this short reason.
     Invalid(String),
-}
-
-/// Reads a body of at most `max` bytes: at most `max + 1` bytes are read, whatever the peer
-/// sends.
-pub(crate) fn read_limited(reader: &mut dyn Read, max: usize) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(&mut body)
-        .map_err(|e| BodyError::Invalid(format!("cannot read the request body: {e}")))?;
-    if body.len() > max {
-        return Err(BodyError::TooLarge);
-    }
-    Ok(body)
 }
 
 /// Parses `body` by its `Content-Type` (see [`WebData`]).
@@ -190,19 +171,6 @@ mod tests {
         assert_eq!(
             parse(Some("application/octet-stream"), b"\x00\x01").unwrap(),
             WebData::None
-        );
-    }
-
-    #[test]
-    fn bodies_over_the_limit_are_refused_without_reading_them_all() {
-        let mut endless = std::io::repeat(b'x');
-        assert_eq!(read_limited(&mut endless, 10), Err(BodyError::TooLarge));
-        assert_eq!(read_limited(&mut &b"12345"[..], 10).unwrap(), b"12345");
-        let exactly = read_limited(&mut &b"1234567890"[..], 10).unwrap();
-        assert_eq!(exactly, b"1234567890");
-        assert_eq!(
-            read_limited(&mut &b"12345678901"[..], 10),
-            Err(BodyError::TooLarge)
         );
     }
 

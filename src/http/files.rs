@@ -6,8 +6,9 @@
 //! empty or absolute components). Folder sources are then checked a second time after
 //! resolving symlinks: the real file must still be inside the real root.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Where views or public files come from.
@@ -30,22 +31,49 @@ pub enum Assets {
 }
 
 /// A file found in an [`Assets`] source, with the content type its extension gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Asset {
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) body: AssetBody,
     pub(crate) content_type: &'static str,
+}
+
+/// Where an asset's bytes are.
+#[derive(Debug)]
+pub(crate) enum AssetBody {
+    /// Built into the program.
+    Static(&'static [u8]),
+    /// A regular file, opened, and its length: read as it is sent, never whole.
+    File(File, u64),
+}
+
+impl Asset {
+    /// The whole asset in memory (views, which are small pages).
+    fn into_bytes(self) -> std::io::Result<Vec<u8>> {
+        match self.body {
+            AssetBody::Static(bytes) => Ok(bytes.to_vec()),
+            AssetBody::File(mut file, length) => {
+                let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+                file.read_to_end(&mut bytes)?;
+                Ok(bytes)
+            }
+        }
+    }
 }
 
 impl Assets {
     /// The file at `segments` (already checked by [`safe_segments`]), if there is one.
     fn find(&self, segments: &[&str]) -> Option<Asset> {
-        let bytes = match self {
-            Assets::Folder(root) => read_in_folder(root, segments)?,
-            Assets::Embedded(files) => find_embedded(files, &segments.join("/"))?,
+        let body = match self {
+            Assets::Folder(root) => {
+                open_in_folder(root, segments).map(|(f, n)| AssetBody::File(f, n))?
+            }
+            Assets::Embedded(files) => {
+                AssetBody::Static(find_embedded(files, &segments.join("/"))?)
+            }
         };
         let name = segments.last().copied().unwrap_or_default();
         Some(Asset {
-            bytes,
+            body,
             content_type: content_type(name),
         })
     }
@@ -61,19 +89,24 @@ pub(crate) fn public_file(assets: &Assets, url_path: &str) -> Option<Asset> {
     assets.find(&segments)
 }
 
-/// The view called `name` (`"index"` or `"index.html"`, `"admin/users"`), or a short reason
-/// why there is none.
-pub(crate) fn view(assets: Option<&Assets>, name: &str) -> Result<Asset, String> {
+/// The view called `name` (`"index"` or `"index.html"`, `"admin/users"`) and its content
+/// type, or a short reason why there is none.
+pub(crate) fn view(assets: Option<&Assets>, name: &str) -> Result<(Vec<u8>, &'static str), String> {
     let assets = assets.ok_or_else(|| format!("view {name:?}: no views are configured"))?;
     let file_name = match Path::new(name).extension() {
         Some(_) => name.to_owned(),
         None => format!("{name}.html"),
     };
     let path = format!("/{}", file_name.trim_start_matches('/'));
-    safe_segments(&path)
+    let asset = safe_segments(&path)
         .filter(|segments| !segments.is_empty())
         .and_then(|segments| assets.find(&segments))
-        .ok_or_else(|| format!("view {name:?} not found"))
+        .ok_or_else(|| format!("view {name:?} not found"))?;
+    let content_type = asset.content_type;
+    let bytes = asset
+        .into_bytes()
+        .map_err(|e| format!("view {name:?}: cannot read it: {e}"))?;
+    Ok((bytes, content_type))
 }
 
 /// Splits a decoded request path (`/js/app.js`) into its components, or `None` when any of
@@ -102,10 +135,10 @@ fn is_plain_name(segment: &str) -> bool {
     )
 }
 
-/// Reads `root/segments...` if, with every symlink resolved, it is a regular file inside the
+/// Opens `root/segments...` if, with every symlink resolved, it is a regular file inside the
 /// resolved `root` (compared component by component, so `/srv/pub` does not contain
-/// `/srv/public2`).
-fn read_in_folder(root: &Path, segments: &[&str]) -> Option<Vec<u8>> {
+/// `/srv/public2`). Returns the open file and its length.
+fn open_in_folder(root: &Path, segments: &[&str]) -> Option<(File, u64)> {
     let root = root
         .canonicalize()
         .map_err(|e| log::debug!("assets folder {}: {e}", root.display()))
@@ -120,30 +153,34 @@ fn read_in_folder(root: &Path, segments: &[&str]) -> Option<Vec<u8>> {
         );
         return None;
     }
-    read_regular_file(&real)
-}
-
-fn read_regular_file(path: &Path) -> Option<Vec<u8>> {
-    let read = || -> std::io::Result<Option<Vec<u8>>> {
-        let mut file = File::open(path)?;
-        if !file.metadata()?.is_file() {
-            return Ok(None);
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        Ok(Some(bytes))
-    };
-    read()
-        .map_err(|e| log::warn!("cannot read {}: {e}", path.display()))
+    open_regular_file(&real)
+        .map_err(|e| log::warn!("cannot read {}: {e}", real.display()))
         .ok()
         .flatten()
 }
 
-fn find_embedded(files: &[(&str, &'static [u8])], wanted: &str) -> Option<Vec<u8>> {
+/// Opens `path` only if it is a regular file: anything else (a FIFO, a device, a folder) is
+/// `None`. It is checked before opening, since opening a FIFO waits for a writer, and opened
+/// nonblocking, so one swapped in between cannot block either; the open file is checked
+/// again.
+fn open_regular_file(path: &Path) -> std::io::Result<Option<(File, u64)>> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Ok(None);
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    let length = metadata.len();
+    Ok(metadata.is_file().then_some((file, length)))
+}
+
+fn find_embedded(files: &[(&str, &'static [u8])], wanted: &str) -> Option<&'static [u8]> {
     files
         .iter()
         .find(|(name, _)| name.trim_start_matches("./").trim_start_matches('/') == wanted)
-        .map(|(_, bytes)| bytes.to_vec())
+        .map(|(_, bytes)| *bytes)
 }
 
 /// The `Content-Type` for a file name, by its extension (case-insensitive);
@@ -233,15 +270,15 @@ mod tests {
     fn embedded_public_files_and_views_are_found() {
         let assets = Assets::Embedded(EMBEDDED);
         let home = public_file(&assets, "/").unwrap();
-        assert_eq!(home.bytes, b"<p>home</p>");
+        assert!(matches!(home.body, AssetBody::Static(b"<p>home</p>")));
         assert_eq!(home.content_type, "text/html; charset=utf-8");
         let app = public_file(&assets, "/js/app.js").unwrap();
         assert_eq!(app.content_type, "text/javascript; charset=utf-8");
-        assert_eq!(public_file(&assets, "/missing.js"), None);
-        assert_eq!(public_file(&assets, "/../index.html"), None);
-        assert_eq!(view(Some(&assets), "about").unwrap().bytes, b"<p>about</p>");
+        assert!(public_file(&assets, "/missing.js").is_none());
+        assert!(public_file(&assets, "/../index.html").is_none());
+        assert_eq!(view(Some(&assets), "about").unwrap().0, b"<p>about</p>");
         assert_eq!(
-            view(Some(&assets), "about.html").unwrap().bytes,
+            view(Some(&assets), "about.html").unwrap().0,
             b"<p>about</p>"
         );
         assert!(view(Some(&assets), "nope")

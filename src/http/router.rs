@@ -1,16 +1,14 @@
 //! The HTTP application: routes, views and public files, and answering one request.
 
-use std::io::Cursor;
-use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tiny_http::{Header, Request, Response};
-
 use super::body::{self, BodyError};
-use super::files::{self, Assets};
-use super::{Body, HttpHandler, WebEvent, WebResponse, DEFAULT_MAX_BODY, PEER_HEADER};
+use super::cross_site::is_cross_site;
+use super::files::{self, AssetBody, Assets};
+use super::reply::{self, is_token_byte, HttpRequest, Parts, Reply, ReplyBody};
+use super::{Body, HttpHandler, WebEvent, WebResponse};
 use crate::server::handshake::split_target;
 use crate::{Error, Result, Signals};
 
@@ -28,6 +26,12 @@ enum Lookup<'a> {
     Nothing,
 }
 
+/// What answers a request: a handler's (or the app's own) response, or a public file.
+enum Answer {
+    Web(WebResponse),
+    File(files::Asset),
+}
+
 /// Routes, views and public files, answering requests one at a time from any number of
 /// threads.
 pub(crate) struct HttpApp {
@@ -35,8 +39,7 @@ pub(crate) struct HttpApp {
     views: Option<Assets>,
     public: Option<Assets>,
     signals: Signals,
-    max_body: usize,
-    trust_peer_header: bool,
+    allowed_origins: Option<Vec<String>>,
 }
 
 impl HttpApp {
@@ -47,8 +50,7 @@ impl HttpApp {
             views: None,
             public: None,
             signals,
-            max_body: DEFAULT_MAX_BODY,
-            trust_peer_header: false,
+            allowed_origins: None,
         }
     }
 
@@ -92,54 +94,61 @@ impl HttpApp {
         self.public = Some(assets);
     }
 
-    /// The largest request body a route accepts; longer ones get `413`.
-    pub(crate) fn set_max_body(&mut self, bytes: usize) {
-        self.max_body = bytes;
+    /// Origins besides a request's own that may send state-changing requests (the server's
+    /// `allowed_origins`).
+    pub(crate) fn set_allowed_origins(&mut self, origins: Option<Vec<String>>) {
+        self.allowed_origins = origins;
     }
 
-    /// Whether to take the peer's address from the `X-Signalhub-Peer` header (only for
-    /// requests replayed by the shared-port front door). Either way the header is not shown to
-    /// handlers.
-    pub(crate) fn set_trust_peer_header(&mut self, on: bool) {
-        self.trust_peer_header = on;
-    }
-
-    /// Answers one request completely. Never panics on peer input; a handler that panics gets
+    /// Answers one complete request. Never panics on peer input; a handler that panics gets
     /// the client a `500` and is logged.
-    pub(crate) fn handle(&self, mut request: Request) {
+    pub(crate) fn respond(&self, request: HttpRequest) -> Reply {
         let started = Instant::now();
-        let method = request.method().as_str().to_ascii_uppercase();
-        let url = request.url().to_owned();
-        let reply = self.answer(&mut request, &method);
-        let (status, response) = self.finish(reply);
-        if let Err(e) = request.respond(response) {
-            log::debug!("{method} {url}: cannot send the response: {e}");
-        }
-        log::debug!("{method} {url} -> {status} in {:?}", started.elapsed());
+        let method = request.method.to_ascii_uppercase();
+        let answer = self.answer(&request, &method);
+        let reply = self.render(answer, &request, method == "HEAD");
+        log::debug!(
+            "{method} {} from {} -> {} in {:?}",
+            request.target,
+            request.peer,
+            reply.status,
+            started.elapsed()
+        );
+        reply
     }
 
-    fn answer(&self, request: &mut Request, method: &str) -> WebResponse {
-        let Some((path, query)) = split_target(request.url()) else {
-            return WebResponse::text("bad request target").with_status(400);
+    /// The reply for a failure of the app itself (a bug): `500`, and the connection closes.
+    pub(crate) fn internal_error() -> Reply {
+        Reply {
+            status: 500,
+            head: b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            body: ReplyBody::None,
+            keep_alive: false,
+        }
+    }
+
+    fn answer(&self, request: &HttpRequest, method: &str) -> Answer {
+        let Some((path, query)) = split_target(&request.target) else {
+            return Answer::Web(WebResponse::text("bad request target").with_status(400));
         };
-        if asks_for_websocket(request) {
-            return WebResponse::text("this endpoint does not accept websocket connections")
-                .with_status(400);
+        if is_cross_site(request, method, self.allowed_origins.as_deref()) {
+            log::debug!("{method} {path} from {}: cross-site, refused", request.peer);
+            return Answer::Web(WebResponse::text("cross-site request refused").with_status(403));
         }
         match self.lookup(method, &path) {
-            Lookup::Route(route) => {
-                let target = Target {
-                    method,
-                    path,
-                    query,
-                };
-                self.run(route, request, target)
-            }
+            Lookup::Route(route) => Answer::Web(self.run(route, request, method, path, query)),
             Lookup::OtherMethods(allow) => {
-                WebResponse::status(405).with_header("Allow", allow.join(", "))
+                Answer::Web(WebResponse::status(405).with_header("Allow", allow.join(", ")))
             }
-            Lookup::Nothing if method == "GET" || method == "HEAD" => self.public_file(&path),
-            Lookup::Nothing => WebResponse::status(404),
+            Lookup::Nothing if method == "GET" || method == "HEAD" => {
+                let asset = (self.public.as_ref()).and_then(|a| files::public_file(a, &path));
+                match asset {
+                    Some(asset) => Answer::File(asset),
+                    None => Answer::Web(WebResponse::status(404)),
+                }
+            }
+            Lookup::Nothing => Answer::Web(WebResponse::status(404)),
         }
     }
 
@@ -159,106 +168,99 @@ impl HttpApp {
         }
     }
 
-    fn public_file(&self, path: &str) -> WebResponse {
-        let asset = self
-            .public
-            .as_ref()
-            .and_then(|a| files::public_file(a, path));
-        match asset {
-            Some(asset) => WebResponse::bytes(asset.bytes, asset.content_type)
-                .with_header("X-Content-Type-Options", "nosniff"),
-            None => WebResponse::status(404),
-        }
-    }
-
-    fn run(&self, route: &Route, request: &mut Request, target: Target<'_>) -> WebResponse {
-        // Checked before touching the body, so no `100 Continue` goes out for it.
-        if request
-            .body_length()
-            .is_some_and(|length| length > self.max_body)
-        {
-            return WebResponse::status(413);
-        }
-        let data = body::read_limited(request.as_reader(), self.max_body)
-            .and_then(|bytes| body::parse(header(request, "Content-Type"), &bytes));
-        let data = match data {
+    fn run(
+        &self,
+        route: &Route,
+        request: &HttpRequest,
+        method: &str,
+        path: String,
+        query: Vec<(String, String)>,
+    ) -> WebResponse {
+        let data = match body::parse(request.header("Content-Type"), &request.body) {
             Ok(data) => data,
-            Err(BodyError::TooLarge) => return WebResponse::status(413),
             Err(BodyError::Invalid(reason)) => {
-                log::debug!("{} {}: {reason}", target.method, target.path);
+                log::debug!("{method} {path}: {reason}");
                 return WebResponse::text(reason).with_status(400);
             }
         };
-        let (headers, remote_addr) = self.headers_and_peer(request);
         let event = WebEvent {
-            method: target.method.to_owned(),
-            path: target.path,
-            query: target.query,
-            headers,
+            method: method.to_owned(),
+            path,
+            query,
+            headers: request.headers.clone(),
             data,
-            remote_addr,
+            remote_addr: Some(request.peer),
             timestamp: SystemTime::now(),
             signals: self.signals.clone(),
         };
         call(route, &event)
     }
 
-    /// The request's headers without `X-Signalhub-Peer`, and the peer's address (from the
-    /// first such header when trusted and valid, else the socket's).
-    fn headers_and_peer(&self, request: &Request) -> (Vec<(String, String)>, Option<SocketAddr>) {
-        let mut peer_header = None;
-        let mut headers = Vec::with_capacity(request.headers().len());
-        for h in request.headers() {
-            let (name, value) = (h.field.as_str().as_str(), h.value.as_str());
-            if name.eq_ignore_ascii_case(PEER_HEADER) {
-                // The front door puts its own first, before any the client sent.
-                peer_header = peer_header.or(Some(value));
-            } else {
-                headers.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        let own = request.remote_addr().copied();
-        let remote_addr = match peer_header {
-            Some(value) if self.trust_peer_header => value.trim().parse().ok().or(own),
-            _ => own,
+    /// Turns an answer into what the door sends, resolving a view.
+    fn render(&self, answer: Answer, request: &HttpRequest, head_only: bool) -> Reply {
+        let parts = match answer {
+            Answer::File(asset) => file_parts(asset),
+            Answer::Web(response) => self.web_parts(response),
         };
-        (headers, remote_addr)
-    }
-
-    /// Turns a reply into what tiny_http sends, resolving a view. Returns the final status.
-    fn finish(&self, reply: WebResponse) -> (u16, Response<Cursor<Vec<u8>>>) {
-        let reply = match reply.body {
-            Body::View(name) => match files::view(self.views.as_ref(), &name) {
-                Ok(asset) => WebResponse {
-                    body: Body::Bytes(asset.bytes, asset.content_type.into()),
-                    ..reply
-                },
-                Err(reason) => {
-                    log::error!("{reason}");
-                    WebResponse::text(reason).with_status(500)
-                }
-            },
-            body @ Body::Bytes(..) => WebResponse { body, ..reply },
-        };
-        let status = reply.status;
-        match to_tiny(reply) {
-            Ok(response) => (status, response),
+        match reply::render(parts, request, head_only) {
+            Ok(reply) => reply,
             Err(reason) => {
                 log::error!("cannot send a handler's response: {reason}");
-                let fallback = Response::from_data("Internal Server Error")
-                    .with_status_code(500)
-                    .with_chunked_threshold(usize::MAX);
-                (500, fallback)
+                let fallback = self.web_parts(WebResponse::status(500));
+                reply::render(fallback, request, head_only)
+                    .unwrap_or_else(|_| Self::internal_error())
             }
+        }
+    }
+
+    fn web_parts(&self, response: WebResponse) -> Parts {
+        let WebResponse {
+            status,
+            body,
+            headers,
+        } = response;
+        let (bytes, content_type) = match body {
+            Body::Bytes(bytes, content_type) => (bytes, content_type),
+            Body::View(name) => match files::view(self.views.as_ref(), &name) {
+                Ok((bytes, content_type)) => (bytes, content_type.to_owned()),
+                Err(reason) => {
+                    log::error!("{reason}");
+                    return self.web_parts(WebResponse::text(reason).with_status(500));
+                }
+            },
+        };
+        // A handler's Content-Type header replaces the default one.
+        let custom_type = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Content-Type"))
+            .map(|(_, v)| v.clone());
+        let headers = headers
+            .into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"))
+            .collect();
+        Parts {
+            status,
+            content_type: custom_type.unwrap_or(content_type),
+            headers,
+            length: bytes.len() as u64,
+            body: ReplyBody::Bytes(bytes),
         }
     }
 }
 
-/// The decoded method, path and query of a request.
-struct Target<'a> {
-    method: &'a str,
-    path: String,
-    query: Vec<(String, String)>,
+/// A public file's reply: streamed from disk, or from the program's own bytes.
+fn file_parts(asset: files::Asset) -> Parts {
+    let (body, length) = match asset.body {
+        AssetBody::Static(bytes) => (ReplyBody::Static(bytes), bytes.len() as u64),
+        AssetBody::File(file, length) => (ReplyBody::File(file), length),
+    };
+    Parts {
+        status: 200,
+        content_type: asset.content_type.to_owned(),
+        headers: vec![("X-Content-Type-Options".into(), "nosniff".into())],
+        body,
+        length,
+    }
 }
 
 /// Runs a handler: its error becomes a `500` with the error's text, its panic a `500`.
@@ -276,57 +278,6 @@ fn call(route: &Route, event: &WebEvent) -> WebResponse {
     }
 }
 
-fn to_tiny(reply: WebResponse) -> std::result::Result<Response<Cursor<Vec<u8>>>, String> {
-    if !(200..=599).contains(&reply.status) {
-        return Err(format!("status {} is not a final status", reply.status));
-    }
-    let Body::Bytes(bytes, content_type) = reply.body else {
-        return Err("a view was not resolved".into());
-    };
-    // These statuses have no body; tiny_http would still count it in `Content-Length`.
-    let bytes = match reply.status {
-        204 | 304 => Vec::new(),
-        _ => bytes,
-    };
-    let has = |name: &str| {
-        reply
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
-    let mut response = Response::from_data(bytes)
-        .with_status_code(reply.status)
-        .with_chunked_threshold(usize::MAX)
-        .with_header(make_header("Content-Type", &content_type)?);
-    if !has("Server") {
-        response.add_header(make_header("Server", "signalhub")?);
-    }
-    for (name, value) in &reply.headers {
-        let framing = ["Content-Length", "Transfer-Encoding"];
-        if !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
-            response.add_header(make_header(name, value)?);
-        }
-    }
-    Ok(response)
-}
-
-fn make_header(name: &str, value: &str) -> std::result::Result<Header, String> {
-    let valid_name = !name.is_empty() && name.bytes().all(is_token_byte);
-    let valid_value = value
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-    if !valid_name || !valid_value {
-        return Err(format!("invalid header {name:?}: {value:?}"));
-    }
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .map_err(|()| format!("invalid header {name:?}"))
-}
-
-/// `tchar` from RFC 9110.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 fn allowed_methods<'a>(routes: &[&'a Route]) -> Vec<&'a str> {
     let mut methods: Vec<&str> = routes.iter().map(|r| r.method.as_str()).collect();
     if methods.contains(&"GET") && !methods.contains(&"HEAD") {
@@ -334,20 +285,4 @@ fn allowed_methods<'a>(routes: &[&'a Route]) -> Vec<&'a str> {
     }
     methods.sort_unstable();
     methods
-}
-
-fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
-}
-
-fn asks_for_websocket(request: &Request) -> bool {
-    header(request, "Upgrade").is_some_and(|value| {
-        value
-            .split(',')
-            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-    })
 }

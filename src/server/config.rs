@@ -24,12 +24,17 @@ pub struct ServerConfig {
     /// Bytes that may wait for a client that is not reading before it is closed with 1008.
     /// One frame larger than this is still accepted when nothing is waiting. Default 4 MiB.
     pub max_queue_bytes: usize,
-    /// Most WebSocket connections at once; more get `503` before the upgrade. Default: what
-    /// the open-file limit and `vm.max_map_count` (threads) allow, see [`default_max_connections`].
+    /// Most connections at once, WebSocket and HTTP; more get `503` (before the upgrade).
+    /// Default: what the open-file limit and `vm.max_map_count` (threads) allow, see
+    /// [`default_max_connections`].
     pub max_connections: usize,
-    /// Most connections at once from one IP address. Default: no limit beyond `max_connections`.
+    /// Most connections at once from one IP address, WebSocket and HTTP. Default: no limit
+    /// beyond `max_connections`.
     pub max_connections_per_ip: usize,
-    /// Time a new connection has to send its upgrade request. Default 10 s.
+    /// Time a new connection has to send its first request head (a WebSocket upgrade or an
+    /// HTTP request), and an HTTP request its head and body; also the longest an HTTP reply
+    /// may go without the client taking any of it. A request that stalls gets `408`, a
+    /// reply that stalls is cut. Default 10 s.
     pub handshake_timeout: Duration,
     /// Connections still in their handshake that one listener keeps at once; at the bound
     /// the oldest is dropped to make room, so silent connections cannot lock others out.
@@ -55,6 +60,9 @@ pub struct ServerConfig {
     pub read_buffer_size: usize,
     /// Largest HTTP request body a route accepts; a bigger one gets `413`. Default 1 MiB.
     pub max_http_body: usize,
+    /// How long an HTTP connection may wait for its next request (HTTP/1.1 keep-alive).
+    /// `None` closes it after every reply. Default 5 s.
+    pub http_keep_alive: Option<Duration>,
     /// Stack reserved for each connection's thread, where signal route handlers run. Only the
     /// pages used count against memory. Default 512 KiB.
     pub connection_stack_size: usize,
@@ -93,6 +101,7 @@ impl Default for ServerConfig {
             release_memory_after_bursts: true,
             fanout_writers: default_fanout_writers(),
             max_http_body: 1 << 20,
+            http_keep_alive: Some(Duration::from_secs(5)),
             #[cfg(feature = "redis")]
             backplane: None,
         }
@@ -148,6 +157,10 @@ impl ServerConfig {
             (
                 self.idle_timeout.is_some_and(|d| d < MIN_TICK),
                 "idle_timeout must be at least 10 ms",
+            ),
+            (
+                self.http_keep_alive.is_some_and(|d| d < MIN_TICK),
+                "http_keep_alive must be at least 10 ms",
             ),
         ];
         if let Some((_, what)) = checks.iter().find(|(bad, _)| *bad) {
@@ -205,6 +218,24 @@ impl Endpoint {
             name: None,
             share_with: None,
             certificate: None,
+        }
+    }
+
+    /// Pages and HTTP routes over TLS (1.2 and 1.3, rustls), with this certificate. On the
+    /// same address as a `Wss` endpoint (with the same certificate), the two share the port.
+    ///
+    /// ```no_run
+    /// use signalhub::{Certificate, Endpoint};
+    /// let certificate = Certificate::pem("cert.pem", "key.pem");
+    /// let page = Endpoint::https("*:8443", certificate.clone());
+    /// let sockets = Endpoint::wss("*:8443", certificate);
+    /// # let _ = (page, sockets);
+    /// ```
+    pub fn https(address: impl Into<String>, certificate: Certificate) -> Endpoint {
+        Endpoint {
+            protocol: Protocol::Https,
+            certificate: Some(certificate),
+            ..Endpoint::http(address)
         }
     }
 

@@ -1,18 +1,18 @@
 //! Starting the server's threads, and the handle of a running server.
 
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tungstenite::protocol::WebSocketConfig;
 
+use super::door::{Door, HttpPort, StopSignal};
 use super::drain::{self, DrainHandle};
 use super::fanout::{Command, FanOut, Keepalive};
-use super::http_door::HttpDoor;
 use super::lifecycle::Lifecycle;
 use super::limits::Connections;
-use super::listener::{Listener, StopSignal};
 use super::writer::Writer;
 use super::{Port, Server, Shared};
 use crate::event::EndpointInfo;
@@ -32,7 +32,7 @@ const HTTP_WORKERS: usize = 4;
 /// The threads of a running server, taken by the first shutdown.
 #[derive(Default)]
 struct Threads {
-    listeners: Vec<JoinHandle<()>>,
+    doors: Vec<JoinHandle<()>>,
     fanout: Option<JoinHandle<()>>,
     drain: Option<(DrainHandle, JoinHandle<()>)>,
     http: Option<HttpWorkers>,
@@ -94,12 +94,13 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         }
         None => fanout,
     };
+    let mut http = http;
+    http.set_allowed_origins(config.allowed_origins.clone());
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(0)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
-    let max_http_body = config.max_http_body;
     let shared = Arc::new(Shared {
         config,
         routes,
@@ -118,7 +119,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         lifecycle: lifecycle.clone(),
         scheduler,
     };
-    let started = start_threads(&handle, &mut threads, fanout, http, max_http_body, ports)
+    let started = start_threads(&handle, &mut threads, fanout, http, ports)
         .and_then(|()| handle.scheduler.run());
     *handle.threads.lock().unwrap_or_else(|p| p.into_inner()) = Some(threads);
     if let Err(e) = started {
@@ -147,53 +148,46 @@ fn start_threads(
     handle: &ServerHandle,
     threads: &mut Threads,
     fanout: FanOut,
-    mut http: HttpApp,
-    max_http_body: usize,
+    http: HttpApp,
     ports: Vec<Port>,
 ) -> Result<()> {
     let shared = &handle.shared;
     threads.fanout = Some(spawn_named("sh-fanout", move || fanout.run())?);
-    let door = if ports.iter().any(|p| p.http.is_some()) {
-        let (door, socket) = HttpDoor::bind(shared.connections.clone())?;
-        let server = tiny_http::Server::from_listener(socket, None)
-            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
-        http.set_trust_peer_header(true);
-        http.set_max_body(max_http_body);
-        threads.http = Some(HttpWorkers::start(
-            Arc::new(server),
-            Arc::new(http),
-            HTTP_WORKERS,
-        )?);
-        Some(Arc::new(door))
-    } else {
-        None
-    };
+    if ports.iter().any(|p| p.http.is_some()) {
+        threads.http = Some(HttpWorkers::start(Arc::new(http), HTTP_WORKERS)?);
+    }
     for port in ports {
         let Some(info) = port.websocket.clone().or(port.http.clone()) else {
             continue;
         };
-        let door = port.http.as_ref().and(door.clone());
-        let listener = Listener::new(
+        let http_port = match (&port.http, &threads.http) {
+            (Some(_), Some(workers)) => Some(HttpPort::new(workers.sender())?),
+            _ => None,
+        };
+        let door = Door::new(
             port.socket,
             info.clone(),
             shared.clone(),
             handle.stop.clone(),
         )
-        .serving(port.websocket.is_some(), door)
-        .with_tls(port.tls.clone());
-        let name = format!("sh-listen-{}", info.address.port());
-        threads
-            .listeners
-            .push(spawn_named(&name, move || listener.run())?);
+        .serving(port.websocket.clone(), http_port, port.tls.clone());
+        let name = format!("sh-door-{}", info.address.port());
+        let lifecycle = handle.lifecycle.clone();
+        let thread = spawn_named(&name, move || {
+            // A door that stops would leave its port dead while the process runs on: the
+            // server fails instead, visibly (`join` returns the error).
+            if catch_unwind(AssertUnwindSafe(|| door.run())).is_err() {
+                log::error!("the door of {} failed; stopping the server", info.url());
+                lifecycle.fail();
+            }
+        })?;
+        threads.doors.push(thread);
     }
     Ok(())
 }
 
 fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(body)
-        .map_err(Error::Spawn)
+    crate::thread_name::spawn(name, body).map_err(Error::Spawn)
 }
 
 /// A running server: its bound addresses, its counters, and shutdown.
@@ -264,8 +258,8 @@ impl ServerHandle {
         };
         self.scheduler.shutdown();
         self.stop.stop();
-        for listener in threads.listeners.drain(..) {
-            let _ = listener.join();
+        for door in threads.doors.drain(..) {
+            let _ = door.join();
         }
         if let Some(http) = threads.http.take() {
             http.stop();

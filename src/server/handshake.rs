@@ -119,13 +119,34 @@ impl PlainRequest {
         Ok(self.content_length()?.unwrap_or(0))
     }
 
-    /// The declared body length; `Err` for a malformed or conflicting `Content-Length`.
+    /// Whether the client waits for `100 Continue` before sending its body.
+    pub(crate) fn expects_continue(&self) -> bool {
+        has_token(&self.headers, "Expect", "100-continue")
+    }
+
+    /// Whether the client wants the connection kept for another request: HTTP/1.1 unless
+    /// it says `Connection: close`, HTTP/1.0 only if it says `Connection: keep-alive`.
+    pub(crate) fn wants_keep_alive(&self) -> bool {
+        match self.minor_version {
+            0 => has_token(&self.headers, "Connection", "keep-alive"),
+            _ => !has_token(&self.headers, "Connection", "close"),
+        }
+    }
+
+    /// The declared body length; `Err` for a malformed or conflicting `Content-Length`
+    /// (digits only: `+16`, `-1`, ` 5` and `0x10` are all malformed).
     fn content_length(&self) -> Result<Option<u64>, Refusal> {
+        let digits = |v: &str| -> Result<u64, ()> {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            v.parse::<u64>().map_err(drop)
+        };
         let mut lengths = self
             .headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-            .map(|(_, v)| v.parse::<u64>());
+            .map(|(_, v)| digits(v));
         let bad = || Refusal::new(400, "invalid Content-Length");
         let first = match lengths.next() {
             None => return Ok(None),
@@ -170,12 +191,20 @@ pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head
         })
         .collect();
     let outcome = if !has_token(&headers, "Upgrade", "websocket") {
-        Request::Http(PlainRequest {
-            method: request.method.unwrap_or("GET").to_owned(),
-            target: request.path.unwrap_or("/").to_owned(),
-            minor_version: request.version.unwrap_or(1),
-            headers,
-        })
+        let ascii = request.headers.iter().all(|h| h.value.is_ascii());
+        let minor_version = request.version.unwrap_or(1);
+        if !ascii {
+            Request::Refuse(Refusal::new(400, "request headers must be ascii"))
+        } else if minor_version == 1 && find(&headers, "Host").is_none() {
+            Request::Refuse(Refusal::new(400, "missing Host header"))
+        } else {
+            Request::Http(PlainRequest {
+                method: request.method.unwrap_or("GET").to_owned(),
+                target: request.path.unwrap_or("/").to_owned(),
+                minor_version,
+                headers,
+            })
+        }
     } else {
         match check_upgrade(&request, headers, allowed_origins) {
             Ok(upgrade) => Request::Upgrade(upgrade),
@@ -459,10 +488,57 @@ mod tests {
         assert!(plain(&[("Content-Length", "5"), ("Content-Length", "6")])
             .content_length()
             .is_err());
-        assert!(plain(&[("Content-Length", "-1")]).content_length().is_err());
+        for bad in ["-1", "+16", " 5", "0x10", "", "1_000", "٣"] {
+            let request = plain(&[("Content-Length", bad)]);
+            assert!(request.content_length().is_err(), "{bad:?}");
+        }
+        assert!(plain(&[("Content-Length", "99999999999999999999999")])
+            .content_length()
+            .is_err());
         let chunked = plain(&[("Transfer-Encoding", "chunked")]);
         assert_eq!(chunked.body_length().unwrap_err().status, 411);
         assert_eq!(plain(&[]).body_length(), Ok(0));
+    }
+
+    #[test]
+    fn plain_requests_need_ascii_headers_and_a_host_on_1_1() {
+        let status = |text: &[u8]| match parse_head(text, None) {
+            Head::Complete {
+                outcome: Request::Refuse(r),
+                ..
+            } => r.status,
+            Head::Complete {
+                outcome: Request::Http(_),
+                ..
+            } => 200,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xc3\xa9\r\n\r\n"),
+            400
+        );
+        assert_eq!(status(b"GET / HTTP/1.1\r\nX: y\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    }
+
+    #[test]
+    fn keep_alive_and_continue_follow_version_and_headers() {
+        let plain = |minor_version, headers: &[(&str, &str)]| PlainRequest {
+            method: "POST".into(),
+            target: "/".into(),
+            minor_version,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        assert!(plain(1, &[]).wants_keep_alive());
+        assert!(!plain(1, &[("Connection", "Close")]).wants_keep_alive());
+        assert!(!plain(0, &[]).wants_keep_alive());
+        assert!(plain(0, &[("connection", "Keep-Alive")]).wants_keep_alive());
+        assert!(plain(1, &[("Expect", "100-continue")]).expects_continue());
+        assert!(!plain(1, &[]).expects_continue());
     }
 
     #[test]

@@ -1,29 +1,30 @@
 //! The WebSocket signal server: configuration, start, and the running server's handle.
 //!
 //! Threads, and who owns what:
-//! - one listener thread per port ([`listener`]): accepts and completes handshakes, and
-//!   passes plain HTTP to the HTTP side through the [`http_door`];
-//! - one thread per connection ([`connection`]): blocking reads, runs signal routes;
+//! - one door thread per port ([`door`]): accepts, completes WebSocket handshakes, and owns
+//!   every HTTP connection (reads requests whole, writes replies without blocking);
+//! - one thread per WebSocket connection ([`connection`]): blocking reads, runs signal
+//!   routes;
 //! - the fan-out thread ([`fanout`]): owns the registry of clients and routes every signal;
 //! - writer threads ([`writer`]): share the writes of big batches with the fan-out thread;
 //! - the drain thread ([`drain`]): flushes what sockets could not take at once;
-//! - HTTP worker threads (`crate::http`): answer pages and routes.
+//! - HTTP worker threads (`crate::http`): answer complete requests handed over by the doors.
 
 pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod connection;
+pub(crate) mod door;
 pub(crate) mod drain;
 pub(crate) mod fanout;
 mod handle;
 pub(crate) mod handshake;
-pub(crate) mod http_door;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
-pub(crate) mod listener;
 pub(crate) mod memory;
 pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod routes;
+pub(crate) mod waker;
 pub(crate) mod writer;
 
 use std::net::{SocketAddr, TcpListener};
@@ -121,8 +122,9 @@ impl Server {
         &mut self.config
     }
 
-    /// Adds an endpoint. Names must be unique; unnamed endpoints are called `ws-N` or `http-N`
-    /// by position. A `Ws` and an `Http` endpoint on the same address share its port.
+    /// Adds an endpoint. Names must be unique; unnamed endpoints are called `ws-N`, `wss-N`,
+    /// `http-N` or `https-N` by position. A `Ws` and an `Http` endpoint on the same address
+    /// share its port, as do a `Wss` and an `Https` one.
     pub fn endpoint(&mut self, endpoint: Endpoint) -> Result<&mut Server> {
         endpoint.socket_addr()?;
         let mut endpoint = endpoint;
@@ -271,20 +273,23 @@ impl Server {
     }
 }
 
-/// One listening socket and what it serves: WebSocket upgrades, plain HTTP, or both.
+/// One listening socket and what it serves: WebSocket upgrades, HTTP, or both.
 pub(crate) struct Port {
     pub(crate) socket: TcpListener,
-    /// The `Ws` endpoint on this port, if any.
+    /// The `Ws` or `Wss` endpoint on this port, if any.
     pub(crate) websocket: Option<Arc<EndpointInfo>>,
-    /// The `Http` endpoint on this port, if any.
+    /// The `Http` or `Https` endpoint on this port, if any.
     pub(crate) http: Option<Arc<EndpointInfo>>,
-    /// On a Wss port: its TLS configuration.
+    /// On a TLS port (Wss, Https): its TLS configuration.
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The certificate `tls` was made from, to compare with a second endpoint's.
+    certificate: Option<crate::tls::Certificate>,
 }
 
-/// Binds one socket per distinct address; a `Ws` and an `Http` endpoint on the same address
-/// (with a non-zero port), or joined by [`Endpoint::share_port_with`], share it. Two endpoints
-/// of the same kind on one port are an error.
+/// Binds one socket per distinct address; a WebSocket and an HTTP endpoint on the same
+/// address (with a non-zero port), or joined by [`Endpoint::share_port_with`], share it: `Ws`
+/// with `Http`, `Wss` with `Https` (one certificate for both). Two endpoints of the same kind
+/// on one port, or a TLS endpoint with a plain one, are an error.
 fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
     let mut ports: Vec<(SocketAddr, Port)> = Vec::new();
     let mut port_of: Vec<(String, usize)> = Vec::new();
@@ -304,7 +309,7 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
         let index = match shared {
             Some(index) => index,
             None => {
-                let socket = listener::bind(wanted).map_err(|source| Error::Bind {
+                let socket = door::bind(wanted).map_err(|source| Error::Bind {
                     address: endpoint.address.clone(),
                     source,
                 })?;
@@ -313,6 +318,7 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
                     websocket: None,
                     http: None,
                     tls: None,
+                    certificate: None,
                 };
                 ports.push((wanted, port));
                 ports.len() - 1
@@ -325,12 +331,20 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
             address: port.socket.local_addr()?,
             protocol: endpoint.protocol,
         });
-        if let Some(certificate) = &endpoint.certificate {
+        let sharing = port.websocket.is_some() || port.http.is_some();
+        if sharing && port.certificate != endpoint.certificate {
+            return Err(Error::InvalidConfig(format!(
+                "endpoints sharing {} must both use TLS with the same certificate, or neither",
+                endpoint.address
+            )));
+        }
+        if let (Some(certificate), None) = (&endpoint.certificate, &port.tls) {
             port.tls = Some(crate::tls::server_config(certificate)?);
+            port.certificate = Some(certificate.clone());
         }
         let slot = match endpoint.protocol {
-            Protocol::Http => &mut port.http,
-            _ => &mut port.websocket,
+            Protocol::Http | Protocol::Https => &mut port.http,
+            Protocol::Ws | Protocol::Wss => &mut port.websocket,
         };
         if slot.replace(info).is_some() {
             return Err(Error::InvalidConfig(format!(
@@ -339,14 +353,6 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
                 endpoint.address
             )));
         }
-    }
-    if ports
-        .iter()
-        .any(|(_, p)| p.tls.is_some() && p.http.is_some())
-    {
-        return Err(Error::InvalidConfig(
-            "an Http endpoint cannot share a port with a Wss endpoint (no Https yet)".into(),
-        ));
     }
     Ok(ports.into_iter().map(|(_, port)| port).collect())
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod http;
 
 use std::io;
 use std::net::TcpStream;

@@ -1,0 +1,97 @@
+//! Taking a WebSocket connection live: its client id, its outbox (holding the `101`), its
+//! registration with the fan-out thread, and its own thread.
+
+use std::sync::Arc;
+
+use super::transport::Transport;
+use crate::event::{ClientInfo, EndpointInfo};
+use crate::metrics::Metrics;
+use crate::server::connection::Connection;
+use crate::server::fanout::{Command, Registration};
+use crate::server::handshake::{switching_protocols, Refusal, Upgrade};
+use crate::server::limits::Slot;
+use crate::server::outbox::Outbox;
+use crate::server::Shared;
+use crate::ClientId;
+
+/// Makes an upgraded connection live, counted by `slot`. A connection whose thread cannot
+/// start is answered `503` instead.
+pub(crate) fn go_live(
+    shared: &Arc<Shared>,
+    endpoint: &Arc<EndpointInfo>,
+    transport: Transport,
+    leftover: Vec<u8>,
+    upgrade: Upgrade,
+    slot: Slot,
+) {
+    let config = &shared.config;
+    let peer = match transport.stream().peer_addr() {
+        Ok(peer) => peer,
+        Err(_) => return, // already gone
+    };
+    let (stream, tls, unsent) = transport.into_parts();
+    if let Err(e) = stream.set_nonblocking(false) {
+        log::debug!("dropping {peer}: {e}");
+        return;
+    }
+    let id = ClientId::random();
+    let path_key = upgrade.path.to_lowercase();
+    let mut greeting = unsent;
+    greeting.extend_from_slice(&switching_protocols(&upgrade.accept, id));
+    let outbox = Outbox::new(
+        stream,
+        tls,
+        &greeting,
+        config.max_queue_bytes,
+        config.close_timeout,
+        shared.drain.clone(),
+    );
+    let route = shared.routes.find(&path_key, &endpoint.name);
+    let info = Arc::new(ClientInfo {
+        id,
+        path: upgrade.path,
+        endpoint: endpoint.clone(),
+        remote_addr: peer,
+        headers: upgrade.headers,
+        query: upgrade.query,
+    });
+    let registration = Registration {
+        id,
+        path: path_key,
+        outbox: outbox.clone(),
+    };
+    if shared
+        .commands
+        .send(Command::Register(registration))
+        .is_err()
+    {
+        return; // shutting down
+    }
+    let thread = shared.connections.thread_started();
+    let connection = Connection {
+        info,
+        outbox: outbox.clone(),
+        leftover,
+        route,
+        shared: shared.clone(),
+        slot,
+        thread,
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sh-conn".into())
+        .stack_size(config.connection_stack_size)
+        .spawn(move || connection.run());
+    match spawned {
+        Ok(_) => {
+            Metrics::add(&shared.metrics.connections_total, 1);
+            outbox.open();
+        }
+        Err(e) => {
+            // The closure (and with it the slot and thread guard) is dropped: places freed.
+            log::warn!("refusing {peer}: cannot start a connection thread: {e}");
+            Metrics::add(&shared.metrics.connections_refused, 1);
+            let _ = shared.commands.send(Command::Unregister(id));
+            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+        }
+    }
+}
