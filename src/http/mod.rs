@@ -10,6 +10,7 @@
 mod body;
 mod files;
 mod router;
+mod token;
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,6 +26,7 @@ use crate::{Error, Result, Signals};
 pub use body::WebData;
 pub use files::Assets;
 pub(crate) use router::HttpApp;
+pub use token::ApiToken;
 
 /// The default largest request body a route accepts: 1 MiB.
 pub(crate) const DEFAULT_MAX_BODY: usize = 1 << 20;
