@@ -956,8 +956,26 @@ fn serve_runs_with_its_glibc_settings_in_the_same_process() {
         tunables.starts_with(&format!("GLIBC_TUNABLES={first_setting}")),
         "{tunables}"
     );
+    // ...and with the marker that keeps it from running itself once more.
+    let marker = format!("{TUNED_MARKER}=1");
+    assert!(environment_of(&serve).contains(&marker));
+    assert!(serve.stop().success());
+
+    // The marker alone (as if glibc had dropped GLIBC_TUNABLES): no second run.
+    let env = [("GLIBC_TUNABLES", None), (TUNED_MARKER, Some("1"))];
+    let serve = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &env);
+    let environment = environment_of(&serve);
+    assert!(
+        !environment.iter().any(|v| v.starts_with("GLIBC_TUNABLES=")),
+        "{environment:?}"
+    );
+    assert!(environment.contains(&marker));
     assert!(serve.stop().success());
 }
+
+/// The variable src/cli/tunables.rs sets on the program it runs again (`MARKER` there).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TUNED_MARKER: &str = "SIGNALHUB_TUNED";
 
 /// What src/cli/tunables.rs sets (the binary's modules are not a library; read the source).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
