@@ -66,7 +66,7 @@ pub use error::{Error, Result};
 pub use event::{
     ClientInfo, EndpointInfo, MessageEvent, Protocol, RawMessage, SignalData, SignalEvent,
 };
-pub use http::{Assets, HttpHandler, WebData, WebEvent, WebResponse};
+pub use http::{ApiToken, Assets, HttpHandler, WebData, WebEvent, WebResponse};
 pub use metrics::{MetricsSnapshot, ServerMetrics};
 pub use pairs::{Pairs, PairsIter};
 #[cfg(feature = "schedules")]

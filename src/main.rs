@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! signalhub serve [--http ADDR]... [--ws ADDR]... [--views DIR] [--public DIR]
-//!                 [--log-level LEVEL] [limits...]
+//!                 [--api-token-env VAR] [--log-level LEVEL] [limits...]
 //! signalhub connect URL [--header 'Name: value']...
 //! ```
 //!
-//! `serve` runs a [`signalhub::Server`] with the web-signal page built in, `POST /broadcast`,
-//! `GET /ws-config` and `GET /metrics`; `connect` sends standard input lines as WebSocket
+//! `serve` runs a [`signalhub::Server`] with the web-signal page built in, `POST /broadcast`
+//! (behind a bearer token with `--api-token-env`), `GET /ws-config` and `GET /metrics`, on
+//! `127.0.0.1:8090` and `127.0.0.1:8091` unless told otherwise; `connect` sends standard input lines as WebSocket
 //! messages and prints the messages it receives. `signalhub --help` and
 //! `signalhub serve --help` list every flag.
 //!

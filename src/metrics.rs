@@ -5,6 +5,17 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// The most paths that get a `signalhub_path_clients_connected` series of their own in
+/// [`MetricsSnapshot::to_prometheus`]. Clients choose their paths, so one client opening
+/// connections on `/1`, `/2`, ... could otherwise make a series per connection, and
+/// Prometheus keeps every series it has seen. The busiest paths keep theirs; the rest are
+/// summed into [`OTHER_PATHS`].
+const MAX_PATH_SERIES: usize = 100;
+
+/// The `path` label of the series that sums the paths beyond [`MAX_PATH_SERIES`]: a value no
+/// real path has (they all start with `/`).
+const OTHER_PATHS: &str = "other";
+
 /// Live counters, shared by the server's threads. Read them with [`Metrics::snapshot`].
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -119,6 +130,10 @@ pub struct MetricsSnapshot {
 impl MetricsSnapshot {
     /// The counters in Prometheus' text exposition format (version 0.0.4).
     ///
+    /// Clients per path are given for the 100 busiest paths (ties by name); the clients of any
+    /// other paths are summed in one series with the label `path="other"`, which no real path
+    /// has.
+    ///
     /// ```
     /// let text = signalhub::MetricsSnapshot::default().to_prometheus();
     /// assert!(text.contains("signalhub_clients_connected 0\n"));
@@ -195,10 +210,13 @@ impl MetricsSnapshot {
             );
         }
         out.push_str(
-            "# HELP signalhub_path_clients_connected WebSocket clients connected per path.\n",
+            "# HELP signalhub_path_clients_connected WebSocket clients connected per path \
+             (the busiest; the rest under path=\"other\").\n",
         );
         out.push_str("# TYPE signalhub_path_clients_connected gauge\n");
-        for (path, count) in &self.clients_by_path {
+        let (busiest, others) = busiest_paths(&self.clients_by_path);
+        let others = others.map(|count| (OTHER_PATHS, count));
+        for (path, count) in busiest.into_iter().chain(others) {
             let _ = writeln!(
                 out,
                 "signalhub_path_clients_connected{{path=\"{}\"}} {count}",
@@ -207,6 +225,19 @@ impl MetricsSnapshot {
         }
         out
     }
+}
+
+/// The [`MAX_PATH_SERIES`] busiest paths (ties by path, so the cut stays put between
+/// scrapes), in path order, and the sum of the others' clients when there are others.
+fn busiest_paths(by_path: &BTreeMap<String, u64>) -> (Vec<(&str, u64)>, Option<u64>) {
+    let mut paths: Vec<(&str, u64)> = by_path.iter().map(|(p, &n)| (p.as_str(), n)).collect();
+    if paths.len() <= MAX_PATH_SERIES {
+        return (paths, None);
+    }
+    paths.select_nth_unstable_by(MAX_PATH_SERIES, |a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let others = paths.split_off(MAX_PATH_SERIES);
+    paths.sort_unstable_by_key(|&(path, _)| path);
+    (paths, Some(others.iter().map(|&(_, n)| n).sum()))
 }
 
 fn escape_label(value: &str) -> String {
@@ -232,5 +263,62 @@ mod tests {
         assert!(text.contains("signalhub_path_clients_connected{path=\"/a\\\"b\"} 2\n"));
         metrics.set_path_count("/c", 0);
         assert_eq!(metrics.snapshot().clients_by_path.len(), 1);
+        assert!(
+            path_series(&text).iter().all(|(p, _)| p != "other"),
+            "{text}"
+        );
+    }
+
+    fn path_series(text: &str) -> Vec<(String, u64)> {
+        let prefix = "signalhub_path_clients_connected{path=\"";
+        let series = text.lines().filter_map(|l| l.strip_prefix(prefix));
+        let parse = |rest: &str| {
+            let (path, count) = rest.split_once("\"} ").unwrap();
+            (path.to_owned(), count.parse().unwrap())
+        };
+        series.map(parse).collect()
+    }
+
+    #[test]
+    fn only_the_busiest_paths_get_a_series_of_their_own() {
+        let metrics = Metrics::default();
+        // /p0 has 1 client, /p1 2, ... /p119 120: the 20 quietest are folded.
+        let paths = MAX_PATH_SERIES + 20;
+        for n in 0..paths {
+            metrics.set_path_count(&format!("/p{n}"), n + 1);
+        }
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.clients_by_path.len(), paths);
+        let text = snapshot.to_prometheus();
+        let total: usize = (1..=paths).sum();
+        assert!(text.contains(&format!("signalhub_clients_connected {total}\n")));
+        let series = path_series(&text);
+        assert_eq!(series.len(), MAX_PATH_SERIES + 1, "{text}");
+        assert_eq!(series.last(), Some(&("other".to_owned(), (1..=20).sum())));
+        let kept: Vec<&str> = series[..MAX_PATH_SERIES]
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect();
+        let mut expected: Vec<String> = (20..paths).map(|n| format!("/p{n}")).collect();
+        expected.sort();
+        assert_eq!(kept, expected);
+        let counted: u64 = series.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, total as u64);
+    }
+
+    #[test]
+    fn ties_at_the_cut_go_by_path() {
+        let metrics = Metrics::default();
+        for n in 0..MAX_PATH_SERIES + 1 {
+            metrics.set_path_count(&format!("/p{n:03}"), 1);
+        }
+        let series = path_series(&metrics.snapshot().to_prometheus());
+        assert_eq!(series.len(), MAX_PATH_SERIES + 1);
+        assert_eq!(series[0], ("/p000".to_owned(), 1));
+        assert_eq!(
+            series[MAX_PATH_SERIES - 1].0,
+            format!("/p{:03}", MAX_PATH_SERIES - 1)
+        );
+        assert_eq!(series[MAX_PATH_SERIES], ("other".to_owned(), 1));
     }
 }

@@ -244,11 +244,26 @@ impl Reply {
 
 /// One HTTP/1.1 request with `Connection: close`, written by hand.
 fn http(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &str) -> Reply {
+    http_with(addr, method, path, &[("Content-Type", content_type)], body)
+}
+
+/// [`http`] with these headers (`Host`, `Connection` and `Content-Length` are added).
+fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+         {headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("write");
@@ -472,7 +487,7 @@ fn metrics_are_prometheus_text() {
     assert_eq!(metrics.status, 200);
     assert_eq!(
         metrics.header("Content-Type"),
-        Some("text/plain; version=0.0.4")
+        Some("text/plain; version=0.0.4; charset=utf-8")
     );
     assert!(
         metrics.body.contains("signalhub_clients_connected 1\n"),
@@ -481,6 +496,158 @@ fn metrics_are_prometheus_text() {
     );
     drop(client);
     assert!(server.stop().success());
+}
+
+/// The variable the API token tests put their token in.
+const TOKEN_VAR: &str = "SIGNALHUB_TEST_API_TOKEN";
+const TOKEN: &str = "t0ken-for-the-cli-tests";
+
+/// `POST /broadcast` of `{"message": message}` with these extra headers.
+fn post_broadcast(addr: SocketAddr, message: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let body = json!({ "message": message }).to_string();
+    http_with(addr, "POST", "/broadcast", &all, &body)
+}
+
+#[test]
+fn api_token_env_guards_broadcast_and_leaves_the_rest_open() {
+    let args = ["--http", "127.0.0.1:0", "--ws", "127.0.0.1:0"];
+    let args = [&args[..], &["--api-token-env", TOKEN_VAR]].concat();
+    let server = Serve::start_with_env(&args, 2, &[(TOKEN_VAR, Some(TOKEN))]);
+    let (mut client, _) = ws_client(&server.ws_url("/messages"));
+
+    let missing = post_broadcast(server.http(), "no header", &[]);
+    assert_eq!(missing.status, 401, "{}", missing.body);
+    assert_eq!(missing.header("WWW-Authenticate"), Some("Bearer"));
+    let wrong_value = format!("Bearer {TOKEN}x");
+    for (name, value) in [
+        ("Authorization", wrong_value.as_str()),
+        ("Authorization", "Bearer wrong"),
+        ("Authorization", &format!("Basic {TOKEN}")),
+        ("X-Api-Token", TOKEN),
+    ] {
+        let refused = post_broadcast(server.http(), "wrong token", &[(name, value)]);
+        assert_eq!(refused.status, 401, "{name}: {value}");
+        assert_eq!(refused.header("WWW-Authenticate"), Some("Bearer"));
+    }
+    let right = format!("Bearer {TOKEN}");
+    let sent = post_broadcast(
+        server.http(),
+        "with the token",
+        &[("Authorization", &right)],
+    );
+    assert_eq!((sent.status, sent.json()), (200, json!({ "sent": true })));
+    // Signals arrive in order: had a refused one gone out, it would come first.
+    assert_eq!(ws_text(&mut client), r#"{"Message":"with the token"}"#);
+
+    for path in ["/", "/script.js", "/ws-config", "/metrics"] {
+        assert_eq!(get(server.http(), path).status, 200, "{path}");
+    }
+    drop(client);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn api_token_env_unset_or_empty_is_a_usage_error() {
+    for value in [None, Some("")] {
+        let args = ["serve", "--ws", "127.0.0.1:0", "--api-token-env", TOKEN_VAR];
+        let mut proc = Proc::spawn_with_env(&args, &[(TOKEN_VAR, value)]);
+        assert_eq!(proc.exit_status().code(), Some(2), "{value:?}");
+        let stderr = proc.stderr_rest();
+        assert_eq!(stderr.lines().count(), 1, "{value:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("signalhub: --api-token-env: {TOKEN_VAR} is ")),
+            "{stderr}"
+        );
+    }
+}
+
+/// The warning `serve` gives when `POST /broadcast` is reachable beyond loopback unguarded.
+const OPEN_WARNING: &str = "POST /broadcast is open to anyone who can reach";
+
+#[test]
+fn every_interface_prints_0_0_0_0_and_warns_without_a_token() {
+    let server = Serve::start(&["--http", "*:0", "--ws", "127.0.0.1:0"], 2);
+    let http = server.http();
+    assert_eq!(http.ip().to_string(), "0.0.0.0", "{:?}", server.urls);
+    assert_ne!(http.port(), 0);
+    let loopback = SocketAddr::from(([127, 0, 0, 1], http.port()));
+    assert_eq!(get(loopback, "/metrics").status, 200);
+    let mut proc = server.proc;
+    proc.terminate();
+    assert!(proc.exit_status().success());
+    let stderr = proc.stderr_rest();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains(&format!("{OPEN_WARNING} 0.0.0.0:{}", http.port())),
+        "{stderr}"
+    );
+    assert!(warnings[0].contains("--api-token-env"), "{stderr}");
+}
+
+#[test]
+fn every_interface_with_a_token_does_not_warn() {
+    let args = ["--http", "*:0", "--ws", "*:0", "--api-token-env", TOKEN_VAR];
+    let server = Serve::start_with_env(&args, 2, &[(TOKEN_VAR, Some(TOKEN))]);
+    for (url, scheme) in server.urls.iter().zip(["http", "ws"]) {
+        let prefix = format!("{scheme}://0.0.0.0:");
+        assert!(url.starts_with(&prefix), "{url}");
+        assert_ne!(url[prefix.len()..].parse::<u16>().expect("a port"), 0);
+    }
+    let mut proc = server.proc;
+    proc.terminate();
+    assert!(proc.exit_status().success());
+    let stderr = proc.stderr_rest();
+    assert!(!stderr.contains(OPEN_WARNING), "{stderr}");
+}
+
+#[test]
+fn with_no_address_flags_serve_listens_on_loopback_8090_and_8091() {
+    let skip = |why: &str| {
+        eprintln!("SKIPPING with_no_address_flags_serve_listens_on_loopback_8090_and_8091: {why}");
+    };
+    let busy: Vec<&str> = ["127.0.0.1:8090", "127.0.0.1:8091"]
+        .into_iter()
+        .filter(|addr| TcpListener::bind(addr).is_err())
+        .collect();
+    if !busy.is_empty() {
+        return skip(&format!("{busy:?} in use on this machine"));
+    }
+    let mut proc = Proc::spawn(&["serve", "--ping-interval", "0", "--log-level", "warn"]);
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        match proc.stdout.recv_timeout(WAIT) {
+            Ok(line) => urls.push(line),
+            Err(e) => {
+                // Taken by someone else since the check above: not this test's failure.
+                let status = proc.exit_status();
+                let stderr = proc.stderr_rest();
+                if status.code() == Some(1) && stderr.contains("cannot listen") {
+                    return skip(&format!("a port was taken meanwhile: {stderr}"));
+                }
+                panic!("no listening line ({e:?}), {status}: {stderr}");
+            }
+        }
+    }
+    assert_eq!(
+        urls,
+        [
+            "listening on http://127.0.0.1:8090",
+            "listening on ws://127.0.0.1:8091"
+        ]
+    );
+    let http: SocketAddr = "127.0.0.1:8090".parse().expect("an address");
+    assert_eq!(
+        get(http, "/ws-config").json(),
+        json!({"port": 8091, "path": "/messages", "scheme": "ws"})
+    );
+    ws_client("ws://127.0.0.1:8091/messages");
+    proc.terminate();
+    assert!(proc.exit_status().success());
+    let stderr = proc.stderr_rest();
+    assert!(!stderr.contains(OPEN_WARNING), "{stderr}");
 }
 
 #[test]
@@ -725,6 +892,7 @@ fn help_exits_0_and_mentions_every_flag() {
         "--ping-interval",
         "--idle-timeout",
         "--max-http-body",
+        "--api-token-env",
     ] {
         assert!(serve.contains(flag), "{flag} missing from:\n{serve}");
     }
@@ -788,8 +956,26 @@ fn serve_runs_with_its_glibc_settings_in_the_same_process() {
         tunables.starts_with(&format!("GLIBC_TUNABLES={first_setting}")),
         "{tunables}"
     );
+    // ...and with the marker that keeps it from running itself once more.
+    let marker = format!("{TUNED_MARKER}=1");
+    assert!(environment_of(&serve).contains(&marker));
+    assert!(serve.stop().success());
+
+    // The marker alone (as if glibc had dropped GLIBC_TUNABLES): no second run.
+    let env = [("GLIBC_TUNABLES", None), (TUNED_MARKER, Some("1"))];
+    let serve = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &env);
+    let environment = environment_of(&serve);
+    assert!(
+        !environment.iter().any(|v| v.starts_with("GLIBC_TUNABLES=")),
+        "{environment:?}"
+    );
+    assert!(environment.contains(&marker));
     assert!(serve.stop().success());
 }
+
+/// The variable src/cli/tunables.rs sets on the program it runs again (`MARKER` there).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TUNED_MARKER: &str = "SIGNALHUB_TUNED";
 
 /// What src/cli/tunables.rs sets (the binary's modules are not a library; read the source).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

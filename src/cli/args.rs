@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 use log::LevelFilter;
-use signalhub::ServerConfig;
+use signalhub::{ApiToken, ServerConfig};
 
 use super::Exit;
 
@@ -16,8 +16,10 @@ use super::Exit;
 /// or client id, and a small WebSocket client.
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(
-    example = "signalhub serve                                  # http on *:8090, ws on *:8091",
+    example = "signalhub serve                     # http on 127.0.0.1:8090, ws on 127.0.0.1:8091",
     example = "signalhub serve --http 127.0.0.1:8091 --ws 127.0.0.1:8091   # one shared port",
+    example = "signalhub serve --http '*:8090' --ws '*:8091' --api-token-env TOKEN
+                                    # every interface; POST /broadcast needs $TOKEN",
     example = "signalhub connect ws://127.0.0.1:8091/messages",
     note = "Run `signalhub serve --help` or `signalhub connect --help` for their flags.",
     error_code(
@@ -50,11 +52,14 @@ pub enum Command {
     subcommand,
     name = "serve",
     note = "ADDR is host:port; `*` as the host means every interface, port 0 picks a free port.
-An --http and a --ws with the same ADDR share one port. With neither flag: --http *:8090 --ws *:8091.
+An --http and a --ws with the same ADDR share one port. With none of --http, --ws and --wss:
+--http 127.0.0.1:8090 --ws 127.0.0.1:8091 (this machine only; `*:8090` for every interface).
 Http endpoints serve the built-in web-signal page (GET /, /script.js), GET /ws-config,
 POST /broadcast ({{\"message\": ..., \"path\": ..., \"clientId\": ...}}, JSON or form) and
-GET /metrics (Prometheus text). One line per endpoint goes to stdout: `listening on URL`.
-SIGINT or SIGTERM shuts down gracefully (clients get close code 1001)."
+GET /metrics (Prometheus text). POST /broadcast is open to anyone who can reach the port
+unless --api-token-env is given (a warning at start says so when bound beyond loopback).
+One line per endpoint goes to stdout: `listening on URL`, with the address really bound
+(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001)."
 )]
 pub struct ServeArgs {
     /// an Http endpoint (pages and routes) on ADDR; repeatable
@@ -137,6 +142,12 @@ pub struct ServeArgs {
     /// an Origin allowed to connect, others get 403; repeatable (default: every origin)
     #[argh(option, arg_name = "ORIGIN")]
     pub allowed_origin: Vec<String>,
+
+    /// require `Authorization: Bearer <token>` on POST /broadcast (else 401), the token
+    /// being the value of the environment variable VAR (visible ASCII, no spaces); GET /,
+    /// /script.js, /ws-config and /metrics stay open
+    #[argh(option, arg_name = "VAR")]
+    pub api_token_env: Option<String>,
 
     /// seconds between the server's pings to every client; 0 turns pings off (default 30)
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
@@ -244,6 +255,15 @@ impl ServeArgs {
         Ok(config)
     }
 
+    /// The API token `--api-token-env VAR` names, read from the environment; `None` without
+    /// the flag. VAR unset, empty or not a valid token is a usage error.
+    pub fn api_token(&self) -> Result<Option<ApiToken>, Exit> {
+        self.api_token_env
+            .as_deref()
+            .map(|var| api_token(var, std::env::var_os(var)))
+            .transpose()
+    }
+
     /// `--redis` and `--cluster`.
     #[cfg(feature = "redis")]
     fn backplane(&self, config: &mut ServerConfig) -> Result<(), Exit> {
@@ -271,6 +291,21 @@ impl ServeArgs {
         }
         Ok(())
     }
+}
+
+/// The token in the environment variable `var`, whose value is `value`. The message of an
+/// error names the variable, never its value.
+fn api_token(var: &str, value: Option<std::ffi::OsString>) -> Result<ApiToken, Exit> {
+    let usage = |what: &str| Exit::usage(format!("--api-token-env: {var} {what}"));
+    let value = value.ok_or_else(|| usage("is not set"))?;
+    let value = value
+        .into_string()
+        .map_err(|_| usage("is not valid UTF-8"))?;
+    if value.is_empty() {
+        return Err(usage("is empty"));
+    }
+    ApiToken::new(value)
+        .map_err(|e| usage(&format!("is not a usable token: {}", super::describe(&e))))
 }
 
 /// Parses the process's arguments.
@@ -444,6 +479,32 @@ mod tests {
             .config()
             .unwrap_err();
         assert_eq!(err.code(), 2);
+    }
+
+    #[test]
+    fn the_api_token_comes_from_the_named_variable() {
+        assert!(serve(&[]).api_token().unwrap().is_none());
+        let args = serve(&["--api-token-env", "MY_TOKEN"]);
+        assert_eq!(args.api_token_env.as_deref(), Some("MY_TOKEN"));
+        assert!(api_token("MY_TOKEN", Some("s3cret".into())).is_ok());
+    }
+
+    #[test]
+    fn an_unset_empty_or_bad_api_token_is_a_one_line_usage_error() {
+        for (value, says) in [
+            (None, "MY_TOKEN is not set"),
+            (Some(""), "MY_TOKEN is empty"),
+            (Some("two words"), "MY_TOKEN is not a usable token: "),
+        ] {
+            let err = api_token("MY_TOKEN", value.map(Into::into)).unwrap_err();
+            assert_eq!(err.code(), 2, "{value:?}");
+            assert!(
+                err.message.starts_with(&format!("--api-token-env: {says}")),
+                "{}",
+                err.message
+            );
+            assert!(!err.message.contains('\n') && !err.message.contains("two words"));
+        }
     }
 
     #[test]

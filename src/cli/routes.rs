@@ -1,25 +1,32 @@
 //! The HTTP routes `signalhub serve` adds to its Http endpoints: the page, `GET /ws-config`,
-//! `POST /broadcast` and `GET /metrics`.
+//! `POST /broadcast` and `GET /metrics`. With an API token, `POST /broadcast` (and any
+//! control route added here later) needs `Authorization: Bearer <token>`; the page,
+//! `/ws-config` and `/metrics` stay open.
 
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
 use signalhub::{
-    ClientId, Protocol, Result, SendOptions, Server, ServerHandle, WebData, WebEvent, WebResponse,
+    ApiToken, ClientId, Protocol, Result, SendOptions, Server, ServerHandle, WebData, WebEvent,
+    WebResponse,
 };
 
 /// The WebSocket path the page connects to.
 pub const PAGE_WS_PATH: &str = "/messages";
 
-/// The Prometheus text exposition format's content type.
-const PROMETHEUS: &str = "text/plain; version=0.0.4";
+/// The Prometheus text exposition format's content type (its text is UTF-8: paths are).
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The value `GET /ws-config` answers, set once the server has started.
 pub type WsConfig = Arc<OnceLock<Value>>;
 
 /// Adds the routes. `ws_config` is `None` when there is no Ws endpoint: then there is no
-/// `GET /ws-config` (it is a 404).
-pub fn add(server: &mut Server, ws_config: Option<WsConfig>) -> Result<()> {
+/// `GET /ws-config` (it is a 404). `api_token`, when given, guards `POST /broadcast`.
+pub fn add(
+    server: &mut Server,
+    ws_config: Option<WsConfig>,
+    api_token: Option<&ApiToken>,
+) -> Result<()> {
     server.http_route("GET", "/", |_| Ok(WebResponse::view("index")))?;
     // The page's [date] (Pode's seed signal route); everything else goes where it asked.
     server.route("/messages", |event| {
@@ -40,7 +47,10 @@ pub fn add(server: &mut Server, ws_config: Option<WsConfig>) -> Result<()> {
             })
         })?;
     }
-    server.http_route("POST", "/broadcast", broadcast)?;
+    match api_token {
+        Some(token) => server.http_route("POST", "/broadcast", token.guard(broadcast))?,
+        None => server.http_route("POST", "/broadcast", broadcast)?,
+    };
     let metrics = server.metrics();
     server.http_route("GET", "/metrics", move |_| {
         let text = metrics.snapshot().to_prometheus();

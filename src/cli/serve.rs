@@ -1,5 +1,8 @@
 //! `signalhub serve`: endpoints from the flags, the built-in page and routes, one
 //! `listening on URL` line per endpoint, and a graceful shutdown on SIGINT or SIGTERM.
+//!
+//! With no address flags it listens on loopback only; bound beyond loopback without
+//! `--api-token-env`, it warns once at start that `POST /broadcast` is open.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,15 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
-use signalhub::{Assets, Certificate, Endpoint, Error, Server, ServerHandle};
+use signalhub::{Assets, Certificate, Endpoint, Error, Protocol, Server, ServerHandle};
 
 use super::args::{ServeArgs, TimerBroadcast};
 use super::{describe, routes, Exit};
 
-/// Where Http endpoints listen when no `--http` or `--ws` flag is given (Pode's example).
-const DEFAULT_HTTP: &str = "*:8090";
-/// Where the Ws endpoint listens when no `--http` or `--ws` flag is given.
-const DEFAULT_WS: &str = "*:8091";
+/// Where the Http endpoint listens when no address flag is given (Pode's example): this
+/// machine only, so that an unguarded `POST /broadcast` is not offered to the network.
+const DEFAULT_HTTP: &str = "127.0.0.1:8090";
+/// Where the Ws endpoint listens when no address flag is given.
+const DEFAULT_WS: &str = "127.0.0.1:8091";
 
 /// The built-in views: the web-signal page.
 static VIEWS: &[(&str, &[u8])] = &[(
@@ -39,6 +43,7 @@ struct Planned {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let config = args.config()?;
+    let api_token = args.api_token()?;
     init_logging(args.log_level)?;
     let mut plan = plan(&args.http, &args.ws, !args.wss.is_empty());
     plan.extend(plan_wss(&args)?);
@@ -52,7 +57,8 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     server.public(assets("--public", args.public.as_deref(), PUBLIC)?);
     let ws_config = Arc::new(OnceLock::new());
     let has_ws = plan.iter().any(|p| p.name.starts_with("ws"));
-    routes::add(&mut server, has_ws.then(|| ws_config.clone())).map_err(start_error)?;
+    let ws_config_route = has_ws.then(|| ws_config.clone());
+    routes::add(&mut server, ws_config_route, api_token.as_ref()).map_err(start_error)?;
     add_timer_broadcasts(&mut server, &args.timer_broadcast).map_err(start_error)?;
     let (stop_sender, stop) = stop_signal()?;
     let handle = server.start().map_err(start_error)?;
@@ -62,6 +68,9 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
             .find(|p| p.name.starts_with("ws"))
             .map_or("ws-0", |p| p.name.as_str());
         let _ = ws_config.set(routes::ws_config(&handle, first));
+    }
+    if api_token.is_none() {
+        warn_if_open(&handle);
     }
     announce(&handle, &plan);
     // Only an error if the signal handler is gone, which never happens: stop either way.
@@ -152,7 +161,8 @@ fn self_signed_certificate() -> Result<Certificate, Exit> {
     ))
 }
 
-/// The Http and Ws endpoints; with no endpoint flags at all, Http on 8090 and Ws on 8091.
+/// The Http and Ws endpoints; with no endpoint flags at all, Http on 127.0.0.1:8090 and Ws
+/// on 127.0.0.1:8091.
 fn plan(http: &[String], ws: &[String], has_wss: bool) -> Vec<Planned> {
     let (http, ws) = if http.is_empty() && ws.is_empty() && !has_wss {
         (vec![DEFAULT_HTTP.to_owned()], vec![DEFAULT_WS.to_owned()])
@@ -213,15 +223,36 @@ fn assets(
     }
 }
 
-/// Prints `listening on URL` for every endpoint, in plan order, and flushes stdout.
+/// Prints `listening on SCHEME://ADDRESS` for every endpoint, in plan order, with the
+/// address really bound (`*:8091` shows as `0.0.0.0:8091`), and flushes stdout.
 fn announce(handle: &ServerHandle, plan: &[Planned]) {
     let mut stdout = std::io::stdout().lock();
     for planned in plan {
         if let Some(info) = handle.endpoints().iter().find(|e| e.name == planned.name) {
-            let _ = writeln!(stdout, "listening on {}", info.url());
+            let scheme = info.protocol.as_str();
+            let _ = writeln!(stdout, "listening on {scheme}://{}", info.address);
         }
     }
     let _ = stdout.flush();
+}
+
+/// One warning when an Http endpoint (where `POST /broadcast` is) is bound beyond loopback:
+/// without `--api-token-env`, anyone who can reach it can send to every client.
+fn warn_if_open(handle: &ServerHandle) {
+    let open: Vec<String> = handle
+        .endpoints()
+        .iter()
+        .filter(|e| e.protocol == Protocol::Http && !e.address.ip().to_canonical().is_loopback())
+        .map(|e| e.address.to_string())
+        .collect();
+    if !open.is_empty() {
+        log::warn!(
+            "POST /broadcast is open to anyone who can reach {}: give --api-token-env VAR \
+             (VAR holding a secret) to require `Authorization: Bearer <secret>`, or listen \
+             on 127.0.0.1",
+            open.join(", ")
+        );
+    }
 }
 
 /// Logs to stderr through simplelog.
@@ -268,18 +299,18 @@ mod tests {
     }
 
     #[test]
-    fn no_flags_listen_like_the_example() {
+    fn no_flags_listen_on_loopback_like_the_example() {
         let planned = plan(&[], &[], false);
         assert_eq!(
             planned,
             [
                 Planned {
                     name: "http-0".into(),
-                    endpoint: Endpoint::http("*:8090").name("http-0"),
+                    endpoint: Endpoint::http("127.0.0.1:8090").name("http-0"),
                 },
                 Planned {
                     name: "ws-0".into(),
-                    endpoint: Endpoint::ws("*:8091").name("ws-0"),
+                    endpoint: Endpoint::ws("127.0.0.1:8091").name("ws-0"),
                 },
             ]
         );

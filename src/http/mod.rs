@@ -17,6 +17,7 @@ mod cross_site;
 mod files;
 mod reply;
 mod router;
+mod token;
 mod workers;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use body::WebData;
 pub use files::Assets;
 pub(crate) use reply::{HttpRequest, Reply, ReplyBody};
 pub(crate) use router::HttpApp;
+pub use token::ApiToken;
 pub(crate) use workers::{HttpWorkers, Job, ReplyTo};
 
 /// An HTTP route's handler: gets the request, answers with a [`WebResponse`]. An `Err` is
