@@ -19,8 +19,8 @@
 //! Addresses: `--http ADDR` / `--ws ADDR`, else `SIGNALHUB_HTTP` / `SIGNALHUB_WS`, else
 //! `127.0.0.1:8090` / `127.0.0.1:8091` (`*:PORT` listens on every interface). The same
 //! address for both shares one port (port 0 included). `--tls CERT.pem KEY.pem` serves the
-//! WebSockets over TLS (Wss) on their own port; the page then connects with `wss:`. Runs
-//! until killed.
+//! page over Https and the WebSockets over TLS (Wss), on one port or two as above; the page
+//! then connects with `wss:`. Runs until killed.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -32,8 +32,8 @@ use signalhub::{Assets, Certificate, ClientId, Endpoint, SendOptions, Server, We
 const USAGE: &str = "usage: web_signal [--http ADDR] [--ws ADDR] [--tls CERT.pem KEY.pem]
   --http ADDR  the page and HTTP routes (default $SIGNALHUB_HTTP or 127.0.0.1:8090)
   --ws ADDR    WebSocket connections (default $SIGNALHUB_WS or 127.0.0.1:8091)
-  --tls CERT KEY  WebSockets over TLS with this PEM certificate chain and key
-  The same ADDR for both serves them on one port (not with --tls).";
+  --tls CERT KEY  the page (https) and WebSockets (wss) over TLS with this PEM chain and key
+  The same ADDR for both serves them on one port.";
 
 /// The WebSocket path the page connects to (where the `[date]` route is).
 const WS_PATH: &str = "/messages";
@@ -49,13 +49,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let mut server = Server::new();
-    server.endpoint(Endpoint::http(http.as_str()).name("http"))?;
-    let mut ws_endpoint = match &tls {
-        Some((cert, key)) => Endpoint::wss(ws.as_str(), Certificate::pem(cert, key)),
-        None => Endpoint::ws(ws.as_str()),
-    }
-    .name("ws");
-    if ws == http && tls.is_none() {
+    let (page_endpoint, ws_endpoint) = match &tls {
+        Some((cert, key)) => {
+            let certificate = Certificate::pem(cert, key);
+            (
+                Endpoint::https(http.as_str(), certificate.clone()),
+                Endpoint::wss(ws.as_str(), certificate),
+            )
+        }
+        None => (Endpoint::http(http.as_str()), Endpoint::ws(ws.as_str())),
+    };
+    server.endpoint(page_endpoint.name("http"))?;
+    let mut ws_endpoint = ws_endpoint.name("ws");
+    if ws == http {
         ws_endpoint = ws_endpoint.share_port_with("http");
     }
     server.endpoint(ws_endpoint)?;

@@ -987,3 +987,66 @@ fn signalhub_tunables() -> String {
     let rest = &source[start + 1..];
     rest[..rest.find('"').expect("closing quote")].to_owned()
 }
+
+/// `GET path` over TLS to `addr`, trusting the test CA; the whole response text.
+fn https_get(certs: &TestCerts, addr: SocketAddr, path: &str) -> String {
+    use rustls::pki_types::ServerName;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certs.ca.clone()).expect("ca");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").expect("name");
+    let session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("tls");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(session, tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn serve_takes_https_sharing_a_port_with_wss() {
+    let certs = TestCerts::new();
+    let (cert, key) = (certs.path("cert.pem"), certs.path("key.pem"));
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let args = [
+        "--https",
+        "127.0.0.1:0",
+        "--wss",
+        "127.0.0.1:0",
+        "--cert",
+        cert,
+        "--key",
+        key,
+    ];
+    let server = Serve::start(&args, 2);
+    let https = server.addr("https");
+    assert_eq!(https, server.addr("wss"), "one port");
+    let page = https_get(&certs, https, "/");
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    let config = https_get(&certs, https, "/ws-config");
+    assert!(
+        config.ends_with(r#"{"path":"/messages","port":null,"scheme":"wss"}"#),
+        "{config}"
+    );
+    let url = format!("wss://localhost:{}/messages", https.port());
+    let ca = certs.ca_file().display().to_string();
+    let mut cli = connect(&url, &["--ca", &ca]);
+    cli.wait_connected();
+    cli.send_line(r#"{"message":"[date]"}"#);
+    assert!(
+        cli.line().ends_with("GMT"),
+        "the page's [date] route answers"
+    );
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    assert!(server.stop().success());
+}

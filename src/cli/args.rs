@@ -52,7 +52,8 @@ pub enum Command {
     subcommand,
     name = "serve",
     note = "ADDR is host:port; `*` as the host means every interface, port 0 picks a free port.
-An --http and a --ws with the same ADDR share one port. With none of --http, --ws and --wss:
+An --http and a --ws with the same ADDR share one port, as do an --https and a --wss.
+With no address flag at all:
 --http 127.0.0.1:8090 --ws 127.0.0.1:8091 (this machine only; `*:8090` for every interface).
 Http endpoints serve the built-in web-signal page (GET /, /script.js), GET /ws-config,
 POST /broadcast ({{\"message\": ..., \"path\": ..., \"clientId\": ...}}, JSON or form) and
@@ -75,15 +76,20 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "ADDR")]
     pub wss: Vec<String>,
 
-    /// the PEM certificate chain (leaf first) for --wss endpoints
+    /// an Https endpoint (pages and routes over TLS) on ADDR, with the same certificate
+    /// flags as --wss; repeatable
+    #[argh(option, arg_name = "ADDR")]
+    pub https: Vec<String>,
+
+    /// the PEM certificate chain (leaf first) for --https and --wss endpoints
     #[argh(option, arg_name = "PEM")]
     pub cert: Option<PathBuf>,
 
-    /// the PEM private key (PKCS#8, PKCS#1 or SEC1) for --wss endpoints
+    /// the PEM private key (PKCS#8, PKCS#1 or SEC1) for --https and --wss endpoints
     #[argh(option, arg_name = "PEM")]
     pub key: Option<PathBuf>,
 
-    /// a PKCS#12 (.pfx) certificate and key for --wss endpoints (feature pkcs12)
+    /// a PKCS#12 (.pfx) certificate and key for --https and --wss endpoints (feature pkcs12)
     #[argh(option, arg_name = "FILE")]
     pub pfx: Option<PathBuf>,
 

@@ -67,7 +67,7 @@ pub fn ws_config(handle: &ServerHandle, ws_name: &str) -> Value {
         let shared = handle
             .endpoints()
             .iter()
-            .any(|e| e.protocol == Protocol::Http && e.address == ws);
+            .any(|e| matches!(e.protocol, Protocol::Http | Protocol::Https) && e.address == ws);
         (!shared).then_some(ws.port())
     });
     let scheme = handle

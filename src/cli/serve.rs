@@ -45,8 +45,7 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let config = args.config()?;
     let api_token = args.api_token()?;
     init_logging(args.log_level)?;
-    let mut plan = plan(&args.http, &args.ws, !args.wss.is_empty());
-    plan.extend(plan_wss(&args)?);
+    let plan = plan(&args)?;
     let mut server = Server::with_config(config);
     for planned in &plan {
         server
@@ -100,25 +99,71 @@ enum Stop {
     Failed,
 }
 
-/// The endpoints, named `http-N` and `ws-N` in flag order. A `--ws` with exactly the same
-/// address as an `--http` (not yet paired) shares its port, also with port 0.
-/// `--wss` endpoints, named `wss-N`, all with the one certificate the flags give.
-fn plan_wss(args: &ServeArgs) -> Result<Vec<Planned>, Exit> {
-    if args.wss.is_empty() {
-        return Ok(Vec::new());
+/// The endpoints from the address flags, named `http-N`, `ws-N`, `https-N` and `wss-N` in
+/// flag order; with none of them, Http on 127.0.0.1:8090 and Ws on 127.0.0.1:8091. The TLS
+/// ones all use the one certificate the flags give.
+fn plan(args: &ServeArgs) -> Result<Vec<Planned>, Exit> {
+    let no_address = [&args.http, &args.ws, &args.https, &args.wss]
+        .iter()
+        .all(|flags| flags.is_empty());
+    let (http, ws) = if no_address {
+        (vec![DEFAULT_HTTP.to_owned()], vec![DEFAULT_WS.to_owned()])
+    } else {
+        (args.http.clone(), args.ws.clone())
+    };
+    let mut planned = pair(
+        ("http", &http, &|address| Endpoint::http(address)),
+        ("ws", &ws, &|address| Endpoint::ws(address)),
+    );
+    if !args.https.is_empty() || !args.wss.is_empty() {
+        let certificate = certificate(args)?;
+        let https = |address: &str| Endpoint::https(address, certificate.clone());
+        let wss = |address: &str| Endpoint::wss(address, certificate.clone());
+        planned.extend(pair(
+            ("https", &args.https, &https),
+            ("wss", &args.wss, &wss),
+        ));
     }
-    let certificate = certificate(args)?;
-    let planned = args.wss.iter().enumerate().map(|(n, address)| {
-        let name = format!("wss-{n}");
-        let endpoint = Endpoint::wss(address.as_str(), certificate.clone()).name(name.as_str());
-        Planned { name, endpoint }
-    });
-    Ok(planned.collect())
+    Ok(planned)
 }
 
-/// The certificate for `--wss`: `--cert` + `--key`, `--pfx`, or `--self-signed`, exactly one.
+/// Page and WebSocket endpoints of one kind (plain or TLS), named `KIND-N` in flag order. A
+/// WebSocket endpoint with exactly the same address as a page endpoint not yet paired shares
+/// its port, also with port 0.
+fn pair(
+    (page_kind, pages, page): (&str, &[String], &dyn Fn(&str) -> Endpoint),
+    (socket_kind, sockets, socket): (&str, &[String], &dyn Fn(&str) -> Endpoint),
+) -> Vec<Planned> {
+    let mut planned: Vec<Planned> = (pages.iter().enumerate())
+        .map(|(n, address)| {
+            let name = format!("{page_kind}-{n}");
+            let endpoint = page(address).name(name.as_str());
+            Planned { name, endpoint }
+        })
+        .collect();
+    let mut paired = vec![false; pages.len()];
+    for (n, address) in sockets.iter().enumerate() {
+        let name = format!("{socket_kind}-{n}");
+        let mut endpoint = socket(address).name(name.as_str());
+        let partner = (0..pages.len()).find(|&i| !paired[i] && pages[i] == *address);
+        if let Some(i) = partner {
+            paired[i] = true;
+            endpoint = endpoint.share_port_with(format!("{page_kind}-{i}"));
+        }
+        planned.push(Planned { name, endpoint });
+    }
+    planned
+}
+
+/// The certificate for `--https` and `--wss`: `--cert` + `--key`, `--pfx`, or
+/// `--self-signed`, exactly one.
 fn certificate(args: &ServeArgs) -> Result<Certificate, Exit> {
-    let usage = |message: &str| Exit::usage(format!("--wss: {message}"));
+    let flag = if args.wss.is_empty() {
+        "--https"
+    } else {
+        "--wss"
+    };
+    let usage = |message: &str| Exit::usage(format!("{flag}: {message}"));
     match (&args.cert, &args.key, &args.pfx, args.self_signed) {
         (Some(cert), Some(key), None, false) => Ok(Certificate::pem(cert, key)),
         (None, None, Some(pfx), false) => pfx_certificate(pfx, args.pfx_password_env.as_deref()),
@@ -159,36 +204,6 @@ fn self_signed_certificate() -> Result<Certificate, Exit> {
     Err(Exit::usage(
         "--self-signed: this signalhub was built without the self-signed feature",
     ))
-}
-
-/// The Http and Ws endpoints; with no endpoint flags at all, Http on 127.0.0.1:8090 and Ws
-/// on 127.0.0.1:8091.
-fn plan(http: &[String], ws: &[String], has_wss: bool) -> Vec<Planned> {
-    let (http, ws) = if http.is_empty() && ws.is_empty() && !has_wss {
-        (vec![DEFAULT_HTTP.to_owned()], vec![DEFAULT_WS.to_owned()])
-    } else {
-        (http.to_vec(), ws.to_vec())
-    };
-    let mut planned: Vec<Planned> = http
-        .iter()
-        .enumerate()
-        .map(|(n, address)| Planned {
-            name: format!("http-{n}"),
-            endpoint: Endpoint::http(address.as_str()).name(format!("http-{n}")),
-        })
-        .collect();
-    let mut paired = vec![false; http.len()];
-    for (n, address) in ws.iter().enumerate() {
-        let name = format!("ws-{n}");
-        let mut endpoint = Endpoint::ws(address.as_str()).name(name.as_str());
-        let partner = (0..http.len()).find(|&i| !paired[i] && http[i] == *address);
-        if let Some(i) = partner {
-            paired[i] = true;
-            endpoint = endpoint.share_port_with(format!("http-{i}"));
-        }
-        planned.push(Planned { name, endpoint });
-    }
-    planned
 }
 
 /// `--timer-broadcast`: timers `timer-broadcast-N` sending their message to every client.
@@ -242,7 +257,8 @@ fn warn_if_open(handle: &ServerHandle) {
     let open: Vec<String> = handle
         .endpoints()
         .iter()
-        .filter(|e| e.protocol == Protocol::Http && !e.address.ip().to_canonical().is_loopback())
+        .filter(|e| matches!(e.protocol, Protocol::Http | Protocol::Https))
+        .filter(|e| !e.address.ip().to_canonical().is_loopback())
         .map(|e| e.address.to_string())
         .collect();
     if !open.is_empty() {
@@ -298,9 +314,25 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
+    fn args(flags: &[&str]) -> ServeArgs {
+        let mut all = vec!["serve".to_owned()];
+        all.extend(flags.iter().map(|f| f.to_string()));
+        match super::super::args::parse(&all) {
+            Ok(super::super::args::Command::Serve(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn plain(http: &[&str], ws: &[&str]) -> Vec<Planned> {
+        pair(
+            ("http", &strings(http), &|address| Endpoint::http(address)),
+            ("ws", &strings(ws), &|address| Endpoint::ws(address)),
+        )
+    }
+
     #[test]
     fn no_flags_listen_on_loopback_like_the_example() {
-        let planned = plan(&[], &[], false);
+        let planned = plan(&args(&[])).unwrap();
         assert_eq!(
             planned,
             [
@@ -318,10 +350,9 @@ mod tests {
 
     #[test]
     fn the_same_address_string_shares_a_port_once() {
-        let planned = plan(
-            &strings(&["127.0.0.1:0", "127.0.0.1:0"]),
-            &strings(&["127.0.0.1:0", "127.0.0.1:5", "127.0.0.1:0", "127.0.0.1:0"]),
-            false,
+        let planned = plain(
+            &["127.0.0.1:0", "127.0.0.1:0"],
+            &["127.0.0.1:0", "127.0.0.1:5", "127.0.0.1:0", "127.0.0.1:0"],
         );
         let ws: Vec<&Endpoint> = planned[2..].iter().map(|p| &p.endpoint).collect();
         assert_eq!(
@@ -341,8 +372,44 @@ mod tests {
 
     #[test]
     fn ws_only_has_no_http_endpoint() {
-        let planned = plan(&[], &strings(&["127.0.0.1:0"]), false);
+        let planned = plain(&[], &["127.0.0.1:0"]);
         assert_eq!(planned.len(), 1);
         assert_eq!(planned[0].name, "ws-0");
+    }
+
+    #[test]
+    fn https_and_wss_on_one_address_share_it_with_one_certificate() {
+        let planned = plan(&args(&[
+            "--https",
+            "127.0.0.1:0",
+            "--wss",
+            "127.0.0.1:0",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+        ]))
+        .unwrap();
+        let certificate = Certificate::pem("c.pem", "k.pem");
+        assert_eq!(
+            planned,
+            [
+                Planned {
+                    name: "https-0".into(),
+                    endpoint: Endpoint::https("127.0.0.1:0", certificate.clone()).name("https-0"),
+                },
+                Planned {
+                    name: "wss-0".into(),
+                    endpoint: Endpoint::wss("127.0.0.1:0", certificate)
+                        .name("wss-0")
+                        .share_port_with("https-0"),
+                },
+            ]
+        );
+        let missing = plan(&args(&["--https", "127.0.0.1:0"])).unwrap_err();
+        assert!(
+            format!("{missing:?}").contains("--https: needs --cert"),
+            "{missing:?}"
+        );
     }
 }

@@ -127,7 +127,11 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         return Err(e);
     }
     for endpoint in &handle.endpoints {
-        log::info!("listening on {}", endpoint.url());
+        log::info!(
+            "listening on {}://{}",
+            endpoint.protocol.as_str(),
+            endpoint.address
+        );
     }
     Ok(handle)
 }
