@@ -1,5 +1,6 @@
 //! `loadgen`: load generator for signalhub, or any server speaking its WebSocket "signals"
-//! protocol (text frames `{"message": ..., "direct": true}`; no target = send to everyone).
+//! protocol (text frames `{"message": ..., "direct": true}`; no target = send to everyone),
+//! and for its HTTP side (`http`).
 //!
 //! ```text
 //! cargo build --release --example loadgen
@@ -8,6 +9,7 @@
 //! $L direct --url ws://127.0.0.1:PORT/ --clients 100 --messages 1000 --pid PID
 //! $L idle   --url ws://127.0.0.1:PORT/ --clients 10000 --hold 5 --pid PID
 //! $L soak   --url ws://127.0.0.1:PORT/ --steady 500 --churn 2000 --duration 600 --rate 50 --pid PID
+//! $L http   --url http://127.0.0.1:PORT/ --connections 50 --requests 40000 --stalled 50 --pid PID
 //! $L make-cert DIR   # DIR/ca.pem, DIR/cert.pem, DIR/key.pem for a Wss server
 //! $L fanout --url wss://127.0.0.1:PORT/ --ca DIR/ca.pem --clients 1000 --messages 200
 //! ```
@@ -30,8 +32,26 @@
 //!   within 10 %) the server's RSS, threads and open files (/proc/PID/fd) are compared with
 //!   those taken once the steady clients were connected; a line per minute goes to stderr.
 //!   ok: nothing lost, sender and steady clients alive to the end, each end/start <= 1.10.
+//! - `http`: `--connections` (50) HTTP/1.1 keep-alive connections, a thread each, send
+//!   `--requests` (20000, in total over all connections) one at a time per connection, and
+//!   read each whole response (Content-Length, chunked, or up to the close). `--mix
+//!   alternate` (the default) sends `GET /` and `POST /broadcast` (`{"message":"bench"}`,
+//!   JSON) in turn, `get` or `post` only one of them; `--header 'Name: value'` (repeatable)
+//!   goes on every request, e.g. `Authorization`. Before the load, `--stalled` (0) more
+//!   connections each send a `POST /broadcast` head promising `Content-Length: 100000` and one
+//!   byte of body, then nothing; they are not read until the load is over (but watched:
+//!   `stalled_first_event_secs` is when the server first answered or closed one, seconds
+//!   into the load), then counted as `stalled_answered` / `stalled_closed`. Reports
+//!   requests/s (2xx answers over the time from the first connection open to the end of the
+//!   load: every request done, or the deadline), latency percentiles in ms (from the first attempt to the end of the body),
+//!   errors by kind (non-2xx `status`, `timeout` after `--stall`, `reset`, `connect`,
+//!   `protocol`), and `reconnects`: connections opened after a connection's first, because
+//!   a response said `Connection: close`, a request failed, or the server closed a kept-alive
+//!   connection without saying so (`unannounced_closes`: the request then goes once more on
+//!   a new connection, as HTTP clients do, and is no error). ok: no errors, none left unsent.
 //!
-//! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too.
+//! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too (for
+//! `http`, once the load is over).
 //! `wss://` URLs need `--ca FILE`, the PEM CA that signed the server's certificate (`make-cert`
 //! writes one): each client is then a rustls session (ring, TLS 1.3) over its nonblocking
 //! socket, checked against the URL's host (`localhost` or `127.0.0.1`).
@@ -84,6 +104,8 @@ const USAGE: &str = "usage: loadgen fanout|direct|idle|soak --url ws[s]://127.0.
   [--label TEXT]
        soak: [--steady N] [--churn N] [--churn-threads T] [--duration SECS] [--rate MSG/S] \
   [--settle SECS] --pid PID (--timeout defaults to --duration + 120)
+       http: --url http://127.0.0.1:PORT/ [--connections N] [--requests TOTAL] [--stalled N] \
+  [--mix alternate|get|post] [--header 'Name: value']... [--pid PID] [--stall SECS] [--timeout SECS]
        loadgen make-cert DIR";
 
 // ------------------------------------------------------------------------------- options
@@ -109,6 +131,7 @@ struct Opts {
     /// fanout: once every client is connected, try one more and report its HTTP status.
     one_more: bool,
     soak: SoakOpts,
+    http: HttpOpts,
 }
 
 /// `soak`'s own flags.
@@ -150,10 +173,10 @@ impl Flags {
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
     let (scenario, rest) = args.split_first().ok_or("missing scenario")?;
-    if !["fanout", "direct", "idle", "soak"].contains(&scenario.as_str()) {
+    if !["fanout", "direct", "idle", "soak", "http"].contains(&scenario.as_str()) {
         return Err(format!("unknown scenario {scenario:?}"));
     }
-    let mut f = Flags(HashMap::new());
+    let (mut f, mut headers) = (Flags(HashMap::new()), Vec::new());
     for pair in rest.chunks(2) {
         let [flag, value] = pair else {
             return Err(format!("{} needs a value", pair[0]));
@@ -161,10 +184,20 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         let key = flag
             .strip_prefix("--")
             .ok_or(format!("expected a --flag, got {flag:?}"))?;
-        f.0.insert(key.to_string(), value.clone());
+        match key {
+            "header" => headers.push(value.clone()), // repeatable
+            _ => drop(f.0.insert(key.to_string(), value.clone())),
+        }
     }
     let url: String = f.opt("url")?.ok_or("--url is required")?;
-    let (addr, host, secure) = parse_url(&url)?;
+    let (addr, host, scheme) = parse_url(&url)?;
+    match (scenario.as_str(), scheme) {
+        ("http", "http") => {}
+        ("http", _) => return Err("http needs an http:// --url".into()),
+        (_, "http") => return Err(format!("{scenario} needs a ws:// or wss:// --url")),
+        _ => {}
+    }
+    let secure = scheme == "wss";
     let tls = match (secure, f.opt::<String>("ca")?) {
         (true, Some(ca)) => Some(tls_client(&ca, &host)?),
         (true, None) => {
@@ -176,9 +209,23 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     let url2 = match f.opt::<String>("url2")? {
         None => None,
         Some(url) => match parse_url(&url)? {
-            (addr, _, false) => Some((url, addr)),
-            (_, _, true) => return Err("--url2 takes a ws:// URL".into()),
+            (addr, _, "ws") => Some((url, addr)),
+            _ => return Err("--url2 takes a ws:// URL".into()),
         },
+    };
+    if let Some(bad) = headers.iter().find(|h| !valid_header(h)) {
+        return Err(format!("bad --header {bad:?}: want 'Name: value'"));
+    }
+    if !headers.is_empty() && scenario != "http" {
+        return Err("--header is for http".into());
+    }
+    let http = HttpOpts {
+        connections: f.get("connections", 50)?,
+        requests: f.get("requests", 20_000)?,
+        stalled: f.get("stalled", 0)?,
+        mix: f.get("mix", Mix::Alternate)?,
+        host: format!("{host}:{}", addr.port()),
+        headers,
     };
     let soak = SoakOpts {
         steady: f.get("steady", 500)?,
@@ -211,6 +258,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         url2,
         one_more: f.get("one-more", false)?,
         soak,
+        http,
     };
     if let Some(k) = f.0.keys().next() {
         return Err(format!("unknown flag --{k}"));
@@ -221,6 +269,9 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     if (o.scenario == "idle" || o.scenario == "soak") && o.pid.is_none() {
         return Err(format!("{} needs --pid", o.scenario));
     }
+    if o.http.connections == 0 || o.http.requests == 0 {
+        return Err("--connections, --requests must be > 0".into());
+    }
     let s = &o.soak;
     if [s.steady, s.churn_threads].contains(&0) || !(s.rate > 0.0 && s.rate <= 1e5) {
         return Err("--steady, --churn-threads must be > 0, --rate in (0, 100000]".into());
@@ -228,14 +279,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// The address and host of a `ws[s]://127.0.0.1:PORT/...` or `ws[s]://localhost:PORT/...`
-/// URL, and whether it is `wss://`.
-fn parse_url(url: &str) -> Result<(SocketAddr, String, bool), String> {
-    let (rest, secure) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
-        (Some(rest), _) => (rest, false),
-        (_, Some(rest)) => (rest, true),
-        _ => return Err("--url must start with ws:// or wss://".into()),
-    };
+/// The address and host of a `SCHEME://127.0.0.1:PORT/...` or `SCHEME://localhost:PORT/...`
+/// URL, and its scheme: `ws`, `wss` or `http`.
+fn parse_url(url: &str) -> Result<(SocketAddr, String, &'static str), String> {
+    let (scheme, rest) = ["ws", "wss", "http"]
+        .into_iter()
+        .find_map(|s| Some((s, url.strip_prefix(s)?.strip_prefix("://")?)))
+        .ok_or("--url must start with ws://, wss:// or http://")?;
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let (host, port) = authority.rsplit_once(':').ok_or("--url needs a port")?;
     if host != "127.0.0.1" && host != "localhost" {
@@ -247,8 +297,17 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String, bool), String> {
     Ok((
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         host.to_owned(),
-        secure,
+        scheme,
     ))
+}
+
+/// `--header` values: `Name: value`, a token for the name and no line breaks.
+fn valid_header(h: &str) -> bool {
+    let Some((name, _)) = h.split_once(':') else {
+        return false;
+    };
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    !name.is_empty() && name.chars().all(token) && !h.contains(['\r', '\n'])
 }
 
 /// A client config trusting the CA certificates of the PEM file `ca` (ring, explicitly), and
@@ -1865,6 +1924,549 @@ fn soak_report(
     })
 }
 
+// ------------------------------------------------------------------------------------ http
+
+/// The body of every measured `POST /broadcast`.
+const BROADCAST_BODY: &str = r#"{"message":"bench"}"#;
+/// The `Content-Length` a stalled request promises; it sends one byte of it.
+const STALLED_LENGTH: usize = 100_000;
+/// The longest response head (or chunk-size line) accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// The measured routes, indexed by [`Mix::route`].
+const ROUTES: [&str; 2] = ["GET /", "POST /broadcast"];
+/// What can go wrong with one request, as counted in `error_kinds`.
+const KINDS: [&str; 5] = ["status", "timeout", "reset", "connect", "protocol"];
+
+/// `http`'s own flags.
+struct HttpOpts {
+    connections: usize,
+    requests: usize, // in total, over all connections
+    stalled: usize,
+    mix: Mix,
+    host: String, // the Host header: HOST:PORT of --url
+    headers: Vec<String>,
+}
+
+/// Which routes the measured requests go to.
+#[derive(Clone, Copy)]
+enum Mix {
+    /// `GET /`, `POST /broadcast`, `GET /`, … by request number, over all connections.
+    Alternate,
+    Get,
+    Post,
+}
+
+impl FromStr for Mix {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Mix, ()> {
+        match s {
+            "alternate" => Ok(Mix::Alternate),
+            "get" => Ok(Mix::Get),
+            "post" => Ok(Mix::Post),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Mix {
+    /// The index in [`ROUTES`] of request number `i`.
+    fn route(self, i: usize) -> usize {
+        match self {
+            Mix::Alternate => i % 2,
+            Mix::Get => 0,
+            Mix::Post => 1,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Alternate => "alternate",
+            Mix::Get => "get",
+            Mix::Post => "post",
+        }
+    }
+}
+
+/// The measured requests, byte for byte, indexed like [`ROUTES`].
+fn http_requests(h: &HttpOpts) -> [Vec<u8>; 2] {
+    let (host, extra) = (&h.host, http_extra_headers(h));
+    let len = BROADCAST_BODY.len();
+    [
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n"),
+        format!(
+            "POST /broadcast HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {len}\r\n{extra}\r\n{BROADCAST_BODY}"
+        ),
+    ]
+    .map(String::into_bytes)
+}
+
+fn http_extra_headers(h: &HttpOpts) -> String {
+    h.headers.iter().map(|l| format!("{l}\r\n")).collect()
+}
+
+/// Why a request failed: its kind (an index in [`KINDS`]) and a sample message.
+struct Fail(usize, String);
+
+impl Fail {
+    fn io(what: &str, e: io::Error) -> Fail {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Fail::timeout(),
+            _ => Fail(2, format!("{what}: {e}")),
+        }
+    }
+    fn timeout() -> Fail {
+        Fail(1, "timeout".into())
+    }
+    fn eof() -> Fail {
+        Fail(2, "closed by server before the response ended".into())
+    }
+    fn protocol(why: impl std::fmt::Display) -> Fail {
+        Fail(4, format!("protocol: {why}"))
+    }
+}
+
+/// How a response's body ends.
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// One keep-alive connection: blocking, every read bounded by the request's limit.
+struct HttpConn {
+    sock: TcpStream,
+    buf: Vec<u8>, // read, not yet consumed
+    served: u64,  // whole responses read on it
+    got: bool,    // some of the current response arrived
+}
+
+impl HttpConn {
+    fn connect(addr: SocketAddr, deadline: Instant) -> Result<HttpConn, Fail> {
+        let limit = CONNECT_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        if limit.is_zero() {
+            return Err(Fail(3, "connect: deadline".into()));
+        }
+        let sock = TcpStream::connect_timeout(&addr, limit);
+        let sock = sock.map_err(|e| Fail(3, format!("connect: {e}")))?;
+        let _ = sock.set_nodelay(true);
+        sock.set_write_timeout(Some(limit))
+            .map_err(|e| Fail(3, format!("connect: {e}")))?;
+        Ok(HttpConn {
+            sock,
+            buf: Vec::with_capacity(8192),
+            served: 0,
+            got: false,
+        })
+    }
+
+    /// Read once more into `buf`; an end of stream is `Ok(false)`.
+    fn fill(&mut self, until: Instant) -> Result<bool, Fail> {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Fail::timeout());
+        }
+        (self.sock.set_read_timeout(Some(left))).map_err(|e| Fail::io("read", e))?;
+        let len = self.buf.len();
+        self.buf.resize(len + 16 * 1024, 0);
+        let r = loop {
+            match self.sock.read(&mut self.buf[len..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        self.got |= matches!(r, Ok(n) if n > 0);
+        r.map(|n| n > 0).map_err(|e| Fail::io("read", e))
+    }
+
+    /// Read until `buf` holds `n` bytes; the end of the stream first is an error.
+    fn need(&mut self, n: usize, until: Instant) -> Result<(), Fail> {
+        while self.buf.len() < n {
+            if !self.fill(until)? {
+                return Err(Fail::eof());
+            }
+        }
+        Ok(())
+    }
+
+    /// Read until `buf` holds a whole line; returns its length without the CRLF.
+    fn line(&mut self, until: Instant) -> Result<usize, Fail> {
+        loop {
+            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                return Ok(at);
+            }
+            if self.buf.len() > MAX_RESPONSE_HEAD {
+                return Err(Fail::protocol("line too long"));
+            }
+            if !self.fill(until)? {
+                return Err(Fail::eof());
+            }
+        }
+    }
+
+    /// Send one request and read its whole response by `until`: the status, and whether
+    /// the server ends the connection after it.
+    fn exchange(&mut self, request: &[u8], until: Instant) -> Result<(u16, bool), Fail> {
+        self.got = !self.buf.is_empty();
+        self.sock
+            .write_all(request)
+            .map_err(|e| Fail::io("write", e))?;
+        let (status, framing, mut close, head_len) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let (status, framing, close) = response_framing(&response);
+                    break (status, framing, close, n);
+                }
+                Ok(httparse::Status::Partial) if self.buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(Fail::protocol("response head too long"))
+                }
+                Ok(httparse::Status::Partial) => {
+                    if !self.fill(until)? {
+                        return Err(Fail::eof());
+                    }
+                }
+                Err(e) => return Err(Fail::protocol(e)),
+            }
+        };
+        self.buf.drain(..head_len);
+        match framing {
+            Framing::Length(n) => {
+                self.need(n, until)?;
+                self.buf.drain(..n);
+            }
+            Framing::Chunked => self.chunked_body(until)?,
+            Framing::UntilClose => {
+                while self.fill(until)? {}
+                (self.buf.clear(), close = true).1
+            }
+        }
+        self.served += 1;
+        Ok((status, close))
+    }
+
+    /// After a failed exchange: the server had closed this kept-alive connection without
+    /// saying so (no `Connection: close`) and sent nothing of the response, so the request
+    /// may go again on a new connection, as HTTP clients do.
+    fn closed_unannounced(&self, fail: &Fail) -> bool {
+        fail.0 == 2 && self.served > 0 && !self.got
+    }
+
+    /// Consume a chunked body and its trailers.
+    fn chunked_body(&mut self, until: Instant) -> Result<(), Fail> {
+        loop {
+            let end = self.line(until)?;
+            let size = String::from_utf8_lossy(&self.buf[..end]);
+            let size = size.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size, 16).map_err(Fail::protocol)?;
+            self.buf.drain(..end + 2);
+            if size == 0 {
+                break;
+            }
+            self.need(size + 2, until)?;
+            self.buf.drain(..size + 2);
+        }
+        loop {
+            let end = self.line(until)?; // trailers, up to an empty line
+            self.buf.drain(..end + 2);
+            if end == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A parsed response head's status, how its body ends, and whether the connection ends
+/// after it (`Connection: close`, or HTTP/1.0 without `Connection: keep-alive`).
+fn response_framing(r: &httparse::Response) -> (u16, Framing, bool) {
+    let status = r.code.unwrap_or(0);
+    let header = |name: &'static str| {
+        r.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+    };
+    let has_token = |name, token| header(name).any(|v| v.split(',').any(|t| t.trim() == token));
+    let close = has_token("connection", "close")
+        || (r.version == Some(0) && !has_token("connection", "keep-alive"));
+    let length = header("content-length")
+        .next()
+        .and_then(|v| v.trim().parse().ok());
+    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::Length(0)
+    } else if has_token("transfer-encoding", "chunked") {
+        Framing::Chunked
+    } else {
+        length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    (status, framing, close)
+}
+
+struct HttpShared {
+    requests: [Vec<u8>; 2],
+    next: AtomicUsize,     // the number of the next request to send
+    finished: AtomicUsize, // workers done
+    wake: Wake,            // a worker finished
+}
+
+/// Counts a worker as finished when dropped, even by a panic.
+struct Finished<'a>(&'a HttpShared);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Relaxed);
+        self.0.wake.wake();
+    }
+}
+
+/// What one connection saw.
+#[derive(Default)]
+struct HttpTally {
+    latencies: [Vec<u64>; 2], // ns, of 2xx answers, by route
+    start_ns: Option<u64>,    // once its first connection was open
+    end_ns: u64,              // once it stopped: no requests left, or the deadline
+    reconnects: u64,
+    unannounced: u64, // kept-alive connections the server closed without a word
+    kinds: [u64; KINDS.len()],
+    errs: Errors,
+}
+
+impl HttpTally {
+    fn fail(&mut self, Fail(kind, why): Fail) {
+        self.kinds[kind] += 1;
+        self.errs.add(why);
+    }
+}
+
+/// One measured connection: take request numbers until they run out or `deadline`, one
+/// request at a time, each bounded by `--stall` (latency counts from its first attempt). A
+/// failed request or a response that ends the connection means a new connection for the
+/// next request; a kept-alive connection the server closed unannounced, a second attempt.
+fn http_worker(o: &Opts, sh: &HttpShared, deadline: Instant) -> HttpTally {
+    let _finished = Finished(sh);
+    let mut t = HttpTally::default();
+    let mut conn = HttpConn::connect(o.addr, deadline)
+        .map_err(|e| t.fail(e))
+        .ok();
+    let mut opened = conn.is_some(); // a connection since: the next one is a reconnect
+    t.start_ns = Some(now_ns());
+    'requests: while Instant::now() < deadline {
+        let i = sh.next.fetch_add(1, Relaxed);
+        if i >= o.http.requests {
+            break;
+        }
+        let route = o.http.mix.route(i);
+        let sent = now_ns();
+        let until = (Instant::now() + o.stall).min(deadline);
+        let (c, result) = loop {
+            let mut c = match conn.take() {
+                Some(c) => c,
+                None => match HttpConn::connect(o.addr, until) {
+                    Ok(c) => {
+                        t.reconnects += u64::from(opened);
+                        opened = true;
+                        c
+                    }
+                    Err(e) => {
+                        t.fail(e);
+                        continue 'requests;
+                    }
+                },
+            };
+            let r = c.exchange(&sh.requests[route], until);
+            match r {
+                Err(e) if c.closed_unannounced(&e) && Instant::now() < until => t.unannounced += 1,
+                r => break (c, r),
+            }
+        };
+        match result {
+            Ok((status, close)) => {
+                if (200..300).contains(&status) {
+                    t.latencies[route].push(now_ns() - sent);
+                } else {
+                    t.fail(Fail(0, format!("{}: HTTP {status}", ROUTES[route])));
+                }
+                conn = (!close).then_some(c);
+            }
+            Err(e) => t.fail(e),
+        }
+    }
+    t.end_ns = now_ns();
+    t
+}
+
+/// Open `--stalled` connections, each sending a `POST /broadcast` head that promises
+/// `STALLED_LENGTH` bytes of body, and one byte of it. Failures go to `errs`.
+fn open_stalled(o: &Opts, deadline: Instant, errs: &mut Errors) -> Vec<TcpStream> {
+    let h = &o.http;
+    let (host, extra) = (&h.host, http_extra_headers(h));
+    let head = format!(
+        "POST /broadcast HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {STALLED_LENGTH}\r\n{extra}\r\n{{"
+    );
+    let open = || -> Result<TcpStream, Fail> {
+        let mut c = HttpConn::connect(o.addr, deadline)?;
+        (c.sock.write_all(head.as_bytes())).map_err(|e| Fail::io("stalled: write", e))?;
+        Ok(c.sock)
+    };
+    let mut all = Vec::with_capacity(h.stalled);
+    for _ in 0..h.stalled {
+        match open() {
+            Ok(sock) => all.push(sock),
+            Err(Fail(_, why)) => errs.add(format!("stalled: {why}")),
+        }
+    }
+    all
+}
+
+/// Until every worker finished (or `deadline`): note, in seconds since `t0`, when each
+/// stalled socket first turns readable (the server answered or closed it). Nothing is read.
+fn watch_stalled(
+    stalled: &[TcpStream],
+    sh: &HttpShared,
+    workers: usize,
+    t0: Instant,
+    deadline: Instant,
+) -> Vec<Option<f64>> {
+    let mut seen = vec![None; stalled.len()];
+    while sh.finished.load(Relaxed) < workers && Instant::now() < deadline {
+        let quiet: Vec<usize> = (0..stalled.len()).filter(|&i| seen[i].is_none()).collect();
+        let mut fds = vec![PollFd::new(&sh.wake.rd, PollFlags::IN)];
+        fds.extend(
+            quiet
+                .iter()
+                .map(|&i| PollFd::new(&stalled[i], PollFlags::IN)),
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = poll(&mut fds, Some(&timespec(left.min(Duration::from_secs(1)))));
+        for (fd, &i) in fds[1..].iter().zip(&quiet) {
+            if !fd.revents().is_empty() {
+                seen[i] = Some(round3(t0.elapsed().as_secs_f64()));
+            }
+        }
+        drop(fds);
+        sh.wake.drain();
+    }
+    seen
+}
+
+/// What became of a stalled request, read now that the measurement is over: (answered,
+/// closed), and the answer's first line.
+fn stalled_outcome(sock: &mut TcpStream) -> (bool, bool, Option<String>) {
+    let mut got = Vec::new();
+    let closed = sock.set_nonblocking(true).is_err()
+        || loop {
+            let mut chunk = [0u8; 4096];
+            match sock.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) if got.len() < 4096 => got.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+            }
+        };
+    let text = String::from_utf8_lossy(&got);
+    let first = (!got.is_empty()).then(|| text.lines().next().unwrap_or_default().to_owned());
+    (!got.is_empty(), closed, first)
+}
+
+/// p50/p90/p95/p99/max in milliseconds (three decimals) of nanosecond samples.
+fn percentiles_ms(mut v: Vec<u64>) -> Value {
+    v.sort_unstable();
+    let at = |q: f64| match v.len() {
+        0 => Value::Null,
+        n => json!((v[((q * n as f64).ceil() as usize).clamp(1, n) - 1] / 1000) as f64 / 1000.0),
+    };
+    json!({"p50": at(0.5), "p90": at(0.9), "p95": at(0.95), "p99": at(0.99), "max": at(1.0)})
+}
+
+fn run_http(o: &Opts, deadline: Instant) -> Value {
+    let (h, mut errs) = (&o.http, Errors::default());
+    let mut stalled = open_stalled(o, deadline, &mut errs);
+    let stalled_open = stalled.len();
+    info!("{stalled_open} of {} stalled requests open", h.stalled);
+    let Ok(wake) = Wake::new() else {
+        return failure(o, "cannot create a pipe".into());
+    };
+    let sh = HttpShared {
+        requests: http_requests(h),
+        next: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
+        wake,
+    };
+    let (cpu0, t0) = (cpu_now(o.pid), Instant::now());
+    let (tallies, seen, cpu) = thread::scope(|s| {
+        let mut workers = Vec::with_capacity(h.connections);
+        for i in 0..h.connections {
+            let sh = &sh;
+            let spawned = thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn_scoped(s, move || http_worker(o, sh, deadline));
+            match spawned {
+                Ok(w) => workers.push(w),
+                Err(e) => errs.add(format!("spawn: {e}")),
+            }
+        }
+        let seen = watch_stalled(&stalled, &sh, workers.len(), t0, deadline);
+        let cpu = cpu_since(o.pid, cpu0);
+        let mut tallies = Vec::with_capacity(workers.len());
+        for w in workers {
+            match w.join() {
+                Ok(t) => tallies.push(t),
+                Err(_) => errs.add("worker thread panicked"),
+            }
+        }
+        (tallies, seen, cpu)
+    });
+    let outcomes: Vec<_> = stalled.iter_mut().map(stalled_outcome).collect();
+    let stalled_answered = outcomes.iter().filter(|o| o.0).count();
+    let stalled_closed = outcomes.iter().filter(|o| o.1).count();
+    let stalled_answer = outcomes.iter().find_map(|o| o.2.clone());
+    let stalled_first_event = seen.iter().flatten().copied().reduce(f64::min);
+    let start_ns = tallies.iter().filter_map(|t| t.start_ns).min().unwrap_or(0);
+    let end_ns = tallies.iter().map(|t| t.end_ns).max().unwrap_or(0);
+    let (mut kinds, mut reconnects, mut unannounced) = ([0u64; KINDS.len()], 0, 0);
+    let mut by_route: [Vec<u64>; 2] = Default::default();
+    for t in tallies {
+        for (all, k) in kinds.iter_mut().zip(t.kinds) {
+            *all += k;
+        }
+        reconnects += t.reconnects;
+        unannounced += t.unannounced;
+        for (all, l) in by_route.iter_mut().zip(t.latencies) {
+            all.extend(l);
+        }
+        errs.merge(t.errs);
+    }
+    let counts = by_route.each_ref().map(|l| l.len() as u64);
+    let answered = counts[0] + counts[1];
+    let attempted = sh.next.load(Relaxed).min(h.requests);
+    let not_sent = h.requests - attempted;
+    let secs = end_ns.saturating_sub(start_ns) as f64 / 1e9;
+    let all: Vec<u64> = by_route.iter().flatten().copied().collect();
+    let [get, post] =
+        by_route.map(|l| json!({"requests": l.len(), "latency_ms": percentiles_ms(l)}));
+    let error_kinds: serde_json::Map<_, _> = (KINDS.iter())
+        .zip(kinds)
+        .map(|(k, n)| (k.to_string(), json!(n)))
+        .collect();
+    let report = json!({
+        "scenario": "http", "ok": errs.count == 0 && not_sent == 0,
+        "connections": h.connections, "requests_planned": h.requests, "requests": answered,
+        "not_sent": not_sent, "mix": h.mix.name(), "duration_secs": round3(secs),
+        "requests_per_s": (answered as f64 / secs.max(1e-9)).round(),
+        "latency_ms": percentiles_ms(all), "by_route": {ROUTES[0]: get, ROUTES[1]: post},
+        "reconnects": reconnects, "unannounced_closes": unannounced,
+        "stalled": h.stalled, "stalled_open": stalled_open,
+        "stalled_answered": stalled_answered, "stalled_closed": stalled_closed,
+        "stalled_answer": stalled_answer, "stalled_first_event_secs": stalled_first_event,
+        "errors": errs.count, "error_kinds": error_kinds,
+        "error_samples": errs.samples,
+    });
+    merge(report, cpu_report(o.pid, cpu, answered, "request"))
+}
+
 // ------------------------------------------------------------------------------------ main
 
 /// Raise the soft open-file limit to the hard limit; returns the soft limit now in force.
@@ -1910,6 +2512,7 @@ fn main() {
     let nofile = raise_nofile();
     let clients = match o.scenario.as_str() {
         "soak" => o.soak.steady + o.soak.churn + 1,
+        "http" => o.http.connections + o.http.stalled,
         _ => o.clients,
     };
     if nofile.is_some_and(|limit| clients as u64 + 64 > limit) {
@@ -1921,6 +2524,7 @@ fn main() {
         ("fanout", _) => run_fanout(&o, deadline),
         ("direct", _) => run_direct(&o, deadline),
         ("soak", Some(pid)) => run_soak(&o, pid, deadline),
+        ("http", _) => run_http(&o, deadline),
         (_, Some(pid)) => run_idle(&o, pid, deadline),
         (_, None) => failure(&o, "needs --pid".into()),
     };

@@ -9,12 +9,16 @@
 #               port accepts TCP; otherwise the port is read from the server's stdout line
 #               `listening on ws://127.0.0.1:PORT` (or wss://; 10 s limit).
 #   SCENARIOS   subset of: fanout-100 fanout-1000 fanout-1000-wss direct idle-10000
-#               scale-15000 (default: all; scale-15000 runs the binary, so not with SERVER_CMD)
+#               scale-15000 http-50 http-50-stalled (default: all; scale-15000 and the http
+#               cases run the binary, so not with SERVER_CMD)
 #   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
 # fanout-1000-wss is fanout-1000 over TLS: `loadgen make-cert` writes a CA and a localhost
 # certificate into a temporary folder, the server runs with `--tls CERT KEY` and loadgen trusts
 # the CA. It needs the example server, so SERVER_CMD skips it. When fanout-1000 ran too, the
 # summary ends with the Wss/Ws ratio of deliveries/s (issue target: at least 0.70).
+# http-50 and http-50-stalled: the binary's HTTP side, GET / and POST /broadcast in turn over
+# 50 keep-alive connections, alone and beside 50 requests stalled mid-body; the summary gives
+# both rates and stalled/plain (target: at least 0.50).
 # Exit status: 0 if every scenario was ok, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +40,7 @@ pid=
 port=
 why=
 failed=0
-scheme=ws    # of @URL; run_wss_case sets wss
+scheme=ws    # of @URL; run_wss_case sets wss, the http cases http
 server_tls=  # server arguments for Wss, likewise
 certs=       # the folder `loadgen make-cert` wrote, once a Wss case needed it
 
@@ -89,7 +93,9 @@ stop_server() {
 
 want() { [ -z "${SCENARIOS:-}" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 
-# run_case LABEL LOADGEN-ARGS...: @URL and @PID are replaced by the fresh server's.
+# run_case LABEL LOADGEN-ARGS...: @URL and @PID are replaced by the fresh server's. The
+# loadgen's --timeout is 150 s unless the arguments give one (at most 190: the last of a
+# repeated flag counts, and the case is killed after 200 s).
 run_case() {
   local label=$1 line a args=()
   shift
@@ -100,7 +106,8 @@ run_case() {
       a=${a//@URL/$scheme://127.0.0.1:$port/}
       args+=("${a//@PID/$pid}")
     done
-    line=$(timeout 200 "$loadgen" "${args[@]}" --label "$label" --timeout 150 2>"$logdir/loadgen.err") || true
+    [[ " $* " == *" --timeout "* ]] || args+=(--timeout 150)
+    line=$(timeout 200 "$loadgen" "${args[@]}" --label "$label" 2>"$logdir/loadgen.err") || true
     [ -n "$line" ] || line=$(error_json "$label" "no report: $(tail -n 1 "$logdir/loadgen.err")")
   else
     line=$(error_json "$label" "server $why: $(tail -q -n 3 "$logdir/server.err" "$logdir/server.out" | tr '\n' ' ')")
@@ -156,21 +163,47 @@ if want scale-15000 && [ -z "${SERVER_CMD:-}" ]; then
   server_cmd=$saved
 fi
 
+# http-50, http-50-stalled: the binary with an Http endpoint of its own (its page and routes;
+# Ws elsewhere). 50 keep-alive connections send GET / and POST /broadcast in turn, 40,000
+# requests in all, one at a time each; -stalled first opens 50 more that each send a
+# POST /broadcast head promising 100,000 bytes and one byte of it, then hold still. A request
+# times out after 10 s (--stall) and a case after 60 s, so a server that stops answering is
+# reported as timeouts rather than waited on. Target: the stalled rate at least half the plain.
+if { want http-50 || want http-50-stalled; } && [ -z "${SERVER_CMD:-}" ]; then
+  cargo build --release --bin signalhub
+  saved=$server_cmd
+  server_cmd="$target/release/signalhub serve --http 127.0.0.1:{port} --ws 127.0.0.1:0 --log-level warn"
+  scheme=http
+  for stalled in 0 50; do
+    label=http-50
+    [ "$stalled" = 0 ] || label=http-50-stalled
+    run_case "$label" http --url @URL --connections 50 --requests 40000 --stalled "$stalled" \
+      --stall 10 --pid @PID --timeout 60
+  done
+  scheme=ws server_cmd=$saved
+elif { want http-50 || want http-50-stalled; }; then
+  echo "== http-50, http-50-stalled: skipped (they run the binary, SERVER_CMD is set)" >&2
+fi
+
 echo "raw results: $out" >&2
-touch "$logdir/run.jsonl"
+touch "$out" "$logdir/run.jsonl"
 python3 - "$out" "$logdir/run.jsonl" <<'EOF'
 import json, sys
 
 def num(v, fmt="{:,.0f}"):
     return fmt.format(v) if isinstance(v, (int, float)) else "–"
 
-print("| scenario | deliveries/s or round trips/s | p50 µs | p99 µs | server CPU µs/msg | RSS/conn KiB | threads | ok |")
+def ms_to_us(lat):
+    return {k: v * 1000 if isinstance(v, (int, float)) else v for k, v in (lat or {}).items()}
+
+print("| scenario | deliveries/s, round trips/s or requests/s | p50 µs | p99 µs | server CPU µs/msg | RSS/conn KiB | threads | ok |")
 print("|---|---|---|---|---|---|---|---|")
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    lat = r.get("latency_us") or r.get("rtt_us") or {}
-    rate = r.get("deliveries_per_sec", r.get("round_trips_per_sec"))
-    cpu = r.get("server_cpu_us_per_delivery", r.get("server_cpu_us_per_round_trip"))
+    lat = r.get("latency_us") or r.get("rtt_us") or ms_to_us(r.get("latency_ms"))
+    rate = r.get("deliveries_per_sec", r.get("round_trips_per_sec", r.get("requests_per_s")))
+    cpu = r.get("server_cpu_us_per_delivery",
+                r.get("server_cpu_us_per_round_trip", r.get("server_cpu_us_per_request")))
     if r.get("scenario") == "idle":
         cpu_note = "idle: " + num(r.get("cpu_secs_during_hold"), "{:.2f}") + " s"
     else:
@@ -207,5 +240,41 @@ if scale and scale.get("connected") is not None:
           f"{'met' if share is not None and share >= 0.95 else 'NOT met'}); the 15,001st got "
           f"{status if status is not None else 'no answer'} "
           f"({'met' if status == 503 else 'NOT met'}); server threads {num(scale.get('server_threads'))}")
+
+# HTTP with and without stalled requests beside the load, when this invocation ran either.
+plain, stalled = this_run.get("http-50"), this_run.get("http-50-stalled")
+if plain or stalled:
+    print("\nHTTP, GET / and POST /broadcast in turn over 50 keep-alive connections:")
+    for name, r in (("http-50", plain), ("http-50-stalled", stalled)):
+        if not r:
+            continue
+        if r.get("requests_per_s") is None:
+            print(f"- {name}: no report ({r.get('error')})")
+            continue
+        lat = r.get("latency_ms") or {}
+        kinds = ", ".join(f"{k} {v:,}" for k, v in (r.get("error_kinds") or {}).items() if v)
+        line = (f"- {name}: {num(r['requests_per_s'])} requests/s, p99 {num(lat.get('p99'), '{:.1f}')} ms; "
+                f"{num(r.get('requests'))} of {num(r.get('requests_planned'))} answered 2xx, "
+                f"{num(r.get('errors'))} errors{f' ({kinds})' if kinds else ''}, "
+                f"{num(r.get('reconnects'))} reconnects")
+        if r.get("unannounced_closes"):
+            line += f" ({num(r['unannounced_closes'])} after closes without Connection: close)"
+        if r.get("stalled"):
+            first = r.get("stalled_first_event_secs")
+            line += (f"; stalled requests {num(r.get('stalled_open'))} open, "
+                     f"{num(r.get('stalled_closed'))} closed by the server"
+                     + (f" (the first answered or closed {first:.1f} s into the load)"
+                        if first is not None else ""))
+        print(line)
+    rates = [r and r.get("requests_per_s") for r in (plain, stalled)]
+    if all(isinstance(v, (int, float)) for v in rates) and rates[0] > 0:
+        ratio = rates[1] / rates[0]
+        both_ok = plain.get("ok") and stalled.get("ok")
+        met = ratio >= 0.5 and both_ok
+        print(f"- stalled/plain: {ratio:.2f} of the requests/s ({num(rates[1])} vs {num(rates[0])}; "
+              f"target ≥ 0.50, {'met' if met else 'NOT met'}"
+              f"{'' if both_ok else '; a run was not ok'})")
+    else:
+        print("- stalled/plain: not compared, a run is missing or has no rate")
 EOF
 exit "$failed"
