@@ -127,12 +127,15 @@ fn plan(args: &ServeArgs) -> Result<Vec<Planned>, Exit> {
     Ok(planned)
 }
 
+/// One kind of endpoint: its name prefix, the addresses its flags gave, and how to make one.
+type Kind<'a> = (&'a str, &'a [String], &'a dyn Fn(&str) -> Endpoint);
+
 /// Page and WebSocket endpoints of one kind (plain or TLS), named `KIND-N` in flag order. A
 /// WebSocket endpoint with exactly the same address as a page endpoint not yet paired shares
 /// its port, also with port 0.
 fn pair(
-    (page_kind, pages, page): (&str, &[String], &dyn Fn(&str) -> Endpoint),
-    (socket_kind, sockets, socket): (&str, &[String], &dyn Fn(&str) -> Endpoint),
+    (page_kind, pages, page): Kind<'_>,
+    (socket_kind, sockets, socket): Kind<'_>,
 ) -> Vec<Planned> {
     let mut planned: Vec<Planned> = (pages.iter().enumerate())
         .map(|(n, address)| {
