@@ -1,11 +1,14 @@
 // The web-signal example in a real browser: Debian's Chromium, headless, driven by
 // playwright-core. Two tabs of one browser chat through the example server, once with HTTP
-// and WebSocket on separate ports (seed 000) and once sharing one port (seed 001).
+// and WebSocket on separate ports (seed 000), once sharing one port (seed 001), and once
+// over TLS (Https and Wss on one port, with a certificate made for the test).
 //
 //   WEB_SIGNAL_BIN=target/release/examples/web_signal node --test tests/browser/
 //
 // Environment: WEB_SIGNAL_BIN (required) is the built example; CHROMIUM (default
-// /usr/bin/chromium); UPDATE_SCREENSHOT=1 copies the screenshot to docs/screenshot.png.
+// /usr/bin/chromium); UPDATE_SCREENSHOT=1 copies the screenshot to docs/screenshot.png;
+// TLS_CERT and TLS_KEY (PEM, for localhost and 127.0.0.1; the TLS case is skipped without
+// them; run.sh makes them with openssl).
 // Nothing here is built or downloaded; everything listens on 127.0.0.1 only.
 
 import { test } from 'node:test';
@@ -24,6 +27,9 @@ const REPO = path.resolve(HERE, '..', '..');
 const BIN = process.env.WEB_SIGNAL_BIN && path.resolve(process.env.WEB_SIGNAL_BIN);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT = path.join(REPO, 'docs', 'screenshot.png');
+const TLS = process.env.TLS_CERT && process.env.TLS_KEY
+  ? { cert: path.resolve(process.env.TLS_CERT), key: path.resolve(process.env.TLS_KEY) }
+  : null;
 
 // The flags this machine needs (see .library/env/machines/rust.md); Playwright adds
 // --headless and the user-data-dir comes from launchPersistentContext.
@@ -100,7 +106,7 @@ function startExample(args) {
   const url = new Promise((resolve, reject) => {
     const look = (chunk) => {
       output += chunk;
-      const found = output.match(/open (http:\/\/127\.0\.0\.1:\d+\/) in two browsers/);
+      const found = output.match(/open (https?:\/\/127\.0\.0\.1:\d+\/) in two browsers/);
       if (found) resolve(found[1]);
     };
     child.stdout.setEncoding('utf8').on('data', look);
@@ -125,6 +131,8 @@ async function openBrowser() {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
+      // The TLS case's certificate is made for the test and trusted by nobody.
+      ignoreHTTPSErrors: true,
       args: CHROMIUM_ARGS,
       viewport: { width: 900, height: 600 },
       timeout: START_TIMEOUT,
@@ -144,6 +152,7 @@ async function openBrowser() {
   return {
     tabs,
     errors,
+    request: context.request,
     async close() {
       try {
         await within(CLOSE_TIMEOUT, 'closing chromium', context.close());
@@ -198,20 +207,23 @@ async function broadcastFrom(page, text) {
  * One configuration: start the example, open two tabs, chat, [date], POST /broadcast.
  * `wsPort` is the separate WebSocket port, or null when it shares the page's port.
  */
-async function chatScenario(t, { args, wsPort, label, date, screenshot }) {
+async function chatScenario(t, { args, wsPort, label, date, screenshot, tls = false }) {
   const example = await startExample(args);
   let browser;
   try {
     const pagePort = Number(new URL(example.url).port);
-    const config = await (await fetch(new URL('/ws-config', example.url))).json();
-    assert.deepEqual(config, { port: wsPort, path: '/messages', scheme: 'ws' });
-
+    assert.equal(new URL(example.url).protocol, tls ? 'https:' : 'http:');
     browser = await openBrowser();
+    // Through the browser's own HTTP client, which takes the test certificate.
+    const config = await (await browser.request.get(new URL('/ws-config', example.url).href)).json();
+    const scheme = tls ? 'wss' : 'ws';
+    assert.deepEqual(config, { port: wsPort, path: '/messages', scheme });
+
     const [one, two] = browser.tabs;
     const names = ['tab 1', 'tab 2'];
     await Promise.all(browser.tabs.map((tab) => tab.goto(example.url, { timeout: WAIT })));
     await Promise.all(browser.tabs.map((tab, i) => waitConnected(tab, names[i])));
-    const wsUrl = `ws://127.0.0.1:${wsPort ?? pagePort}/messages`;
+    const wsUrl = `${scheme}://127.0.0.1:${wsPort ?? pagePort}/messages`;
     for (const tab of browser.tabs) {
       assert.equal(await tab.textContent('#status-text'), `connected to ${wsUrl}`);
     }
@@ -230,12 +242,11 @@ async function chatScenario(t, { args, wsPort, label, date, screenshot }) {
     });
 
     await t.test('POST /broadcast shows in both tabs', async () => {
-      const reply = await fetch(new URL('/broadcast', example.url), {
-        method: 'POST',
+      const reply = await browser.request.post(new URL('/broadcast', example.url).href, {
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ message: 'from http' }),
+        data: JSON.stringify({ message: 'from http' }),
       });
-      assert.equal(reply.status, 200);
+      assert.equal(reply.status(), 200);
       assert.deepEqual(await reply.json(), { sent: true });
       await both('from http');
       // Each tab got each signal once, in the order sent.
@@ -297,5 +308,16 @@ test('one shared port (seed 001): two tabs chat', { timeout: 60_000, skip: !BIN 
     label: 'on one shared port',
     date: '[DATE]',
     screenshot: false,
+  });
+});
+
+test('over TLS, https and wss on one port: two tabs chat', { timeout: 60_000, skip: !BIN || !TLS }, async (t) => {
+  await chatScenario(t, {
+    args: ['--http', '127.0.0.1:0', '--ws', '127.0.0.1:0', '--tls', TLS.cert, TLS.key],
+    wsPort: null,
+    label: 'over tls',
+    date: '[date]',
+    screenshot: false,
+    tls: true,
   });
 });

@@ -50,4 +50,18 @@ fi
 target_dir=${CARGO_TARGET_DIR:-target}
 export WEB_SIGNAL_BIN=$target_dir/release/examples/web_signal
 export CHROMIUM=$chromium
+
+# The TLS case: a self-signed certificate for localhost and 127.0.0.1, made now.
+certs=$(mktemp -d)
+trap 'rm -rf "$certs"' EXIT
+if command -v openssl >/dev/null 2>&1 &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+        -keyout "$certs/key.pem" -out "$certs/cert.pem" 2>/dev/null; then
+    export TLS_CERT=$certs/cert.pem TLS_KEY=$certs/key.pem
+else
+    echo "################################################################################"
+    echo "##  SKIPPING the browser test's TLS case: openssl cannot make a certificate here"
+    echo "################################################################################"
+fi
 node --test "$here/browser.test.mjs"
