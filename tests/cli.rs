@@ -990,21 +990,7 @@ fn signalhub_tunables() -> String {
 
 /// `GET path` over TLS to `addr`, trusting the test CA; the whole response text.
 fn https_get(certs: &TestCerts, addr: SocketAddr, path: &str) -> String {
-    use rustls::pki_types::ServerName;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certs.ca.clone()).expect("ca");
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").expect("name");
-    let session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("tls");
-    let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut tls = rustls::StreamOwned::new(session, tcp);
+    let mut tls = certs.connect(addr);
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).expect("write");
     let mut response = Vec::new();

@@ -4,11 +4,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 use serde_json::json;
 use signalhub::{Certificate, ClientId, Endpoint, Server, ServerConfig, ServerHandle, WebResponse};
 use support::certs::TestCerts;
@@ -27,30 +25,14 @@ fn start_wss(certs: &TestCerts, config: ServerConfig) -> ServerHandle {
     server.start().expect("wss server starts")
 }
 
-fn client_config(certs: &TestCerts) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots.add(certs.ca.clone()).expect("ca");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
 /// A WebSocket client over TLS to `path`, with its client id.
 fn tls_connect(server: &ServerHandle, certs: &TestCerts, path: &str) -> (TlsSocket, ClientId) {
     let address = server.endpoints()[0].address;
-    let tcp = TcpStream::connect(address).expect("tcp connect");
-    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
-    let name = ServerName::try_from("localhost").expect("name");
-    let session = ClientConnection::new(client_config(certs), name).expect("session");
     let request = format!("wss://localhost:{}{path}", address.port())
         .into_client_request()
         .expect("request");
     let (socket, response) =
-        tungstenite::client(request, StreamOwned::new(session, tcp)).expect("wss handshake");
+        tungstenite::client(request, certs.connect(address)).expect("wss handshake");
     let id = response.headers()["X-Signal-ClientId"]
         .to_str()
         .expect("ascii")
@@ -240,12 +222,7 @@ fn start_https_and_wss(certs: &TestCerts) -> ServerHandle {
 
 /// Sends one request over TLS (`Connection: close`) and reads the whole response.
 fn https_exchange(server: &ServerHandle, certs: &TestCerts, request: &str) -> String {
-    let address = server.endpoints()[0].address;
-    let tcp = TcpStream::connect(address).expect("tcp connect");
-    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
-    let name = ServerName::try_from("localhost").expect("name");
-    let session = ClientConnection::new(client_config(certs), name).expect("session");
-    let mut tls = StreamOwned::new(session, tcp);
+    let mut tls = certs.connect(server.endpoints()[0].address);
     tls.write_all(request.as_bytes()).expect("write");
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response);

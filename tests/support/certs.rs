@@ -60,6 +60,34 @@ impl TestCerts {
     }
 }
 
+impl TestCerts {
+    /// A rustls client config (ring) trusting this CA.
+    pub fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.clone()).expect("ca");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        std::sync::Arc::new(config)
+    }
+
+    /// A TLS connection to `addr` as `localhost`, trusting this CA (the handshake happens on
+    /// first use); reads wait at most [`super::WAIT`].
+    pub fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+        let tcp = std::net::TcpStream::connect(addr).expect("tcp connect");
+        tcp.set_read_timeout(Some(super::WAIT)).expect("timeout");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let session = rustls::ClientConnection::new(self.client_config(), name).expect("session");
+        rustls::StreamOwned::new(session, tcp)
+    }
+}
+
 impl Drop for TestCerts {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.folder);
