@@ -9,7 +9,8 @@
 #
 # Cases 12.* and 13.* (permessage-deflate, which tungstenite does not implement) are left out.
 # Every other case must come out OK, NON-STRICT or INFORMATIONAL, and its closing handshake
-# OK or INFORMATIONAL; anything else (or a case missing from a report) fails the run.
+# OK or INFORMATIONAL; anything else (or a case missing from a report) fails the run, and so
+# do more than 2 NON-STRICT cases on the server side (the 6.4.x fail-fast UTF-8 ones).
 #
 # kosoku lives in a virtualenv made here (.venv-conformance, or $CONFORMANCE_VENV); reports
 # (index.html per side, one JSON and HTML file per case) go to conformance-reports/ (or
@@ -137,6 +138,10 @@ out, client_rc = sys.argv[1], int(sys.argv[2])
 expected = os.environ["EXPECTED"].split()
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL"}
 GOOD_CLOSE = {"OK", "INFORMATIONAL"}
+# The server's NON-STRICT cases allowed: tungstenite checks a fragmented text message's UTF-8
+# only once it is whole, so the two 6.4.x cases that expect a failure at the bad fragment
+# fail later (still correctly, with 1007).
+MAX_SERVER_NON_STRICT = 2
 bad = 0
 
 def key(case_id):
@@ -159,6 +164,11 @@ for side in ("server", "client"):
     print(f"{side}: {len(cases)} cases; behavior "
           + ", ".join(f"{k} {v}" for k, v in sorted(tally.items()))
           + "; close " + ", ".join(f"{k} {v}" for k, v in sorted(tally_close.items())))
+    non_strict = sorted((k for k, c in cases.items() if c["behavior"] == "NON-STRICT"), key=key)
+    if side == "server" and len(non_strict) > MAX_SERVER_NON_STRICT:
+        bad += len(non_strict) - MAX_SERVER_NON_STRICT
+        print(f"  {len(non_strict)} NON-STRICT cases, more than {MAX_SERVER_NON_STRICT}: "
+              + " ".join(non_strict))
     missing = sorted(set(expected) - set(cases), key=key)
     if missing:
         bad += len(missing)

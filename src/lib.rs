@@ -67,7 +67,7 @@ pub use event::{
     ClientInfo, EndpointInfo, MessageEvent, Protocol, RawMessage, SignalData, SignalEvent,
 };
 pub use http::{ApiToken, Assets, HttpHandler, WebData, WebEvent, WebResponse};
-pub use metrics::{MetricsSnapshot, ServerMetrics};
+pub use metrics::{Disconnects, MetricsSnapshot, ServerMetrics};
 pub use pairs::{Pairs, PairsIter};
 #[cfg(feature = "schedules")]
 pub use schedule::CronZone;

@@ -16,10 +16,42 @@ const MAX_PATH_SERIES: usize = 100;
 /// real path has (they all start with `/`).
 const OTHER_PATHS: &str = "other";
 
+/// Why a WebSocket client left, for [`MetricsSnapshot::disconnects`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disconnect {
+    /// It sent a close frame.
+    Normal,
+    /// It went away without one (reset, dropped network, killed process).
+    Abrupt,
+    /// Closed with 1002: it broke the protocol.
+    ProtocolError,
+    /// Closed with 1007: a text message was not UTF-8.
+    InvalidUtf8,
+    /// Closed with 1009: a message over the size limit.
+    TooBig,
+    /// Closed with 1001: silent for longer than the idle timeout.
+    Idle,
+}
+
+impl Disconnect {
+    const ALL: [Disconnect; 6] = [
+        Disconnect::Normal,
+        Disconnect::Abrupt,
+        Disconnect::ProtocolError,
+        Disconnect::InvalidUtf8,
+        Disconnect::TooBig,
+        Disconnect::Idle,
+    ];
+}
+
 /// Live counters, shared by the server's threads. Read them with [`Metrics::snapshot`].
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     pub(crate) messages_received: AtomicU64,
+    /// Client messages that were not understood (not a JSON object with `message`, ...).
+    pub(crate) messages_ignored: AtomicU64,
+    /// Departures by [`Disconnect`] (its index in [`Disconnect::ALL`]).
+    disconnects: [AtomicU64; 6],
     pub(crate) signals_sent: AtomicU64,
     pub(crate) frames_delivered: AtomicU64,
     pub(crate) clients_dropped_slow: AtomicU64,
@@ -41,6 +73,11 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a client leaving for this reason.
+    pub(crate) fn disconnected(&self, why: Disconnect) {
+        Metrics::add(&self.disconnects[why as usize], 1);
     }
 
     pub(crate) fn set_path_count(&self, path: &str, count: usize) {
@@ -66,6 +103,16 @@ impl Metrics {
             clients_connected: by_path.values().sum(),
             clients_by_path: by_path,
             messages_received: self.messages_received.load(Ordering::Relaxed),
+            messages_ignored: self.messages_ignored.load(Ordering::Relaxed),
+            disconnects: Disconnects {
+                normal: self.count(Disconnect::Normal),
+                abrupt: self.count(Disconnect::Abrupt),
+                protocol_error: self.count(Disconnect::ProtocolError),
+                invalid_utf8: self.count(Disconnect::InvalidUtf8),
+                message_too_big: self.count(Disconnect::TooBig),
+                idle: self.count(Disconnect::Idle),
+                slow: self.clients_dropped_slow.load(Ordering::Relaxed),
+            },
             signals_sent: self.signals_sent.load(Ordering::Relaxed),
             frames_delivered: self.frames_delivered.load(Ordering::Relaxed),
             clients_dropped_slow: self.clients_dropped_slow.load(Ordering::Relaxed),
@@ -78,6 +125,49 @@ impl Metrics {
             #[cfg(feature = "redis")]
             backplane_dropped: self.backplane_dropped.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl Metrics {
+    fn count(&self, why: Disconnect) -> u64 {
+        debug_assert_eq!(Disconnect::ALL[why as usize], why);
+        self.disconnects[why as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// WebSocket clients that have left since start, by why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Disconnects {
+    /// They sent a close frame.
+    pub normal: u64,
+    /// They went away without one (a reset, a dropped network, a killed process).
+    pub abrupt: u64,
+    /// Closed with 1002: they broke the protocol.
+    pub protocol_error: u64,
+    /// Closed with 1007: a text message that was not UTF-8.
+    pub invalid_utf8: u64,
+    /// Closed with 1009: a message over `max_message_size`.
+    pub message_too_big: u64,
+    /// Closed with 1001: silent for longer than `idle_timeout`.
+    pub idle: u64,
+    /// Closed with 1008: they did not read fast enough (the same as
+    /// [`MetricsSnapshot::clients_dropped_slow`]).
+    pub slow: u64,
+}
+
+impl Disconnects {
+    /// Each reason with its Prometheus label.
+    fn labelled(&self) -> [(&'static str, u64); 7] {
+        [
+            ("normal", self.normal),
+            ("abrupt", self.abrupt),
+            ("protocol_error", self.protocol_error),
+            ("invalid_utf8", self.invalid_utf8),
+            ("message_too_big", self.message_too_big),
+            ("idle", self.idle),
+            ("slow", self.slow),
+        ]
     }
 }
 
@@ -105,6 +195,11 @@ pub struct MetricsSnapshot {
     pub clients_by_path: BTreeMap<String, u64>,
     /// Text or binary messages received from clients.
     pub messages_received: u64,
+    /// Client messages ignored because they were not understood (not a JSON object with a
+    /// `message`, a key of the wrong type, ...); the client stays connected.
+    pub messages_ignored: u64,
+    /// Clients that have left, by why.
+    pub disconnects: Disconnects,
     /// Signals routed by the fan-out thread (one per send, whatever the number of receivers).
     pub signals_sent: u64,
     /// Frames handed to client sockets (one per receiver per signal).
@@ -159,6 +254,12 @@ impl MetricsSnapshot {
             self.messages_received,
         );
         metric(
+            "signalhub_messages_ignored_total",
+            "counter",
+            "Client messages ignored as not understood.",
+            self.messages_ignored,
+        );
+        metric(
             "signalhub_signals_sent_total",
             "counter",
             "Signals routed.",
@@ -207,6 +308,14 @@ impl MetricsSnapshot {
                 "counter",
                 "Signals not published (Redis unavailable or queue full).",
                 self.backplane_dropped,
+            );
+        }
+        out.push_str("# HELP signalhub_disconnects_total WebSocket clients that left, by why.\n");
+        out.push_str("# TYPE signalhub_disconnects_total counter\n");
+        for (reason, count) in self.disconnects.labelled() {
+            let _ = writeln!(
+                out,
+                "signalhub_disconnects_total{{reason=\"{reason}\"}} {count}"
             );
         }
         out.push_str(

@@ -10,6 +10,7 @@
 //! `null` and `""` send nothing.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -371,11 +372,12 @@ const FIN: u8 = 0x80;
 /// One complete WebSocket frame, ready to be written to any number of sockets.
 ///
 /// Built in one allocation: the payload is written after room for the largest
-/// header, then the real header is written just before it.
+/// header, then the real header is written just before it. Cloning shares it: every
+/// receiver's queue holds the same bytes, however many receivers are slow.
 #[derive(Clone)]
 pub(crate) struct Frame {
     /// Reserved header room, then the payload.
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
     /// Where the frame's header starts in `buf`.
     start: usize,
 }
@@ -387,9 +389,22 @@ impl Frame {
     }
 
     /// The frame's length in bytes, header included.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Bytes that are already a frame (or several, or a handshake response), as they are.
+    pub(crate) fn raw(bytes: Vec<u8>) -> Frame {
+        Frame {
+            buf: Arc::new(bytes),
+            start: 0,
+        }
+    }
+
+    /// Whether both share the same bytes (one encoding, not a copy).
+    #[cfg(test)]
+    pub(crate) fn shares_bytes_with(&self, other: &Frame) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
     }
 
     /// A final text frame carrying `payload` (expected to be UTF-8).
@@ -443,7 +458,10 @@ impl Frame {
         let (header, header_len) = encode_header(opcode, buf.len() - MAX_HEADER_LEN);
         let start = MAX_HEADER_LEN - header_len;
         buf[start..MAX_HEADER_LEN].copy_from_slice(&header[..header_len]);
-        Frame { buf, start }
+        Frame {
+            buf: Arc::new(buf),
+            start,
+        }
     }
 }
 

@@ -12,11 +12,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use tungstenite::error::ProtocolError;
 use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Message, WebSocket};
 
 use crate::event::{ClientInfo, MessageEvent, RawMessage, SignalData, SignalEvent};
-use crate::metrics::Metrics;
+use crate::metrics::{Disconnect, Metrics};
 use crate::server::fanout::{Command, Outgoing};
 use crate::server::limits::{Slot, ThreadGuard};
 use crate::server::outbox::Outbox;
@@ -68,8 +69,11 @@ pub(crate) struct Connection {
 
 /// Why the read loop stopped.
 enum Ending {
-    /// Closed cleanly, or the socket went away.
+    /// The close handshake is under way (asked for by the peer or by the server), or done.
     Closed,
+    /// The peer went away without a close frame (a reset, a dropped network, a killed
+    /// process): not a protocol error, just gone.
+    Gone,
     /// We are failing the connection with this close code.
     Failed(u16, &'static str),
 }
@@ -96,22 +100,38 @@ impl Connection {
             Some(self.shared.ws_config),
         );
         let ending = self.read_loop(&mut socket, raw.as_deref());
-        drop(socket);
-        self.finish(ending, &path_key);
+        let mut stream = socket.into_inner();
+        self.finish(ending, &path_key, &mut stream);
     }
 
     /// After the read loop: the close (if we fail the connection), unregistering, the
     /// disconnect hooks.
     #[inline(never)]
-    fn finish(self, ending: Ending, path_key: &str) {
-        if let Ending::Failed(code, reason) = ending {
-            log::warn!(
-                "client {} at {}: closing with {code}: {reason}",
-                self.info.id,
-                self.info.remote_addr
-            );
-            self.outbox.close(Some(code), reason);
-            discard_until_closed(self.outbox.socket());
+    fn finish(self, ending: Ending, path_key: &str, stream: &mut ConnectionStream) {
+        match ending {
+            Ending::Failed(code, reason) => {
+                log::debug!(
+                    "client {} at {}: closing with {code}: {reason}",
+                    self.info.id,
+                    self.info.remote_addr
+                );
+                self.shared.metrics.disconnected(match code {
+                    1007 => Disconnect::InvalidUtf8,
+                    1009 => Disconnect::TooBig,
+                    _ => Disconnect::ProtocolError,
+                });
+                self.close_in_order(Some(code), reason);
+                discard_until_closed(stream);
+            }
+            Ending::Gone => {
+                log::debug!(
+                    "client {} at {}: gone without a close frame",
+                    self.info.id,
+                    self.info.remote_addr
+                );
+                self.shared.metrics.disconnected(Disconnect::Abrupt);
+            }
+            Ending::Closed => {}
         }
         self.outbox.reader_done();
         let _ = self.shared.commands.send(Command::Unregister(self.info.id));
@@ -143,13 +163,18 @@ impl Connection {
                 Ok(message) => message,
                 Err(WsError::Capacity(_)) => return Ending::Failed(1009, "message too big"),
                 Err(WsError::Utf8(_)) => return Ending::Failed(1007, "invalid utf-8"),
-                // We cut it ourselves (a close that timed out, a full queue, shutdown).
+                // Closing already: its handshake ended, or we cut it (a close that timed out,
+                // a full queue, shutdown).
                 Err(_) if self.outbox.is_closing() => return Ending::Closed,
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))
+                | Err(WsError::Io(_))
+                | Err(WsError::ConnectionClosed)
+                | Err(WsError::AlreadyClosed) => return Ending::Gone,
                 Err(WsError::Protocol(e)) => {
                     log::debug!("client {}: protocol error: {e}", self.info.id);
                     return Ending::Failed(1002, "protocol error");
                 }
-                Err(_) => return Ending::Closed,
+                Err(_) => return Ending::Gone,
             };
             self.outbox.touch();
             match message {
@@ -162,12 +187,27 @@ impl Connection {
                     (None, Ok(text)) => self.on_text(text),
                     (None, Err(_)) => return Ending::Failed(1007, "invalid utf-8"),
                 },
-                // Echo the peer's code; tungstenite's own reply is dropped by the outbox.
-                Message::Close(frame) => self
-                    .outbox
-                    .close(frame.map(|f: CloseFrame| u16::from(f.code)), ""),
+                // Echo the peer's code, after whatever was routed to it before; tungstenite's
+                // own reply is dropped by the outbox.
+                Message::Close(frame) => {
+                    if !self.outbox.is_closing() {
+                        self.shared.metrics.disconnected(Disconnect::Normal);
+                    }
+                    self.close_in_order(frame.map(|f: CloseFrame| u16::from(f.code)), "");
+                }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
+        }
+    }
+
+    /// Closes the connection after everything routed to it so far: the fan-out thread sends
+    /// the close frame behind the signals it has for this client (a reply to the client's
+    /// last message among them). Without a fan-out (the server is stopping), at once.
+    fn close_in_order(&self, code: Option<u16>, reason: &'static str) {
+        self.outbox.request_close();
+        let command = Command::Close(self.info.id, code, reason);
+        if self.shared.commands.send(command).is_err() {
+            self.outbox.close(code, reason);
         }
     }
 
@@ -193,7 +233,8 @@ impl Connection {
         let message = match parse_client_message(text) {
             Ok(message) => message,
             Err(reason) => {
-                log::warn!(
+                Metrics::add(&self.shared.metrics.messages_ignored, 1);
+                log::debug!(
                     "client {} at {}: ignored a message: {reason}",
                     self.info.id,
                     self.info.remote_addr
@@ -235,7 +276,8 @@ impl Connection {
             Ok(value) => value,
             Err(e) => {
                 // Valid JSON that a Value cannot hold, such as 1e400.
-                log::warn!("client {}: ignored a message: {e}", self.info.id);
+                Metrics::add(&self.shared.metrics.messages_ignored, 1);
+                log::debug!("client {}: ignored a message: {e}", self.info.id);
                 return;
             }
         };
@@ -278,13 +320,14 @@ fn run_hooks(hooks: &[Arc<ClientHook>], info: &ClientInfo, kind: &str) {
 
 /// After failing a connection: read and drop what the peer still sends (so our close frame is
 /// not lost to a reset), until its close reply arrives, it hangs up, or the outbox's close
-/// deadline cuts the socket. The stream may be mid-frame, so the reply is spotted by its
-/// first two bytes; a false match inside a payload only ends a failing connection sooner.
-fn discard_until_closed(socket: &std::net::TcpStream) {
+/// deadline cuts the socket. Reads go through the connection's stream, so on Wss the
+/// plaintext is scanned, not the ciphertext. The stream may be mid-frame, so the reply is
+/// spotted by its first two bytes; a false match inside a payload only ends a failing
+/// connection sooner.
+fn discard_until_closed(stream: &mut impl Read) {
     let mut sink = [0u8; 512];
-    let mut socket = socket;
     let mut last = 0u8;
-    while let Ok(n @ 1..) = socket.read(&mut sink) {
+    while let Ok(n @ 1..) = stream.read(&mut sink) {
         if starts_close_reply(last, &sink[..n]) {
             return;
         }

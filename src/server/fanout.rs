@@ -8,14 +8,13 @@
 //! When nothing happens it sleeps in `recv`, waking only for keepalive pings and, once a
 //! burst of connections has ended, to return free memory to the system.
 
-use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Disconnect, Metrics};
 use crate::server::lifecycle::Lifecycle;
 use crate::server::memory::{self, BurstWatch};
 use crate::server::outbox::Outbox;
@@ -107,6 +106,10 @@ pub(crate) enum Command {
     Unregister(ClientId),
     /// Deliver a signal.
     Signal(Outgoing),
+    /// Close a client (with this code, or none: an echo of a close without one) once what
+    /// was routed to it before this command is written; its reader asked, after its peer's
+    /// close or a protocol failure. Signals routed after it no longer reach it.
+    Close(ClientId, Option<u16>, &'static str),
     /// Close every client with 1001 and stop once they are gone (or time is up).
     Shutdown,
     /// Tests: stands for a bug that makes routing panic.
@@ -150,7 +153,14 @@ struct Subscriber {
     queued: Vec<u32>,
     /// Who writes to it: 0 the fan-out thread, n the writer `n - 1`.
     writer: usize,
+    /// The close to send after its frames of this batch (see [`Command::Close`]).
+    closing: Option<Closing>,
+    /// Its close was handed over, or it has left: it gets nothing more.
+    closed: bool,
 }
+
+/// A close code (none for an echo of a close without one) and reason.
+pub(crate) type Closing = (Option<u16>, &'static str);
 
 impl Subscriber {
     fn clear_queue(&mut self) {
@@ -158,6 +168,11 @@ impl Subscriber {
         if self.queued.capacity() > QUEUED_KEEP {
             self.queued = Vec::new(); // a burst's room goes back
         }
+    }
+
+    /// Whether it has anything for this batch: frames, or a close.
+    fn has_work(&self) -> bool {
+        !self.queued.is_empty() || self.closing.is_some()
     }
 }
 
@@ -356,6 +371,9 @@ impl FanOut {
     fn handle_batch(&mut self, batch: &mut Vec<Command>) {
         let mut frames: Vec<Frame> = Vec::new();
         let mut touched: Vec<usize> = Vec::new();
+        // Departures wait for the batch's writes: a client's close (sent just before its
+        // departure) must still go out.
+        let mut departed: Vec<ClientId> = Vec::new();
         let mut shutdown = false;
         for command in batch.drain(..) {
             match command {
@@ -370,14 +388,40 @@ impl FanOut {
                     let index = frames.len() as u32;
                     frames.push(frame);
                     self.registry.for_each_target(&target, |slot, receiver| {
+                        if receiver.closed || receiver.closing.is_some() {
+                            return;
+                        }
                         if receiver.queued.is_empty() {
                             touched.push(slot);
                         }
                         receiver.queued.push(index);
                     });
                 }
+                Command::Close(id, code, reason) => {
+                    let mut found = false;
+                    let target = Target::Client(id);
+                    self.registry.for_each_target(&target, |slot, receiver| {
+                        found = true;
+                        if receiver.closed || receiver.closing.is_some() {
+                            return;
+                        }
+                        if receiver.queued.is_empty() {
+                            touched.push(slot);
+                        }
+                        receiver.closing = Some((code, reason));
+                    });
+                    if !found {
+                        log::debug!("close for client {id}, which is gone");
+                    }
+                }
                 Command::Register(registration) => self.register(registration),
-                Command::Unregister(id) => self.unregister(id),
+                Command::Unregister(id) => {
+                    // Signals after this command no longer reach it; its close (and what was
+                    // routed to it before) still goes out with this batch.
+                    self.registry
+                        .for_each_target(&Target::Client(id), |_, receiver| receiver.closed = true);
+                    departed.push(id);
+                }
                 // Signals queued before the shutdown still go out, ahead of the close frames.
                 Command::Shutdown => shutdown = true,
                 #[cfg(test)]
@@ -385,6 +429,9 @@ impl FanOut {
             }
         }
         self.write_frames(frames, &touched);
+        for id in departed {
+            self.unregister(id);
+        }
         self.registry.compact_if_sparse();
         if shutdown {
             self.begin_shutdown();
@@ -408,8 +455,10 @@ impl FanOut {
                     .writer
                     .checked_sub(1)
                     .and_then(|w| jobs[w].as_mut());
-                if let (Some(job), false) = (job, receiver.queued.is_empty()) {
-                    job.add(&receiver.outbox, &receiver.queued);
+                if let (Some(job), true) = (job, receiver.has_work()) {
+                    let closing = receiver.closing.take();
+                    receiver.closed |= closing.is_some();
+                    job.add(&receiver.outbox, &receiver.queued, closing);
                     receiver.clear_queue();
                 }
             }
@@ -428,16 +477,22 @@ impl FanOut {
             let Some(receiver) = self.registry.get_mut(slot) else {
                 continue;
             };
-            if receiver.queued.is_empty() {
+            if !receiver.has_work() {
                 continue; // handed over, or a slot freed and reused within the batch
             }
             let outbox = &receiver.outbox;
-            tally.add(writer::write_frames(
-                outbox,
-                &frames,
-                &receiver.queued,
-                &mut slices,
-            ));
+            if !receiver.queued.is_empty() {
+                tally.add(writer::write_frames(
+                    outbox,
+                    &frames,
+                    &receiver.queued,
+                    &mut slices,
+                ));
+            }
+            if let Some((code, reason)) = receiver.closing.take() {
+                receiver.closed = true;
+                outbox.close(code, reason);
+            }
             receiver.clear_queue();
         }
         tally.record(&self.metrics);
@@ -465,6 +520,8 @@ impl FanOut {
                 outbox,
                 queued: Vec::new(),
                 writer,
+                closing: None,
+                closed: false,
             },
         );
         self.metrics
@@ -493,10 +550,9 @@ impl FanOut {
                     receiver.outbox.idle_millis()
                 );
                 receiver.outbox.close(Some(1001), "idle timeout");
+                self.metrics.disconnected(Disconnect::Idle);
             } else if send_ping {
-                receiver
-                    .outbox
-                    .send_frames(&[IoSlice::new(ping.as_bytes())]);
+                receiver.outbox.send_frames(&[&ping]);
             }
         }
     }
@@ -553,7 +609,7 @@ mod tests {
         let outbox = Outbox::new(
             socket,
             None,
-            b"",
+            Vec::new(),
             1 << 20,
             Duration::from_secs(1),
             drain.clone(),

@@ -1,17 +1,28 @@
-//! A connection's write side: its socket and the bytes it could not take yet.
+//! A connection's write side: its socket and the frames it could not take yet.
 //!
-//! Every writer goes through here: the fan-out thread (signals), the drain thread (what
-//! waited), and the connection's own thread (pongs and close replies that tungstenite writes
-//! while reading). Writes are nonblocking per call (`MSG_DONTWAIT`), so the lock is held only
-//! for nonblocking work and never across the reader's blocking `read`, which uses the same
-//! socket without the lock. Whatever a socket cannot take waits in a bounded buffer that the
-//! drain thread flushes; a client whose buffer is full is closed with 1008.
+//! Every writer goes through here: the fan-out thread and the writer threads (signals), the
+//! drain thread (what waited), and the connection's own thread (pongs that tungstenite
+//! writes while reading). Writes are nonblocking per call (`MSG_DONTWAIT`), so the lock is
+//! held only for nonblocking work and never across the reader's blocking `read`, which uses
+//! the same socket without the lock.
+//!
+//! What a socket cannot take waits as the frames themselves, shared with every other
+//! receiver of the same signal (a broadcast to a thousand slow clients is one copy, not a
+//! thousand), with how much of the first one went out. On Wss, frames are encrypted only as
+//! the socket takes them, one TLS record at a time, so the ciphertext waiting is one record
+//! at most. The drain thread flushes what waits; a client with more than the limit waiting
+//! is closed with 1008.
+//!
+//! Closing keeps each client's order: a close the client asked for (or earned by breaking
+//! the protocol) is requested here by its reader ([`Outbox::request_close`]) and carried out
+//! by the fan-out thread after every signal routed to it before ([`Outbox::close`]).
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use rustls::ServerConnection;
@@ -25,9 +36,9 @@ use crate::signal::Frame;
 pub(crate) enum Delivery {
     /// All written to the socket.
     Written,
-    /// Some or all wait in the buffer for the drain thread.
+    /// Some or all wait for the drain thread.
     Queued,
-    /// The buffer was full: the client is being closed with 1008.
+    /// Too much was waiting: the client is being closed with 1008.
     Overflowed,
     /// The connection is closing or closed; nothing was taken.
     Closed,
@@ -49,8 +60,14 @@ enum State {
     /// Handshake response queued, the connection is not live yet: everything waits.
     Paused,
     Open,
-    /// A close frame is queued or sent; the socket is cut at the deadline, or as soon as the
-    /// buffer is empty once the reader is done.
+    /// Its reader asked for a close: what was routed to it before still goes out, then the
+    /// fan-out thread closes it. Cut at the deadline if that never happens.
+    CloseRequested {
+        deadline: Instant,
+        reader_done: bool,
+    },
+    /// A close frame is queued or sent; the socket is cut at the deadline, or as soon as
+    /// nothing waits once the reader is done.
     Closing {
         deadline: Instant,
         reader_done: bool,
@@ -58,69 +75,100 @@ enum State {
     Closed,
 }
 
+/// The most slices one `sendmsg` takes (`IOV_MAX` is 1024).
+const MAX_SLICES: usize = 256;
+/// Plaintext encrypted at a time on Wss: one full TLS record.
+const TLS_RECORD: usize = 16 << 10;
+/// What a drained Wss buffer keeps: one full TLS record and its overhead.
+const TLS_RECORD_ROOM: usize = TLS_RECORD + 512;
+
 struct Inner {
-    pending: Vec<u8>,
-    /// Bytes at the front of `pending` already written.
-    sent: usize,
+    /// Frames waiting, oldest first, shared with their other receivers.
+    queue: VecDeque<Frame>,
+    /// Bytes of the first frame already sent (plain) or encrypted (Wss).
+    front_done: usize,
+    /// Bytes in `queue` not yet sent or encrypted.
+    waiting: usize,
+    /// Wss: TLS records not yet sent, and how much of them went out.
+    records: Vec<u8>,
+    records_sent: usize,
     state: State,
     /// Whether the drain thread holds this outbox.
     watched: bool,
-    /// A Wss connection's TLS session: frames are encrypted into `pending`.
+    /// A Wss connection's TLS session.
     tls: Option<Box<ServerConnection>>,
 }
 
 impl Inner {
-    fn waiting(&self) -> usize {
-        self.pending.len() - self.sent
+    /// Everything not yet on the wire.
+    fn backlog(&self) -> usize {
+        self.waiting + self.records.len() - self.records_sent
     }
 
-    fn push(&mut self, bytes: &[u8]) {
-        self.compact();
-        self.pending.extend_from_slice(bytes);
-    }
-
-    fn compact(&mut self) {
-        if self.sent > 0 && self.sent * 2 >= self.pending.len() {
-            self.pending.drain(..self.sent);
-            self.sent = 0;
+    /// Queues a frame (an empty one is nothing to send: the queue holds only bytes to go).
+    fn push(&mut self, frame: Frame) {
+        if frame.len() > 0 {
+            self.waiting += frame.len();
+            self.queue.push_back(frame);
         }
     }
 
-    /// Queues whole frames behind what waits: as they are, or encrypted on a TLS connection.
-    fn queue(&mut self, frames: &[IoSlice<'_>]) {
-        match self.tls.take() {
-            None => frames.iter().for_each(|f| self.push(f)),
-            Some(mut tls) => {
-                self.compact();
-                encrypt(&mut tls, frames, &mut self.pending);
-                self.tls = Some(tls);
-            }
-        }
-    }
-
-    fn consumed(&mut self, n: usize) {
-        self.sent += n;
-        if self.sent == self.pending.len() {
-            self.sent = 0;
-            // Give back what a backlog took: plain Ws only buffers what a socket could not
-            // take, so an idle connection holds no buffer; Wss encrypts every write here, so
-            // it keeps room for one TLS record.
-            let keep = if self.tls.is_some() {
-                TLS_RECORD_ROOM
-            } else {
-                0
+    /// Marks `n` bytes at the front of the queue as sent (or encrypted).
+    fn consume(&mut self, mut n: usize) {
+        self.waiting -= n;
+        while n > 0 {
+            let Some(front) = self.queue.front() else {
+                break;
             };
-            if self.pending.capacity() > keep {
-                self.pending = Vec::new();
-            } else {
-                self.pending.clear();
+            let left = front.len() - self.front_done;
+            if n < left {
+                self.front_done += n;
+                return;
+            }
+            n -= left;
+            self.queue.pop_front();
+            self.front_done = 0;
+        }
+        if self.queue.is_empty() && self.queue.capacity() > 8 {
+            self.queue = VecDeque::new(); // a burst's room goes back
+        }
+    }
+
+    /// The waiting bytes as slices, at most `max_slices` of them and about `max_bytes`.
+    fn slices(&self, max_slices: usize, max_bytes: usize) -> Vec<IoSlice<'_>> {
+        let mut slices = Vec::with_capacity(self.queue.len().min(max_slices));
+        let mut total = 0;
+        for (i, frame) in self.queue.iter().take(max_slices).enumerate() {
+            let start = if i == 0 { self.front_done } else { 0 };
+            let bytes = &frame.as_bytes()[start..];
+            let bytes = &bytes[..bytes.len().min(max_bytes - total)];
+            total += bytes.len();
+            slices.push(IoSlice::new(bytes));
+            if total >= max_bytes {
+                break;
             }
         }
+        slices
+    }
+
+    /// Drops every waiting frame that has not started going out (a client being closed).
+    fn drop_unstarted(&mut self) {
+        let keep = usize::from(self.front_done > 0);
+        while self.queue.len() > keep {
+            if let Some(frame) = self.queue.pop_back() {
+                self.waiting -= frame.len();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.queue = VecDeque::new();
+        self.front_done = 0;
+        self.waiting = 0;
+        self.records = Vec::new();
+        self.records_sent = 0;
     }
 }
-
-/// What a drained Wss buffer keeps: one full TLS record (16 KiB of plaintext) and its overhead.
-const TLS_RECORD_ROOM: usize = (16 << 10) + 512;
 
 /// The write side of one connection.
 pub(crate) struct Outbox {
@@ -129,7 +177,7 @@ pub(crate) struct Outbox {
     /// When the peer was last heard from, in [`clock::millis`].
     last_seen: AtomicU64,
     limit: usize,
-    close_grace: std::time::Duration,
+    close_grace: Duration,
     drain: DrainHandle,
 }
 
@@ -138,19 +186,22 @@ impl Outbox {
     pub(crate) fn new(
         socket: TcpStream,
         tls: Option<Box<ServerConnection>>,
-        greeting: &[u8],
+        greeting: Vec<u8>,
         limit: usize,
-        close_grace: std::time::Duration,
+        close_grace: Duration,
         drain: DrainHandle,
     ) -> Arc<Outbox> {
         let mut inner = Inner {
-            pending: Vec::new(),
-            sent: 0,
+            queue: VecDeque::new(),
+            front_done: 0,
+            waiting: 0,
+            records: Vec::new(),
+            records_sent: 0,
             state: State::Paused,
             watched: false,
             tls,
         };
-        inner.queue(&[IoSlice::new(greeting)]);
+        inner.push(Frame::raw(greeting));
         Arc::new(Outbox {
             socket,
             inner: Mutex::new(inner),
@@ -194,28 +245,69 @@ impl Outbox {
         }
     }
 
-    /// Writes whole frames, in order, without blocking.
-    pub(crate) fn send_frames(self: &Arc<Self>, frames: &[IoSlice<'_>]) -> Delivery {
+    /// Writes whole frames, in order, without blocking; what the socket cannot take waits
+    /// (shared, not copied). More than the limit waiting afterwards (unless it is a single
+    /// frame) closes the client with 1008 instead.
+    pub(crate) fn send_frames(self: &Arc<Self>, frames: &[&Frame]) -> Delivery {
         let mut inner = self.lock();
         match inner.state {
             State::Closing { .. } | State::Closed => return Delivery::Closed,
-            State::Open if inner.waiting() == 0 && inner.tls.is_none() => {
+            State::Open if inner.backlog() == 0 && inner.tls.is_none() => {
                 return self.write_now(&mut inner, frames)
             }
-            State::Open | State::Paused => {}
+            State::Open | State::Paused | State::CloseRequested { .. } => {}
         }
-        if inner.waiting() >= self.limit {
-            self.overflow(&mut inner);
+        for frame in frames {
+            inner.push(Frame::clone(frame));
+        }
+        if inner.state != State::Paused {
+            self.flush_locked(&mut inner);
+        }
+        self.settle(&mut inner)
+    }
+
+    /// After frames were taken: whether they fit, and the delivery to report.
+    fn settle(self: &Arc<Self>, inner: &mut Inner) -> Delivery {
+        if matches!(inner.state, State::Closed) {
+            return Delivery::Closed;
+        }
+        if inner.backlog() > self.limit && inner.queue.len() > 1 {
+            self.overflow(inner);
             return Delivery::Overflowed;
         }
-        inner.queue(frames);
-        if inner.state == State::Open {
-            self.flush_locked(&mut inner);
-            if inner.waiting() == 0 {
-                return Delivery::Written;
-            }
+        if inner.backlog() == 0 {
+            Delivery::Written
+        } else {
+            Delivery::Queued
         }
-        Delivery::Queued
+    }
+
+    /// Plain Ws with nothing waiting: one `sendmsg` of the frames as they are.
+    fn write_now(self: &Arc<Self>, inner: &mut Inner, frames: &[&Frame]) -> Delivery {
+        let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f.as_bytes())).collect();
+        let mut written = match send_nonblocking(&self.socket, &slices) {
+            Ok(n) => n,
+            Err(_) => {
+                self.cut(inner);
+                return Delivery::Closed;
+            }
+        };
+        for frame in frames {
+            if written >= frame.len() {
+                written -= frame.len();
+                continue;
+            }
+            if inner.queue.is_empty() {
+                inner.front_done = written;
+            }
+            inner.waiting += frame.len() - written;
+            inner.queue.push_back(Frame::clone(frame));
+            written = 0;
+        }
+        if inner.waiting > 0 {
+            self.watch(inner);
+        }
+        self.settle(inner)
     }
 
     /// Wss: decrypts `raw` (what the reader read from the socket, without this lock) and
@@ -223,85 +315,85 @@ impl Outbox {
     /// a TLS error the alert is queued for the peer and the error returned.
     pub(crate) fn decrypt(self: &Arc<Self>, raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
         let mut inner = self.lock();
-        let Some(mut tls) = inner.tls.take() else {
+        let Some(tls) = inner.tls.as_mut() else {
             plain.extend_from_slice(raw);
             return Ok(false);
         };
-        let result = crate::tls::decrypt(&mut *tls, raw, plain);
-        if tls.wants_write() {
+        let result = crate::tls::decrypt(&mut **tls, raw, plain);
+        let wants_write = tls.wants_write();
+        if wants_write && inner.state != State::Paused {
             // Alerts, key updates, session tickets: whatever rustls has to say.
-            inner.compact();
-            let _ = tls.write_tls(&mut inner.pending);
-        }
-        inner.tls = Some(tls);
-        if inner.state != State::Paused {
             self.flush_locked(&mut inner);
         }
         result
     }
 
-    fn write_now(self: &Arc<Self>, inner: &mut Inner, frames: &[IoSlice<'_>]) -> Delivery {
-        let total: usize = frames.iter().map(|f| f.len()).sum();
-        let written = match send_nonblocking(&self.socket, frames) {
-            Ok(n) => n,
-            Err(_) => {
-                self.cut(inner);
-                return Delivery::Closed;
-            }
-        };
-        if written == total {
-            return Delivery::Written;
-        }
-        let mut skip = written;
-        for frame in frames {
-            let start = skip.min(frame.len());
-            skip -= start;
-            inner.push(&frame[start..]);
-        }
-        self.watch(inner);
-        Delivery::Queued
-    }
-
-    /// For bytes tungstenite writes on the reader's thread (pongs, close replies): whole
-    /// buffers, queued behind anything waiting. While closing they are dropped, since our own
-    /// close frame is already on its way.
+    /// For bytes tungstenite writes on the reader's thread (pongs): whole frames, queued
+    /// behind anything waiting. While closing they are dropped: our close frame is on its way.
     pub(crate) fn write_control(self: &Arc<Self>, bytes: &[u8]) -> io::Result<()> {
-        match self.send_frames(&[IoSlice::new(bytes)]) {
+        if self.is_closing() {
+            // Our own close frame (or the fan-out's, in order) is on its way; tungstenite's
+            // reply to the peer's close must not jump ahead of what was routed before it.
+            return Ok(());
+        }
+        match self.send_frames(&[&Frame::raw(bytes.to_vec())]) {
             Delivery::Written | Delivery::Queued => Ok(()),
             Delivery::Overflowed => Err(io::ErrorKind::WriteZero.into()),
-            Delivery::Closed if matches!(self.lock().state, State::Closing { .. }) => Ok(()),
+            Delivery::Closed if self.is_closing() => Ok(()),
             Delivery::Closed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
 
-    /// Starts the close handshake with `code` (`None`: a close frame without a code, as an
-    /// echo of one); the socket is cut if the handshake does not finish in time.
-    pub(crate) fn close(self: &Arc<Self>, code: Option<u16>, reason: &str) {
+    /// The reader asks for the close handshake to be finished (its peer sent a close, or
+    /// broke the protocol): the fan-out thread then calls [`Outbox::close`] after whatever
+    /// it routed to this client before. Until then frames are still taken.
+    pub(crate) fn request_close(&self) {
         let mut inner = self.lock();
         if matches!(inner.state, State::Open | State::Paused) {
+            inner.state = State::CloseRequested {
+                deadline: Instant::now() + self.close_grace,
+                reader_done: false,
+            };
+        }
+    }
+
+    /// Starts the close handshake with `code` (`None`: a close frame without a code, as an
+    /// echo of one) behind whatever waits; the socket is cut if the handshake does not finish
+    /// in time.
+    pub(crate) fn close(self: &Arc<Self>, code: Option<u16>, reason: &str) {
+        let mut inner = self.lock();
+        if matches!(
+            inner.state,
+            State::Open | State::Paused | State::CloseRequested { .. }
+        ) {
             self.begin_close(&mut inner, code, reason);
         }
     }
 
     fn overflow(self: &Arc<Self>, inner: &mut Inner) {
-        log::warn!(
+        log::debug!(
             "client at {:?} does not read fast enough: closing it (1008)",
             self.socket.peer_addr().ok()
         );
+        inner.drop_unstarted();
         self.begin_close(inner, Some(1008), "queue full");
     }
 
     fn begin_close(self: &Arc<Self>, inner: &mut Inner, code: Option<u16>, reason: &str) {
-        let was_open = inner.state == State::Open;
+        let live = inner.state != State::Paused;
+        let reader_done = match inner.state {
+            State::CloseRequested { reader_done, .. } => reader_done,
+            _ => false,
+        };
         inner.state = State::Closing {
             deadline: Instant::now() + self.close_grace,
-            reader_done: false,
+            reader_done,
         };
-        match code {
-            Some(code) => inner.queue(&[IoSlice::new(Frame::close(code, reason).as_bytes())]),
-            None => inner.queue(&[IoSlice::new(&[0x88, 0x00])]),
-        }
-        if was_open {
+        inner.push(match code {
+            Some(code) => Frame::close(code, reason),
+            None => Frame::raw(vec![0x88, 0x00]),
+        });
+        if live {
             self.flush_locked(inner);
         }
         if inner.watched {
@@ -312,27 +404,43 @@ impl Outbox {
         }
     }
 
-    /// Whether we are closing (or have closed) this connection ourselves.
+    /// Whether the connection is closing (or closed), or about to be.
     pub(crate) fn is_closing(&self) -> bool {
-        matches!(self.lock().state, State::Closing { .. } | State::Closed)
+        matches!(
+            self.lock().state,
+            State::CloseRequested { .. } | State::Closing { .. } | State::Closed
+        )
     }
 
-    /// The reader has finished: cut the socket now, or once what waits is written.
+    /// The reader has finished: cut the socket now, or once what waits (and the close the
+    /// reader asked for) is written.
     pub(crate) fn reader_done(self: &Arc<Self>) {
         let mut inner = self.lock();
-        let deadline = match inner.state {
-            State::Closed => return,
-            State::Closing { deadline, .. } => deadline,
-            State::Open | State::Paused => Instant::now() + self.close_grace,
-        };
-        if inner.waiting() == 0 || inner.state == State::Paused {
-            self.cut(&mut inner);
-        } else {
-            inner.state = State::Closing {
-                deadline,
-                reader_done: true,
-            };
-            self.watch(&mut inner);
+        match inner.state {
+            State::Closed => {}
+            State::CloseRequested { deadline, .. } => {
+                inner.state = State::CloseRequested {
+                    deadline,
+                    reader_done: true,
+                };
+                self.watch(&mut inner);
+            }
+            State::Paused => self.cut(&mut inner),
+            _ if inner.backlog() == 0 => self.cut(&mut inner),
+            State::Closing { deadline, .. } => {
+                inner.state = State::Closing {
+                    deadline,
+                    reader_done: true,
+                };
+                self.watch(&mut inner);
+            }
+            State::Open => {
+                inner.state = State::Closing {
+                    deadline: Instant::now() + self.close_grace,
+                    reader_done: true,
+                };
+                self.watch(&mut inner);
+            }
         }
     }
 
@@ -340,10 +448,9 @@ impl Outbox {
     pub(crate) fn refuse(&self, response: &[u8]) {
         let mut inner = self.lock();
         if inner.state == State::Paused {
-            inner.pending.clear();
-            inner.sent = 0;
-            inner.queue(&[IoSlice::new(response)]);
-            let _ = send_nonblocking(&self.socket, &[IoSlice::new(&inner.pending)]);
+            inner.clear();
+            inner.push(Frame::raw(response.to_vec()));
+            let _ = self.send_waiting(&mut inner);
         }
         self.cut(&mut inner);
     }
@@ -355,8 +462,7 @@ impl Outbox {
 
     fn cut(&self, inner: &mut Inner) {
         inner.state = State::Closed;
-        inner.pending = Vec::new();
-        inner.sent = 0;
+        inner.clear();
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 
@@ -368,15 +474,95 @@ impl Outbox {
     }
 
     fn flush_locked(self: &Arc<Self>, inner: &mut Inner) {
-        if inner.waiting() == 0 {
-            return;
+        if self.send_waiting(inner).is_err() {
+            return self.cut(inner);
         }
-        match send_nonblocking(&self.socket, &[IoSlice::new(&inner.pending[inner.sent..])]) {
-            Ok(n) => inner.consumed(n),
-            Err(_) => return self.cut(inner),
-        }
-        if inner.waiting() > 0 {
+        if inner.backlog() > 0 {
             self.watch(inner);
+        } else if let State::Closing {
+            reader_done: true, ..
+        } = inner.state
+        {
+            self.cut(inner); // the close is out and the reader is gone
+        }
+    }
+
+    /// Sends what waits, as far as the socket takes it.
+    fn send_waiting(&self, inner: &mut Inner) -> io::Result<()> {
+        if inner.tls.is_some() {
+            return self.send_waiting_tls(inner);
+        }
+        while inner.waiting > 0 {
+            let n = send_nonblocking(&self.socket, &inner.slices(MAX_SLICES, usize::MAX))?;
+            if n == 0 {
+                break;
+            }
+            inner.consume(n);
+        }
+        Ok(())
+    }
+
+    /// Wss: sends the records made so far, then encrypts the next record's worth, and so on
+    /// until the socket would block.
+    fn send_waiting_tls(&self, inner: &mut Inner) -> io::Result<()> {
+        let Some(mut tls) = inner.tls.take() else {
+            return Ok(());
+        };
+        let sent = self.send_records(inner, &mut tls);
+        inner.tls = Some(tls);
+        sent
+    }
+
+    fn send_records(&self, inner: &mut Inner, tls: &mut ServerConnection) -> io::Result<()> {
+        loop {
+            if inner.records_sent < inner.records.len() {
+                let unsent = IoSlice::new(&inner.records[inner.records_sent..]);
+                inner.records_sent += send_nonblocking(&self.socket, &[unsent])?;
+                if inner.records_sent < inner.records.len() {
+                    return Ok(()); // would block
+                }
+                inner.records_sent = 0;
+                inner.records.clear();
+                if inner.records.capacity() > TLS_RECORD_ROOM * 2 {
+                    inner.records = Vec::with_capacity(TLS_RECORD_ROOM);
+                }
+            }
+            if tls.wants_write() {
+                // The record just made, or rustls' own messages (alerts, key updates).
+                while tls.wants_write() {
+                    if tls.write_tls(&mut inner.records)? == 0 {
+                        break;
+                    }
+                }
+                continue;
+            }
+            if inner.waiting == 0 || tls.is_handshaking() {
+                return Ok(());
+            }
+            let taken = {
+                let mut slices = inner.slices(MAX_SLICES, TLS_RECORD);
+                let mut rest = &mut slices[..];
+                let mut taken = 0;
+                let mut writer = tls.writer();
+                while !rest.is_empty() {
+                    match std::io::Write::write_vectored(&mut writer, rest) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            taken += n;
+                            IoSlice::advance_slices(&mut rest, n);
+                        }
+                    }
+                }
+                taken
+            };
+            if taken == 0 {
+                // The session takes no more plaintext (it is closing): nothing more goes.
+                inner.queue.clear();
+                inner.front_done = 0;
+                inner.waiting = 0;
+                return Ok(());
+            }
+            inner.consume(taken);
         }
     }
 
@@ -392,23 +578,30 @@ impl Outbox {
     /// close) when nothing is left to do.
     pub(crate) fn drain_interest(&self, now: Instant) -> DrainInterest {
         let mut inner = self.lock();
+        let waiting = inner.backlog() > 0;
         let interest = match inner.state {
             State::Closed => DrainInterest::Done,
-            State::Closing { deadline, .. } if now >= deadline => {
+            State::Closing { deadline, .. } | State::CloseRequested { deadline, .. }
+                if now >= deadline =>
+            {
                 self.cut(&mut inner);
                 DrainInterest::Done
             }
             State::Closing {
                 reader_done: true, ..
-            } if inner.waiting() == 0 => {
+            } if !waiting => {
                 self.cut(&mut inner);
                 DrainInterest::Done
             }
-            State::Closing { deadline, .. } if inner.waiting() == 0 => {
+            State::Closing { deadline, .. } | State::CloseRequested { deadline, .. }
+                if !waiting =>
+            {
                 DrainInterest::Deadline(deadline)
             }
-            State::Closing { deadline, .. } => DrainInterest::Writable(Some(deadline)),
-            State::Open if inner.waiting() > 0 => DrainInterest::Writable(None),
+            State::Closing { deadline, .. } | State::CloseRequested { deadline, .. } => {
+                DrainInterest::Writable(Some(deadline))
+            }
+            State::Open if waiting => DrainInterest::Writable(None),
             // A paused outbox is flushed by `open`, which watches it again if needed.
             State::Open | State::Paused => DrainInterest::Done,
         };
@@ -416,29 +609,6 @@ impl Outbox {
             inner.watched = false;
         }
         interest
-    }
-}
-
-/// Encrypts whole frames into TLS records appended to `out`.
-fn encrypt(tls: &mut ServerConnection, frames: &[IoSlice<'_>], out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    // All frames in one go, so rustls makes as few records as it can (one per 16 KiB) instead
-    // of one per frame. The plaintext buffer is unlimited (our own queue limit applies), so
-    // this only stops early once the session is closed, when nothing more should be sent.
-    let mut slices = frames.to_vec();
-    let mut rest = &mut slices[..];
-    let mut writer = tls.writer();
-    while !rest.is_empty() {
-        match writer.write_vectored(rest) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-        }
-    }
-    while tls.wants_write() {
-        match tls.write_tls(out) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
     }
 }
 
@@ -452,5 +622,177 @@ fn send_nonblocking(socket: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<us
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The outbox on real socket pairs over loopback: the peer reads, or does not.
+
+    use super::*;
+    use crate::server::drain;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    /// A connected pair: our side (for the outbox) and the peer's, whose receive buffer is
+    /// kept small so that it fills up quickly when the peer does not read.
+    fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        use rustix::net::{sockopt, AddressFamily, SocketType};
+        let socket = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        sockopt::set_socket_recv_buffer_size(&socket, 4096).unwrap();
+        rustix::net::connect(&socket, &listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        (ours, TcpStream::from(socket))
+    }
+
+    struct Setup {
+        listener: TcpListener,
+        drain: DrainHandle,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            let (drain, thread) = drain::spawn().unwrap();
+            Setup {
+                listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+                drain,
+                thread: Some(thread),
+            }
+        }
+
+        /// An open outbox with `limit`, and the peer's end of its socket.
+        fn outbox(&self, limit: usize) -> (Arc<Outbox>, TcpStream) {
+            let (ours, peer) = pair(&self.listener);
+            let outbox = Outbox::new(
+                ours,
+                None,
+                Vec::new(),
+                limit,
+                Duration::from_secs(5),
+                self.drain.clone(),
+            );
+            outbox.open();
+            (outbox, peer)
+        }
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            self.drain.stop();
+            if let Some(thread) = self.thread.take() {
+                thread.join().unwrap();
+            }
+        }
+    }
+
+    impl Outbox {
+        fn shares(&self, frame: &Frame) -> bool {
+            self.lock().queue.iter().any(|f| f.shares_bytes_with(frame))
+        }
+    }
+
+    /// Reads `n` bytes from the peer's side.
+    fn read_exactly(peer: &mut TcpStream, n: usize) -> Vec<u8> {
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut bytes = vec![0u8; n];
+        peer.read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn one_broadcast_to_twenty_readers_that_do_not_read_is_one_copy() {
+        let setup = Setup::new();
+        let big = Frame::binary(&vec![7u8; 8 << 20]);
+        let outboxes: Vec<_> = (0..20).map(|_| setup.outbox(16 << 20)).collect();
+        for (outbox, _) in &outboxes {
+            assert_eq!(outbox.send_frames(&[&big]), Delivery::Queued);
+        }
+        for (outbox, _) in &outboxes {
+            assert!(
+                outbox.shares(&big),
+                "the waiting frame is the broadcast's own bytes"
+            );
+            assert!(outbox.lock().backlog() > 0);
+        }
+    }
+
+    #[test]
+    fn the_limit_counts_what_waits_and_what_would_be_added() {
+        let setup = Setup::new();
+        let (outbox, _peer) = setup.outbox(1 << 20);
+        // One frame bigger than the limit is taken when nothing waits...
+        let huge = Frame::binary(&vec![1u8; 4 << 20]);
+        assert_eq!(outbox.send_frames(&[&huge]), Delivery::Queued);
+        // ...but nothing more while it waits.
+        let small = Frame::text(b"x");
+        assert_eq!(outbox.send_frames(&[&small]), Delivery::Overflowed);
+        assert!(outbox.is_closing());
+        assert_eq!(outbox.send_frames(&[&small]), Delivery::Closed);
+
+        // A batch over the limit does not fit in an empty queue either.
+        let (outbox, _peer) = setup.outbox(1 << 20);
+        let piece = Frame::binary(&vec![2u8; 1 << 20]);
+        let batch = [&piece; 16];
+        assert_eq!(outbox.send_frames(&batch), Delivery::Overflowed);
+    }
+
+    #[test]
+    fn a_requested_close_goes_out_after_what_was_routed_before_it() {
+        let setup = Setup::new();
+        let (outbox, mut peer) = setup.outbox(1 << 20);
+        outbox.request_close();
+        assert!(outbox.is_closing());
+        // tungstenite's own close reply is dropped; signals routed before the close still go.
+        outbox.write_control(&[0x88, 0x00]).unwrap();
+        let reply = Frame::text(b"reply");
+        assert_eq!(outbox.send_frames(&[&reply]), Delivery::Written);
+        outbox.close(Some(1000), "");
+        let expected = [reply.as_bytes(), Frame::close(1000, "").as_bytes()].concat();
+        assert_eq!(read_exactly(&mut peer, expected.len()), expected);
+        assert_eq!(outbox.send_frames(&[&reply]), Delivery::Closed);
+    }
+
+    #[test]
+    fn what_waits_goes_out_in_order_once_the_peer_reads() {
+        let setup = Setup::new();
+        let (outbox, mut peer) = setup.outbox(64 << 20);
+        let frames: Vec<Frame> = (0..64u8)
+            .map(|i| Frame::binary(&vec![i; 100_000]))
+            .collect();
+        for frame in &frames {
+            let delivery = outbox.send_frames(&[frame]);
+            assert!(matches!(delivery, Delivery::Written | Delivery::Queued));
+        }
+        for (i, frame) in frames.iter().enumerate() {
+            let got = read_exactly(&mut peer, frame.len());
+            assert!(
+                got == frame.as_bytes(),
+                "frame {i} arrived whole and in order"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reader_done_with_nothing_waiting_cuts_at_once_and_a_close_waits_for_its_frame() {
+        let setup = Setup::new();
+        let (outbox, mut peer) = setup.outbox(1 << 20);
+        outbox.reader_done();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(peer.read(&mut [0u8; 16]).unwrap(), 0);
+
+        let (outbox, mut peer) = setup.outbox(1 << 20);
+        outbox.request_close();
+        outbox.reader_done(); // the reader ends before the fan-out sends the close
+        outbox.close(Some(1002), "protocol error");
+        let close = Frame::close(1002, "protocol error");
+        assert_eq!(read_exactly(&mut peer, close.len()), close.as_bytes());
+        assert_eq!(
+            peer.read(&mut [0u8; 16]).unwrap(),
+            0,
+            "then the socket is cut"
+        );
     }
 }

@@ -7,7 +7,6 @@
 //! which of them it gets. Each receiver is written by one thread only, always the same one,
 //! and a writer takes its jobs in order, so a receiver's frames keep their order.
 
-use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,6 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::metrics::Metrics;
+use crate::server::fanout::Closing;
 use crate::server::outbox::{Delivery, Outbox};
 use crate::signal::Frame;
 use crate::{Error, Result};
@@ -26,8 +26,9 @@ const JOB_QUEUE: usize = 2;
 /// One batch's writes for one writer.
 pub(crate) struct Job {
     frames: Arc<[Frame]>,
-    /// Each receiver and where its frame indexes end in `indexes`.
-    receivers: Vec<(Arc<Outbox>, u32)>,
+    /// Each receiver, where its frame indexes end in `indexes`, and the close to send after
+    /// them, if any.
+    receivers: Vec<(Arc<Outbox>, u32, Option<Closing>)>,
     indexes: Vec<u32>,
 }
 
@@ -41,11 +42,12 @@ impl Job {
         }
     }
 
-    /// Adds a receiver and the indexes (into the frames) of what it gets, in order.
-    pub(crate) fn add(&mut self, outbox: &Arc<Outbox>, frames: &[u32]) {
+    /// Adds a receiver, the indexes (into the frames) of what it gets, in order, and the
+    /// close to send after them.
+    pub(crate) fn add(&mut self, outbox: &Arc<Outbox>, frames: &[u32], closing: Option<Closing>) {
         self.indexes.extend_from_slice(frames);
         self.receivers
-            .push((outbox.clone(), self.indexes.len() as u32));
+            .push((outbox.clone(), self.indexes.len() as u32, closing));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -56,10 +58,15 @@ impl Job {
         let mut tally = Tally::default();
         let mut slices = Vec::new();
         let mut start = 0;
-        for (outbox, end) in &self.receivers {
+        for (outbox, end, closing) in &self.receivers {
             let end = *end as usize;
             let indexes = &self.indexes[start..end];
-            tally.add(write_frames(outbox, &self.frames, indexes, &mut slices));
+            if !indexes.is_empty() {
+                tally.add(write_frames(outbox, &self.frames, indexes, &mut slices));
+            }
+            if let Some((code, reason)) = closing {
+                outbox.close(*code, reason);
+            }
             start = end;
         }
         tally.record(metrics);
@@ -94,21 +101,17 @@ impl Tally {
     }
 }
 
-/// Writes the frames `indexes` names to `outbox` in one call; `slices` is scratch room kept
+/// Writes the frames `indexes` names to `outbox` in one call; `chosen` is scratch room kept
 /// across the receivers of a batch.
 pub(crate) fn write_frames<'a>(
     outbox: &Arc<Outbox>,
     frames: &'a [Frame],
     indexes: &[u32],
-    slices: &mut Vec<IoSlice<'a>>,
+    chosen: &mut Vec<&'a Frame>,
 ) -> (Delivery, u64) {
-    slices.clear();
-    slices.extend(
-        indexes
-            .iter()
-            .map(|&i| IoSlice::new(frames[i as usize].as_bytes())),
-    );
-    (outbox.send_frames(slices), indexes.len() as u64)
+    chosen.clear();
+    chosen.extend(indexes.iter().map(|&i| &frames[i as usize]));
+    (outbox.send_frames(chosen), indexes.len() as u64)
 }
 
 /// The fan-out thread's end of one writer thread.

@@ -41,7 +41,7 @@ pub(crate) fn go_live(
     let outbox = Outbox::new(
         stream,
         tls,
-        &greeting,
+        greeting,
         config.max_queue_bytes,
         config.close_timeout,
         shared.drain.clone(),
