@@ -86,6 +86,9 @@ pub struct ClientInfo {
     pub headers: Pairs,
     /// The upgrade request's query string, decoded, in order.
     pub query: Pairs,
+    /// The subprotocol agreed on in the handshake (the first of the server's that the client
+    /// offered), if any.
+    pub subprotocol: Option<String>,
 }
 
 impl ClientInfo {

@@ -94,28 +94,9 @@ fn ensure_open_files(needed: u64) {
 /// Reads one server frame from a raw socket: (first byte, payload).
 fn read_server_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let mut head = [0u8; 2];
-    stream.read_exact(&mut head).expect("frame head");
-    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
-    let len = match head[1] & 0x7f {
-        126 => {
-            let mut n = [0u8; 2];
-            stream.read_exact(&mut n).expect("len16");
-            u16::from_be_bytes(n) as usize
-        }
-        127 => {
-            let mut n = [0u8; 8];
-            stream.read_exact(&mut n).expect("len64");
-            u64::from_be_bytes(n) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).expect("payload");
-    (head[0], payload)
+    support::read_frame(stream)
 }
 
-/// Reads server frames until a close frame and returns its code.
 fn read_close_code(stream: &mut TcpStream) -> u16 {
     loop {
         let (first, payload) = read_server_frame(stream);

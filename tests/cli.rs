@@ -1036,3 +1036,18 @@ fn serve_takes_https_sharing_a_port_with_wss() {
     assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
     assert!(server.stop().success());
 }
+
+#[test]
+fn connect_prints_the_reply_to_a_line_sent_just_before_stdin_ends() {
+    // `echo '{"message":"[date]"}' | signalhub connect ws://.../messages`: the line and the
+    // end of input come together; the reply still arrives before the server's close.
+    let server = Serve::start(&["--ws", "127.0.0.1:0"], 1);
+    for _ in 0..10 {
+        let mut cli = connect(&server.ws_url("/messages"), &["--close-timeout", "5"]);
+        cli.send_line(r#"{"message":"[date]"}"#);
+        cli.close_stdin();
+        assert!(cli.line().ends_with("GMT"), "the [date] reply is printed");
+        assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    }
+    assert!(server.stop().success());
+}

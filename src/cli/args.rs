@@ -149,6 +149,11 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "ORIGIN")]
     pub allowed_origin: Vec<String>,
 
+    /// a WebSocket subprotocol the server speaks (Sec-WebSocket-Protocol); repeatable, most
+    /// preferred first: a client gets the first of these it offers, none in common means none
+    #[argh(option, arg_name = "NAME")]
+    pub subprotocol: Vec<String>,
+
     /// require `Authorization: Bearer <token>` on POST /broadcast (else 401), the token
     /// being the value of the environment variable VAR (visible ASCII, no spaces); GET /,
     /// /script.js, /ws-config and /metrics stay open
@@ -203,8 +208,8 @@ pub struct TimerBroadcast {
     subcommand,
     name = "connect",
     note = "ws:// and wss:// URLs; wss:// trusts the built-in web roots, or the CA certificates
-of --ca. When standard input ends, a normal close (1000) is sent and the server's close
-awaited (at most 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
+of --ca. When standard input ends, a normal close (1000) is sent; what the server still
+sends is printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
 cannot connect or the connection ends abnormally (the reason on stderr)."
 )]
 pub struct ConnectArgs {
@@ -219,6 +224,16 @@ pub struct ConnectArgs {
     /// wss://: a PEM file of CA certificates to trust instead of the built-in web roots
     #[argh(option, arg_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
+
+    /// once standard input ends: seconds to keep printing what arrives while waiting for the
+    /// server's close (default 5; decimals allowed)
+    #[argh(
+        option,
+        arg_name = "SECS",
+        default = "Duration::from_secs(5)",
+        from_str_fn(seconds)
+    )]
+    pub close_timeout: Duration,
 }
 
 impl ServeArgs {
@@ -257,6 +272,7 @@ impl ServeArgs {
         if !self.allowed_origin.is_empty() {
             config.allowed_origins = Some(self.allowed_origin.clone());
         }
+        config.subprotocols = self.subprotocol.clone();
         self.backplane(&mut config)?;
         Ok(config)
     }

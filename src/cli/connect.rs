@@ -23,8 +23,6 @@ use super::{describe, Exit};
 const NAME: &str = "cli";
 /// How long connecting (TCP, TLS and the upgrade) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to wait for the server's close once standard input has ended.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// What the threads tell the main thread.
 enum Event {
@@ -42,7 +40,7 @@ pub fn run(args: ConnectArgs) -> Result<(), Exit> {
     let mut options = ConnectOptions::new()
         .content_type("text/plain")
         .connect_timeout(CONNECT_TIMEOUT)
-        .close_timeout(CLOSE_WAIT);
+        .close_timeout(args.close_timeout);
     for header in &args.header {
         let (name, value) = parse_header(header).map_err(Exit::usage)?;
         options = options.header(name, value);
@@ -68,7 +66,7 @@ pub fn run(args: ConnectArgs) -> Result<(), Exit> {
         .name("sh-stdin".into())
         .spawn(move || pump_stdin(&sender, &events))
         .map_err(|e| Exit::failure(format!("cannot start a thread: {e}")))?;
-    let outcome = wait(&received).map_err(Exit::failure);
+    let outcome = wait(&received, args.close_timeout).map_err(Exit::failure);
     clients.shutdown();
     outcome
 }
@@ -142,7 +140,8 @@ fn print_line(text: &str) -> Result<(), String> {
 }
 
 /// Sends each line of standard input (without its line ending) as a text message; at its end,
-/// closes normally (waiting for the server's reply, at most [`CLOSE_WAIT`]).
+/// closes normally (waiting for the server's reply, at most the close timeout; what arrives
+/// meanwhile is printed).
 fn pump_stdin(clients: &Clients, events: &Sender<Event>) {
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();
@@ -172,8 +171,8 @@ fn strip_line_ending(line: &[u8]) -> &[u8] {
 }
 
 /// Waits for the end: the connection's verdict, or, once standard input is done (or sending
-/// failed), the verdict within [`CLOSE_WAIT`].
-fn wait(events: &Receiver<Event>) -> Result<(), String> {
+/// failed), the verdict within `close_timeout`.
+fn wait(events: &Receiver<Event>, close_timeout: Duration) -> Result<(), String> {
     let first = events
         .recv()
         .map_err(|_| "the client threads stopped".to_owned())?;
@@ -182,7 +181,7 @@ fn wait(events: &Receiver<Event>) -> Result<(), String> {
         Event::InputDone => Ok(()),
         Event::SendFailed(reason) => Err(reason),
     };
-    match events.recv_timeout(CLOSE_WAIT) {
+    match events.recv_timeout(close_timeout) {
         Ok(Event::Ended(outcome)) => outcome,
         _ => fallback,
     }

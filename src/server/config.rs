@@ -42,6 +42,12 @@ pub struct ServerConfig {
     pub max_pending_handshakes: usize,
     /// Largest upgrade request head (request line and headers). Default 8 KiB.
     pub max_request_head: usize,
+    /// The WebSocket subprotocols the server speaks, most preferred first (for endpoints that
+    /// do not name their own with [`Endpoint::subprotocols`]). A client that offers some
+    /// (`Sec-WebSocket-Protocol`) gets the first of these it offers, in the `101` and in
+    /// [`ClientInfo::subprotocol`](crate::ClientInfo::subprotocol); with none in common, or
+    /// none offered, the connection is accepted without one (RFC 6455). Default: none.
+    pub subprotocols: Vec<String>,
     /// `Origin` values allowed to connect (compared case-insensitively); others get `403`.
     /// `None` (the default, as in Pode) allows every origin.
     pub allowed_origins: Option<Vec<String>>,
@@ -91,6 +97,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             max_request_head: 8 << 10,
             max_pending_handshakes: 1024,
+            subprotocols: Vec::new(),
             allowed_origins: None,
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -166,11 +173,25 @@ impl ServerConfig {
         if let Some((_, what)) = checks.iter().find(|(bad, _)| *bad) {
             return Err(Error::InvalidConfig((*what).to_owned()));
         }
+        check_subprotocols(&self.subprotocols)?;
         #[cfg(feature = "redis")]
         if let Some(backplane) = &self.backplane {
             backplane.validate()?;
         }
         Ok(())
+    }
+}
+
+/// Every name must be a token (letters, digits and `!#$%&'*+-.^_`|~`), as the header needs.
+pub(crate) fn check_subprotocols(names: &[String]) -> Result<()> {
+    match names
+        .iter()
+        .find(|n| !crate::server::handshake::is_valid_protocol(n))
+    {
+        Some(bad) => Err(Error::InvalidConfig(format!(
+            "subprotocol {bad:?} is not a token"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -206,6 +227,8 @@ pub struct Endpoint {
     pub(crate) name: Option<String>,
     pub(crate) share_with: Option<String>,
     pub(crate) certificate: Option<Certificate>,
+    /// This endpoint's subprotocols, instead of the server's.
+    pub(crate) subprotocols: Option<Vec<String>>,
 }
 
 impl Endpoint {
@@ -218,6 +241,7 @@ impl Endpoint {
             name: None,
             share_with: None,
             certificate: None,
+            subprotocols: None,
         }
     }
 
@@ -262,7 +286,24 @@ impl Endpoint {
             name: None,
             share_with: None,
             certificate: None,
+            subprotocols: None,
         }
+    }
+
+    /// The WebSocket subprotocols this endpoint speaks, most preferred first, instead of
+    /// [`ServerConfig::subprotocols`]: a client gets the first of them it offers.
+    ///
+    /// ```
+    /// let ep = signalhub::Endpoint::ws("*:8091").subprotocols(["graphql-transport-ws", "graphql-ws"]);
+    /// # let _ = ep;
+    /// ```
+    pub fn subprotocols<I, S>(mut self, names: I) -> Endpoint
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols = Some(names.into_iter().map(Into::into).collect());
+        self
     }
 
     /// Shares the port of the endpoint named `name` (of the other kind): WebSocket upgrades

@@ -174,7 +174,11 @@ fn start_threads(
             shared.clone(),
             handle.stop.clone(),
         )
-        .serving(port.websocket.clone(), http_port, port.tls.clone());
+        .serving(port.websocket.clone(), http_port, port.tls.clone())
+        .speaking(
+            port.subprotocols
+                .unwrap_or_else(|| shared.config.subprotocols.clone()),
+        );
         let name = format!("sh-door-{}", info.address.port());
         let lifecycle = handle.lifecycle.clone();
         let thread = spawn_named(&name, move || {

@@ -18,6 +18,19 @@ pub(crate) struct Upgrade {
     pub(crate) headers: Pairs,
     /// `Sec-WebSocket-Accept` for the response.
     pub(crate) accept: String,
+    /// The subprotocols the client offers (`Sec-WebSocket-Protocol`), in its order.
+    pub(crate) protocols: Vec<String>,
+}
+
+impl Upgrade {
+    /// The first of `ours` (the server's, in its order of preference) that the client
+    /// offers; `None` when they have none in common (RFC 6455 4.2.2: then no
+    /// `Sec-WebSocket-Protocol` header, and the connection is still accepted).
+    pub(crate) fn choose_protocol(&self, ours: &[String]) -> Option<String> {
+        ours.iter()
+            .find(|mine| self.protocols.iter().any(|offered| offered == *mine))
+            .cloned()
+    }
 }
 
 impl Upgrade {
@@ -259,11 +272,20 @@ fn check_upgrade(
     let target = request.path.unwrap_or("/");
     let (path, query) = split_target(target).ok_or(Refusal::new(400, "invalid request path"))?;
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    // Every Sec-WebSocket-Protocol header, each a comma-separated list of tokens.
+    let protocols = (headers.iter())
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
+        .flat_map(|(_, value)| value.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
     Ok(Upgrade {
         path,
         query: query.into_iter().collect(),
         headers: headers.into_iter().collect(),
         accept,
+        protocols,
     })
 }
 
@@ -332,13 +354,24 @@ pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> 
     String::from_utf8(out).ok()
 }
 
-/// The `101 Switching Protocols` response, with the client's id.
-pub(crate) fn switching_protocols(accept: &str, id: ClientId) -> Vec<u8> {
+/// The `101 Switching Protocols` response, with the client's id and the chosen subprotocol.
+pub(crate) fn switching_protocols(accept: &str, id: ClientId, protocol: Option<&str>) -> Vec<u8> {
+    let protocol = protocol
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\nX-Signal-ClientId: {id}\r\n\r\n"
+         Sec-WebSocket-Accept: {accept}\r\n{protocol}X-Signal-ClientId: {id}\r\n\r\n"
     )
     .into_bytes()
+}
+
+/// Whether `name` can be a subprotocol: an HTTP token (RFC 6455 4.1, RFC 9110 5.6.2).
+pub(crate) fn is_valid_protocol(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -542,11 +575,36 @@ mod tests {
     }
 
     #[test]
-    fn the_101_response_carries_the_client_id() {
+    fn the_101_response_carries_the_client_id_and_the_chosen_protocol() {
         let id = ClientId::random();
-        let text = String::from_utf8(switching_protocols("abc=", id)).unwrap();
+        let text = String::from_utf8(switching_protocols("abc=", id, None)).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains(&format!("X-Signal-ClientId: {id}\r\n")));
+        assert!(!text.contains("Sec-WebSocket-Protocol"));
         assert!(text.ends_with("\r\n\r\n"));
+        let text = String::from_utf8(switching_protocols("abc=", id, Some("mqtt"))).unwrap();
+        assert!(
+            text.contains("\r\nSec-WebSocket-Protocol: mqtt\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_server_picks_the_first_of_its_own_protocols_that_the_client_offers() {
+        let offered = |extra: &str| outcome(&request("/", extra)).unwrap();
+        let ours = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let up = offered(
+            "Sec-WebSocket-Protocol: graphql-ws, mqtt\r\nSec-WebSocket-Protocol: v2.stomp\r\n",
+        );
+        assert_eq!(up.protocols, ["graphql-ws", "mqtt", "v2.stomp"]);
+        assert_eq!(
+            up.choose_protocol(&ours(&["v2.stomp", "mqtt"])),
+            Some("v2.stomp".into())
+        );
+        assert_eq!(up.choose_protocol(&ours(&["wamp"])), None);
+        assert_eq!(up.choose_protocol(&[]), None);
+        assert!(offered("").protocols.is_empty());
+        assert!(is_valid_protocol("graphql-transport-ws") && is_valid_protocol("v12.stomp"));
+        assert!(!is_valid_protocol("") && !is_valid_protocol("a b") && !is_valid_protocol("a,b"));
     }
 }

@@ -127,6 +127,9 @@ impl Server {
     /// share its port, as do a `Wss` and an `Https` one.
     pub fn endpoint(&mut self, endpoint: Endpoint) -> Result<&mut Server> {
         endpoint.socket_addr()?;
+        if let Some(names) = &endpoint.subprotocols {
+            config::check_subprotocols(names)?;
+        }
         let mut endpoint = endpoint;
         let name = endpoint
             .name
@@ -284,6 +287,8 @@ pub(crate) struct Port {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// The certificate `tls` was made from, to compare with a second endpoint's.
     certificate: Option<crate::tls::Certificate>,
+    /// The WebSocket endpoint's own subprotocols, if it names any.
+    pub(crate) subprotocols: Option<Vec<String>>,
 }
 
 /// Binds one socket per distinct address; a WebSocket and an HTTP endpoint on the same
@@ -319,6 +324,7 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
                     http: None,
                     tls: None,
                     certificate: None,
+                    subprotocols: None,
                 };
                 ports.push((wanted, port));
                 ports.len() - 1
@@ -344,7 +350,10 @@ fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
         }
         let slot = match endpoint.protocol {
             Protocol::Http | Protocol::Https => &mut port.http,
-            Protocol::Ws | Protocol::Wss => &mut port.websocket,
+            Protocol::Ws | Protocol::Wss => {
+                port.subprotocols = endpoint.subprotocols.clone();
+                &mut port.websocket
+            }
         };
         if slot.replace(info).is_some() {
             return Err(Error::InvalidConfig(format!(

@@ -181,6 +181,30 @@ pub fn raw_request(handle: &ServerHandle, request: &str) -> String {
 }
 
 /// One masked client frame (RFC 6455 section 5.2), with any opcode and FIN bit, as raw bytes.
+/// Reads one frame the server sent (never masked): its first byte (FIN and opcode) and its
+/// payload. Reads wait as the stream's own timeout says.
+pub fn read_frame(stream: &mut impl std::io::Read) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).expect("frame head");
+    assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            stream.read_exact(&mut n).expect("len16");
+            u16::from_be_bytes(n) as usize
+        }
+        127 => {
+            let mut n = [0u8; 8];
+            stream.read_exact(&mut n).expect("len64");
+            u64::from_be_bytes(n) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).expect("payload");
+    (head[0], payload)
+}
+
 pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
     let mut frame = vec![if fin { 0x80 } else { 0x00 } | (opcode & 0x0f)];

@@ -134,6 +134,8 @@ pub(crate) struct Door {
     shared: Arc<Shared>,
     stop: Arc<StopSignal>,
     rules: Rules,
+    /// The WebSocket subprotocols spoken here, most preferred first.
+    subprotocols: Vec<String>,
     conns: HashMap<u64, Conn>,
     next_key: u64,
     accept_paused_until: Option<Instant>,
@@ -163,6 +165,7 @@ impl Door {
             http: None,
             tls: None,
             rules,
+            subprotocols: Vec::new(),
             shared,
             stop,
             conns: HashMap::new(),
@@ -184,6 +187,12 @@ impl Door {
         self.websocket = websocket;
         self.http = http;
         self.tls = tls;
+        self
+    }
+
+    /// Sets the WebSocket subprotocols spoken here, most preferred first.
+    pub(crate) fn speaking(mut self, subprotocols: Vec<String>) -> Door {
+        self.subprotocols = subprotocols;
         self
     }
 
@@ -480,7 +489,16 @@ impl Door {
         };
         let (transport, leftover, slot) = conn.into_upgrade(head_len);
         if let Some(slot) = slot {
-            upgrade::go_live(&self.shared, &websocket, transport, leftover, upgrade, slot);
+            let protocol = upgrade.choose_protocol(&self.subprotocols);
+            upgrade::go_live(
+                &self.shared,
+                &websocket,
+                protocol,
+                transport,
+                leftover,
+                upgrade,
+                slot,
+            );
         }
     }
 

@@ -38,6 +38,8 @@ pub(crate) struct Transport {
     sent: usize,
     /// Our side is done: shut the socket's write half once everything is sent.
     finishing: bool,
+    /// TLS: the close_notify is queued (behind all the plaintext).
+    notified: bool,
 }
 
 impl Transport {
@@ -49,6 +51,7 @@ impl Transport {
             out: Vec::new(),
             sent: 0,
             finishing: false,
+            notified: false,
         }
     }
 
@@ -139,6 +142,12 @@ impl Transport {
                     Err(e) => return Err(e),
                 }
             }
+            if self.sent == self.out.len() && self.finishing && !self.notified {
+                // After every byte of plaintext: a close_notify stops rustls taking more.
+                tls.send_close_notify();
+                self.notified = true;
+                continue;
+            }
             if self.sent == self.out.len() || tls.is_handshaking() {
                 return Ok(progress);
             }
@@ -154,9 +163,6 @@ impl Transport {
     /// Ends our side: a TLS close_notify, then the socket's write half once all is sent
     /// (by this or a later [`Transport::flush`]).
     pub(crate) fn finish(&mut self) {
-        if let Some(tls) = self.tls.as_mut() {
-            tls.send_close_notify();
-        }
         self.finishing = true;
         let _ = self.flush();
     }

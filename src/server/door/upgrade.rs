@@ -14,11 +14,12 @@ use crate::server::outbox::Outbox;
 use crate::server::Shared;
 use crate::ClientId;
 
-/// Makes an upgraded connection live, counted by `slot`. A connection whose thread cannot
-/// start is answered `503` instead.
+/// Makes an upgraded connection live with the agreed `protocol`, counted by `slot`. A
+/// connection whose thread cannot start is answered `503` instead.
 pub(crate) fn go_live(
     shared: &Arc<Shared>,
     endpoint: &Arc<EndpointInfo>,
+    protocol: Option<String>,
     transport: Transport,
     leftover: Vec<u8>,
     upgrade: Upgrade,
@@ -37,7 +38,11 @@ pub(crate) fn go_live(
     let id = ClientId::random();
     let path_key = upgrade.path.to_lowercase();
     let mut greeting = unsent;
-    greeting.extend_from_slice(&switching_protocols(&upgrade.accept, id));
+    greeting.extend_from_slice(&switching_protocols(
+        &upgrade.accept,
+        id,
+        protocol.as_deref(),
+    ));
     let outbox = Outbox::new(
         stream,
         tls,
@@ -54,6 +59,7 @@ pub(crate) fn go_live(
         remote_addr: peer,
         headers: upgrade.headers,
         query: upgrade.query,
+        subprotocol: protocol,
     });
     let registration = Registration {
         id,
