@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use serde_json::json;
-use support::{connect, masked_frame, raw_upgrade, start, wait_until};
+use support::{connect, raw_upgrade, start, wait_until};
 
 /// Every record at info or above, as `LEVEL target: message`.
 static LOUD: Mutex<Vec<String>> = Mutex::new(Vec::new());
