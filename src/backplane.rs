@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::metrics::Metrics;
-use crate::server::fanout::{Command, Outgoing, Target};
-use crate::signal::{Frame, OPCODE_BINARY, OPCODE_TEXT};
+use crate::protocol::frame::{OPCODE_BINARY, OPCODE_TEXT};
+use crate::protocol::{Frame, Target};
+use crate::server::{Command, Outgoing};
 use crate::{ClientId, Error, Result};
 
 /// Signals that may wait for the publisher thread; past this the fan-out drops (counts and
@@ -519,9 +520,10 @@ impl Subscriber {
 /// Appends a signal's wire form to `buf` (cleared first). False when the frame is not a
 /// text or binary data frame (never the case for signals) or the target is too long.
 fn encode(buf: &mut Vec<u8>, node: &[u8; 16], target: &Target, frame: &Frame) -> bool {
-    let Some((opcode, payload)) = frame_payload(frame.as_bytes()) else {
+    let (opcode, payload) = (frame.opcode(), frame.payload());
+    if !matches!(opcode, OPCODE_TEXT | OPCODE_BINARY) {
         return false;
-    };
+    }
     let client;
     let (kind, target): (u8, &[u8]) = match target {
         Target::All => (KIND_ALL, b""),
@@ -585,28 +587,6 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
     })
 }
 
-/// The opcode and payload of a server frame (final, unmasked), as [`Frame`] builds them.
-fn frame_payload(bytes: &[u8]) -> Option<(u8, &[u8])> {
-    let (&first, rest) = bytes.split_first()?;
-    let (&second, rest) = rest.split_first()?;
-    let opcode = first & 0x0F;
-    if !matches!(opcode, OPCODE_TEXT | OPCODE_BINARY) || second & 0x80 != 0 {
-        return None;
-    }
-    let (len, rest) = match second & 0x7F {
-        126 => (
-            u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize,
-            rest.get(2..)?,
-        ),
-        127 => (
-            usize::try_from(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?)).ok()?,
-            rest.get(8..)?,
-        ),
-        n => (n as usize, rest),
-    };
-    (rest.len() == len).then_some((opcode, rest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,7 +646,10 @@ mod tests {
         );
         client[26] = b'z'; // not hex
         assert!(decode(&client).is_none());
-        assert!(frame_payload(Frame::ping(b"p").as_bytes()).is_none());
+        assert!(
+            !encode(&mut client, &[1; 16], &Target::All, &Frame::ping(b"p")),
+            "no control frames"
+        );
     }
 
     #[test]

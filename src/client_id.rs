@@ -19,7 +19,7 @@ impl ClientId {
     /// A new random id, with the version (4) and variant bits of a random UUID set.
     pub fn random() -> ClientId {
         let mut bytes = [0u8; 16];
-        fill_random(&mut bytes);
+        crate::random::fill(&mut bytes);
         let bits = u128::from_be_bytes(bytes);
         let bits = (bits & !(0xF << 76)) | (0x4 << 76); // version 4
         let bits = (bits & !(0x3 << 62)) | (0x2 << 62); // RFC 4122 variant
@@ -29,32 +29,6 @@ impl ClientId {
     /// The id's 128 bits.
     pub fn as_u128(self) -> u128 {
         self.0
-    }
-}
-
-fn fill_random(bytes: &mut [u8; 16]) {
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            // getrandom(2) only fails this way on kernels older than 3.17; an id must still
-            // be unique, so fall back to a hashed mix of time and a counter.
-            Err(_) => return fallback_random(bytes),
-        }
-    }
-}
-
-fn fallback_random(bytes: &mut [u8; 16]) {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    for half in bytes.chunks_mut(8) {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_u128(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()));
-        half.copy_from_slice(&h.finish().to_be_bytes());
     }
 }
 

@@ -127,12 +127,12 @@ pub struct MessageEvent<'a> {
 impl MessageEvent<'_> {
     /// Sends a text frame back to the sender only.
     pub fn reply_text(&self, text: &str) -> Result<()> {
-        self.reply(crate::signal::Frame::text(text.as_bytes()))
+        self.reply(crate::protocol::Frame::text(text.as_bytes()))
     }
 
     /// Sends a binary frame back to the sender only.
     pub fn reply_binary(&self, bytes: &[u8]) -> Result<()> {
-        self.reply(crate::signal::Frame::binary(bytes))
+        self.reply(crate::protocol::Frame::binary(bytes))
     }
 
     /// The server's [`Signals`] handle, to send to others.
@@ -140,8 +140,8 @@ impl MessageEvent<'_> {
         self.signals
     }
 
-    fn reply(&self, frame: crate::signal::Frame) -> Result<()> {
-        let target = crate::server::fanout::Target::Client(self.client.id);
+    fn reply(&self, frame: crate::protocol::Frame) -> Result<()> {
+        let target = crate::protocol::Target::Client(self.client.id);
         self.signals.send_encoded(frame, target)
     }
 }

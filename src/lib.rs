@@ -48,12 +48,14 @@ mod event;
 mod http;
 mod metrics;
 mod pairs;
+mod protocol;
+mod random;
 mod schedule;
 mod server;
-mod signal;
 mod signals;
 mod thread_name;
 mod tls;
+mod waker;
 
 #[cfg(feature = "redis")]
 pub use backplane::Backplane;

@@ -6,8 +6,8 @@ use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use crate::event::SignalEvent;
-use crate::server::fanout::{Command, Outgoing, Target};
-use crate::signal::Frame;
+use crate::protocol::{resolve_target, EventTargets, Frame, Target};
+use crate::server::{Command, Outgoing};
 use crate::{ClientId, Error, Result};
 
 /// How a signal picks its receivers.
@@ -162,15 +162,6 @@ impl Signals {
     }
 }
 
-/// The parts of an event that targeting looks at.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EventTargets<'a> {
-    pub(crate) sender: ClientId,
-    pub(crate) path: Option<&'a str>,
-    pub(crate) client_id: Option<&'a str>,
-    pub(crate) direct: bool,
-}
-
 impl<'a> From<&'a SignalEvent> for EventTargets<'a> {
     fn from(event: &'a SignalEvent) -> Self {
         EventTargets {
@@ -182,191 +173,9 @@ impl<'a> From<&'a SignalEvent> for EventTargets<'a> {
     }
 }
 
-/// Where a signal goes (SPEC 8), or `None` when it names nobody (an id that is not a GUID).
-pub(crate) fn resolve_target(
-    options: &SendOptions,
-    event: Option<EventTargets<'_>>,
-) -> Result<Option<Target>> {
-    if options.mode == Mode::Direct {
-        return match event {
-            Some(event) => Ok(Some(Target::Client(event.sender))),
-            None => Err(Error::DirectOutsideRoute),
-        };
-    }
-    let event = event.filter(|_| options.mode == Mode::Auto && !options.ignore_event);
-    let Some(event) = event else {
-        return Ok(Some(explicit_target(
-            options.client_id,
-            options.path.as_deref(),
-        )));
-    };
-    if event.direct {
-        return Ok(Some(Target::Client(event.sender)));
-    }
-    let client_id = match (options.client_id, event.client_id) {
-        (Some(id), _) => Some(id),
-        (None, Some(text)) => match text.parse::<ClientId>() {
-            Ok(id) => Some(id),
-            Err(_) => return Ok(None),
-        },
-        (None, None) => None,
-    };
-    if client_id == Some(event.sender) {
-        return Ok(Some(Target::Client(event.sender)));
-    }
-    let path = options.path.as_deref().or(event.path);
-    Ok(Some(explicit_target(client_id, path)))
-}
-
-fn explicit_target(client_id: Option<ClientId>, path: Option<&str>) -> Target {
-    match (client_id, path) {
-        (Some(id), _) => Target::Client(id),
-        (None, Some(path)) => Target::Path(path.to_lowercase()),
-        (None, None) => Target::All,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids() -> (ClientId, ClientId) {
-        (ClientId::random(), ClientId::random())
-    }
-
-    fn event(sender: ClientId) -> EventTargets<'static> {
-        EventTargets {
-            sender,
-            path: None,
-            client_id: None,
-            direct: false,
-        }
-    }
-
-    #[test]
-    fn outside_a_route_client_id_beats_path_beats_everyone() {
-        let (a, _) = ids();
-        let both = SendOptions::new().path("/X").client_id(a);
-        assert_eq!(
-            resolve_target(&both, None).unwrap(),
-            Some(Target::Client(a))
-        );
-        let path = SendOptions::new().path("/X");
-        assert_eq!(
-            resolve_target(&path, None).unwrap(),
-            Some(Target::Path("/x".into()))
-        );
-        assert_eq!(
-            resolve_target(&SendOptions::new(), None).unwrap(),
-            Some(Target::All)
-        );
-    }
-
-    #[test]
-    fn direct_outside_a_route_is_an_error() {
-        let direct = SendOptions::new().mode(Mode::Direct);
-        assert!(matches!(
-            resolve_target(&direct, None),
-            Err(Error::DirectOutsideRoute)
-        ));
-    }
-
-    #[test]
-    fn direct_inside_a_route_is_the_sender_even_when_ignoring_the_event() {
-        let (me, other) = ids();
-        let direct = SendOptions::new()
-            .mode(Mode::Direct)
-            .client_id(other)
-            .ignore_event();
-        assert_eq!(
-            resolve_target(&direct, Some(event(me))).unwrap(),
-            Some(Target::Client(me))
-        );
-    }
-
-    #[test]
-    fn auto_defaults_path_and_client_id_from_the_event() {
-        let (me, other) = ids();
-        let other_text = other.to_string();
-        let on_path = EventTargets {
-            path: Some("/Chat"),
-            ..event(me)
-        };
-        let auto = SendOptions::new();
-        assert_eq!(
-            resolve_target(&auto, Some(on_path)).unwrap(),
-            Some(Target::Path("/chat".into()))
-        );
-        let to_other = EventTargets {
-            client_id: Some(&other_text),
-            ..on_path
-        };
-        assert_eq!(
-            resolve_target(&auto, Some(to_other)).unwrap(),
-            Some(Target::Client(other))
-        );
-        let explicit = SendOptions::new().path("/mine");
-        assert_eq!(
-            resolve_target(&explicit, Some(on_path)).unwrap(),
-            Some(Target::Path("/mine".into()))
-        );
-    }
-
-    #[test]
-    fn auto_goes_to_the_sender_when_the_event_says_direct_or_names_the_sender() {
-        let (me, _) = ids();
-        let me_text = me.to_string();
-        let direct = EventTargets {
-            direct: true,
-            path: Some("/a"),
-            ..event(me)
-        };
-        assert_eq!(
-            resolve_target(&SendOptions::new(), Some(direct)).unwrap(),
-            Some(Target::Client(me))
-        );
-        let self_named = EventTargets {
-            client_id: Some(&me_text),
-            ..event(me)
-        };
-        assert_eq!(
-            resolve_target(&SendOptions::new(), Some(self_named)).unwrap(),
-            Some(Target::Client(me))
-        );
-    }
-
-    #[test]
-    fn broadcast_and_ignore_event_take_nothing_from_the_event() {
-        let (me, _) = ids();
-        let direct = EventTargets {
-            direct: true,
-            path: Some("/a"),
-            ..event(me)
-        };
-        let broadcast = SendOptions::new().mode(Mode::Broadcast);
-        assert_eq!(
-            resolve_target(&broadcast, Some(direct)).unwrap(),
-            Some(Target::All)
-        );
-        let ignoring = SendOptions::new().ignore_event();
-        assert_eq!(
-            resolve_target(&ignoring, Some(direct)).unwrap(),
-            Some(Target::All)
-        );
-    }
-
-    #[test]
-    fn an_event_client_id_that_is_not_a_guid_names_nobody() {
-        let (me, _) = ids();
-        let junk = EventTargets {
-            client_id: Some("nobody"),
-            ..event(me)
-        };
-        assert_eq!(
-            resolve_target(&SendOptions::new(), Some(junk)).unwrap(),
-            None
-        );
-    }
 
     #[test]
     fn sending_before_start_is_an_error() {

@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use super::dial::{self, Dialed};
 use super::event::WsHandler;
-use super::frame;
 use super::options::Setup;
 use super::stream::Link;
+use crate::protocol::frame::masked as frame;
 use crate::{Error, Result};
 
 /// Where an outbound connection stands.

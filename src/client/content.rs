@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::server::handshake::parse_urlencoded;
+use crate::protocol::url::parse_urlencoded;
 use crate::{Error, Result};
 
 /// A received message, parsed by the connection's content type.

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::connection::Conn;
 use super::content::WsData;
-use super::frame;
 use super::stream::Link;
+use crate::protocol::frame::masked as frame;
 use crate::Result;
 
 /// A connection's message handler: gets each message received; an `Err` is logged.

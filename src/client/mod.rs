@@ -21,7 +21,6 @@ mod connection;
 mod content;
 mod dial;
 mod event;
-mod frame;
 mod options;
 mod reconnect;
 mod registry;

@@ -125,7 +125,7 @@ impl ReconnectPolicy {
 /// A random number in `[0, 1)`.
 pub(crate) fn random_unit() -> f64 {
     let mut bytes = [0u8; 8];
-    super::frame::random_bytes(&mut bytes);
+    crate::random::fill(&mut bytes);
     (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 

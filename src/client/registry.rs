@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::connection::{Conn, ConnectionState};
 use super::event::WsEvent;
-use super::frame;
 use super::options::{ConnectOptions, Setup};
+use crate::protocol::frame::masked as frame;
 use crate::{Error, Result};
 
 /// Named outbound WebSocket connections: Pode's `Connect-PodeWebSocket`,

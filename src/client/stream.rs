@@ -95,7 +95,10 @@ impl Link {
         if side.state != WriteState::Open {
             return false;
         }
-        let sent = self.write_locked(&mut side, &super::frame::close(code, reason));
+        let sent = self.write_locked(
+            &mut side,
+            &crate::protocol::frame::masked::close(code, reason),
+        );
         if sent.is_ok() {
             side.state = WriteState::Closing;
             side.close_sent = true;

@@ -18,9 +18,9 @@ use super::connection::{Conn, Order};
 use super::content::WsData;
 use super::dial::Dialed;
 use super::event::{ConnectEvent, DisconnectEvent, DisconnectReason, WsEvent};
-use super::frame;
 use super::reconnect::random_unit;
 use super::stream::{ClientStream, Link};
+use crate::protocol::frame::masked as frame;
 
 /// Runs the connection from its first link until it is disconnected or gives up.
 pub(crate) fn run(conn: Arc<Conn>, first: Dialed) {

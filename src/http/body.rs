@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::server::handshake::parse_urlencoded;
+use crate::protocol::url::parse_urlencoded;
 
 /// The parsed body of an HTTP request: Pode's `$WebEvent.Data`.
 ///

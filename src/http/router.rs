@@ -9,7 +9,7 @@ use super::cross_site::is_cross_site;
 use super::files::{self, AssetBody, Assets};
 use super::reply::{self, is_token_byte, HttpRequest, Parts, Reply, ReplyBody};
 use super::{Body, HttpHandler, WebEvent, WebResponse};
-use crate::server::handshake::split_target;
+use crate::protocol::url::split_target;
 use crate::{Error, Result, Signals};
 
 struct Route {

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::reply::{HttpRequest, Reply};
 use super::HttpApp;
-use crate::server::waker::Waker;
+use crate::waker::Waker;
 use crate::{Error, Result};
 
 /// How long [`HttpWorkers::stop`] waits for workers busy with a request.

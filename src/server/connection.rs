@@ -18,13 +18,13 @@ use tungstenite::{Message, WebSocket};
 
 use crate::event::{ClientInfo, MessageEvent, RawMessage, SignalData, SignalEvent};
 use crate::metrics::{Disconnect, Metrics};
+use crate::protocol::{parse_client_message, resolve_target, ClientMessage, EventTargets, Frame};
 use crate::server::fanout::{Command, Outgoing};
 use crate::server::limits::{Slot, ThreadGuard};
 use crate::server::outbox::Outbox;
 use crate::server::routes::{ClientHook, MessageHandler, Route};
 use crate::server::Shared;
-use crate::signal::{parse_client_message, ClientMessage, Frame};
-use crate::signals::{resolve_target, EventTargets, SendOptions};
+use crate::signals::SendOptions;
 use crate::tls::TlsInput;
 
 /// The stream tungstenite reads and writes: reads block on the socket, writes go to the outbox.

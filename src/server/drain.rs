@@ -3,7 +3,6 @@
 //! It sleeps in `poll(2)` on the sockets that have bytes waiting, plus a pipe that wakes it
 //! when another outbox needs watching. Nothing waits: nothing wakes it.
 
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,78 +12,64 @@ use crossbeam_channel::{Receiver, Sender};
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::server::outbox::{DrainInterest, Outbox};
+use crate::waker::Waker;
 use crate::{Error, Result};
 
 /// Hands outboxes to the drain thread. Cheap to clone: every outbox keeps one.
 #[derive(Clone)]
 pub(crate) struct DrainHandle {
     outboxes: Sender<Arc<Outbox>>,
-    wake: Arc<Waker>,
+    wake: Arc<Wake>,
 }
 
-struct Waker {
-    write: OwnedFd,
+/// The drain thread's waker, and whether it should stop.
+struct Wake {
+    waker: Waker,
     stop: AtomicBool,
-}
-
-impl Waker {
-    fn wake(&self) {
-        // A full pipe already means "wake up"; nothing else can fail here.
-        let _ = rustix::io::write(&self.write, &[1]);
-    }
 }
 
 impl DrainHandle {
     /// Asks the drain thread to look after `outbox` until it has nothing left to do.
     pub(crate) fn watch(&self, outbox: Arc<Outbox>) {
         if self.outboxes.send(outbox).is_ok() {
-            self.wake.wake();
+            self.wake.waker.wake();
         }
     }
 
     /// Makes the drain thread look at its outboxes again (a deadline changed).
     pub(crate) fn wake(&self) {
-        self.wake.wake();
+        self.wake.waker.wake();
     }
 
     /// Tells the drain thread to cut whatever it still holds and stop.
     pub(crate) fn stop(&self) {
         self.wake.stop.store(true, Ordering::SeqCst);
-        self.wake.wake();
+        self.wake.waker.wake();
     }
 }
 
 /// Starts the drain thread.
 pub(crate) fn spawn() -> Result<(DrainHandle, JoinHandle<()>)> {
-    let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
-    let (read, write) = rustix::pipe::pipe_with(flags).map_err(|e| Error::Io(e.into()))?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = DrainHandle {
         outboxes: tx,
-        wake: Arc::new(Waker {
-            write,
+        wake: Arc::new(Wake {
+            waker: Waker::new().map_err(Error::Io)?,
             stop: AtomicBool::new(false),
         }),
     };
-    let stop_flag = handle.clone();
-    let thread = std::thread::Builder::new()
-        .name("sh-drain".into())
-        .spawn(move || {
-            Drain {
-                incoming: rx,
-                wake_read: read,
-                watched: Vec::new(),
-                handle: stop_flag,
-            }
-            .run()
-        })
-        .map_err(Error::Spawn)?;
+    let drain = Drain {
+        incoming: rx,
+        watched: Vec::new(),
+        handle: handle.clone(),
+    };
+    let thread =
+        crate::thread_name::spawn("sh-drain", move || drain.run()).map_err(Error::Spawn)?;
     Ok((handle, thread))
 }
 
 struct Drain {
     incoming: Receiver<Arc<Outbox>>,
-    wake_read: OwnedFd,
     watched: Vec<Arc<Outbox>>,
     handle: DrainHandle,
 }
@@ -115,7 +100,7 @@ impl Drain {
     /// then flushes the writable sockets.
     fn wait(&mut self, interests: &[DrainInterest], now: Instant) {
         let mut writable: Vec<usize> = Vec::new();
-        let mut fds = vec![PollFd::new(&self.wake_read, PollFlags::IN)];
+        let mut fds = vec![PollFd::new(&self.handle.wake.waker, PollFlags::IN)];
         let mut deadline: Option<Instant> = None;
         for (i, interest) in interests.iter().enumerate() {
             let (wants_write, until) = match *interest {
@@ -147,8 +132,7 @@ impl Drain {
             .map(|(_, &i)| i)
             .collect();
         if !fds[0].revents().is_empty() {
-            let mut buf = [0u8; 64];
-            while matches!(rustix::io::read(&self.wake_read, &mut buf), Ok(n) if n > 0) {}
+            self.handle.wake.waker.drain();
         }
         drop(fds);
         for i in ready {

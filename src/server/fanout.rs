@@ -15,28 +15,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::metrics::{Disconnect, Metrics};
+use crate::protocol::{Frame, Target};
 use crate::server::lifecycle::Lifecycle;
 use crate::server::memory::{self, BurstWatch};
 use crate::server::outbox::Outbox;
 use crate::server::registry::Registry;
 use crate::server::writer::{self, Job, Tally, Writer};
-use crate::signal::Frame;
 use crate::ClientId;
 
 /// The most commands handled (and frames written per receiver) in one batch; stays under
 /// `IOV_MAX` (1024) slices per `sendmsg`.
 pub(crate) const MAX_BATCH: usize = 256;
-
-/// Who receives a signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// Every connected client.
-    All,
-    /// Every client connected on this path (lowercased).
-    Path(String),
-    /// One client.
-    Client(ClientId),
-}
 
 /// A signal on its way: the encoded frame and its receivers.
 #[derive(Debug)]

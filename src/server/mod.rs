@@ -24,7 +24,6 @@ pub(crate) mod memory;
 pub(crate) mod outbox;
 pub(crate) mod registry;
 pub(crate) mod routes;
-pub(crate) mod waker;
 pub(crate) mod writer;
 
 use std::net::{SocketAddr, TcpListener};
@@ -42,10 +41,12 @@ use crate::{Error, Result};
 use config::Endpoint;
 pub use config::ServerConfig;
 use drain::DrainHandle;
-use fanout::Command;
 pub use handle::ServerHandle;
 use limits::Connections;
 use routes::Routes;
+
+/// What the rest of the crate sends the fan-out thread: [`Signals`] and the backplane.
+pub(crate) use fanout::{Command, Outgoing};
 
 /// What every server thread shares.
 pub(crate) struct Shared {

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use rustls::ServerConnection;
 
+use crate::protocol::Frame;
 use crate::server::clock;
 use crate::server::drain::DrainHandle;
-use crate::signal::Frame;
 
 /// What became of frames handed to [`Outbox::send_frames`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +82,29 @@ const TLS_RECORD: usize = 16 << 10;
 /// What a drained Wss buffer keeps: one full TLS record and its overhead.
 const TLS_RECORD_ROOM: usize = TLS_RECORD + 512;
 
+/// What waits in an outbox: a frame shared with its other receivers, or bytes of this
+/// connection's own (its handshake response, tungstenite's pongs).
+enum Chunk {
+    Shared(Frame),
+    Own(Vec<u8>),
+}
+
+impl Chunk {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Shared(frame) => frame.as_bytes(),
+            Chunk::Own(bytes) => bytes,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+}
+
 struct Inner {
-    /// Frames waiting, oldest first, shared with their other receivers.
-    queue: VecDeque<Frame>,
+    /// What waits, oldest first.
+    queue: VecDeque<Chunk>,
     /// Bytes of the first frame already sent (plain) or encrypted (Wss).
     front_done: usize,
     /// Bytes in `queue` not yet sent or encrypted.
@@ -105,11 +125,11 @@ impl Inner {
         self.waiting + self.records.len() - self.records_sent
     }
 
-    /// Queues a frame (an empty one is nothing to send: the queue holds only bytes to go).
-    fn push(&mut self, frame: Frame) {
-        if frame.len() > 0 {
-            self.waiting += frame.len();
-            self.queue.push_back(frame);
+    /// Queues bytes to send (nothing for none: the queue holds only bytes to go).
+    fn push(&mut self, chunk: Chunk) {
+        if chunk.len() > 0 {
+            self.waiting += chunk.len();
+            self.queue.push_back(chunk);
         }
     }
 
@@ -201,7 +221,7 @@ impl Outbox {
             watched: false,
             tls,
         };
-        inner.push(Frame::raw(greeting));
+        inner.push(Chunk::Own(greeting));
         Arc::new(Outbox {
             socket,
             inner: Mutex::new(inner),
@@ -258,7 +278,7 @@ impl Outbox {
             State::Open | State::Paused | State::CloseRequested { .. } => {}
         }
         for frame in frames {
-            inner.push(Frame::clone(frame));
+            inner.push(Chunk::Shared(Frame::clone(frame)));
         }
         if inner.state != State::Paused {
             self.flush_locked(&mut inner);
@@ -301,7 +321,7 @@ impl Outbox {
                 inner.front_done = written;
             }
             inner.waiting += frame.len() - written;
-            inner.queue.push_back(Frame::clone(frame));
+            inner.queue.push_back(Chunk::Shared(Frame::clone(frame)));
             written = 0;
         }
         if inner.waiting > 0 {
@@ -329,18 +349,23 @@ impl Outbox {
     }
 
     /// For bytes tungstenite writes on the reader's thread (pongs): whole frames, queued
-    /// behind anything waiting. While closing they are dropped: our close frame is on its way.
+    /// behind anything waiting. While closing they are dropped: our close frame is on its way
+    /// (or the fan-out's, in order), and tungstenite's reply to the peer's close must not jump
+    /// ahead of what was routed before it.
     pub(crate) fn write_control(self: &Arc<Self>, bytes: &[u8]) -> io::Result<()> {
-        if self.is_closing() {
-            // Our own close frame (or the fan-out's, in order) is on its way; tungstenite's
-            // reply to the peer's close must not jump ahead of what was routed before it.
-            return Ok(());
+        let mut inner = self.lock();
+        match inner.state {
+            State::CloseRequested { .. } | State::Closing { .. } => return Ok(()),
+            State::Closed => return Err(io::ErrorKind::BrokenPipe.into()),
+            State::Open | State::Paused => {}
         }
-        match self.send_frames(&[&Frame::raw(bytes.to_vec())]) {
-            Delivery::Written | Delivery::Queued => Ok(()),
+        inner.push(Chunk::Own(bytes.to_vec()));
+        if inner.state != State::Paused {
+            self.flush_locked(&mut inner);
+        }
+        match self.settle(&mut inner) {
             Delivery::Overflowed => Err(io::ErrorKind::WriteZero.into()),
-            Delivery::Closed if self.is_closing() => Ok(()),
-            Delivery::Closed => Err(io::ErrorKind::BrokenPipe.into()),
+            _ => Ok(()),
         }
     }
 
@@ -389,10 +414,10 @@ impl Outbox {
             deadline: Instant::now() + self.close_grace,
             reader_done,
         };
-        inner.push(match code {
+        inner.push(Chunk::Shared(match code {
             Some(code) => Frame::close(code, reason),
-            None => Frame::raw(vec![0x88, 0x00]),
-        });
+            None => Frame::close_without_code(),
+        }));
         if live {
             self.flush_locked(inner);
         }
@@ -449,7 +474,7 @@ impl Outbox {
         let mut inner = self.lock();
         if inner.state == State::Paused {
             inner.clear();
-            inner.push(Frame::raw(response.to_vec()));
+            inner.push(Chunk::Own(response.to_vec()));
             let _ = self.send_waiting(&mut inner);
         }
         self.cut(&mut inner);
@@ -688,7 +713,9 @@ mod tests {
 
     impl Outbox {
         fn shares(&self, frame: &Frame) -> bool {
-            self.lock().queue.iter().any(|f| f.shares_bytes_with(frame))
+            let inner = self.lock();
+            let mut queued = inner.queue.iter();
+            queued.any(|c| matches!(c, Chunk::Shared(f) if f.shares_bytes_with(frame)))
         }
     }
 

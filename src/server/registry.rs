@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::server::fanout::Target;
+use crate::protocol::Target;
 use crate::server::memory::{is_sparse, shrink_if_sparse, SHRINK_FLOOR};
 use crate::ClientId;
 

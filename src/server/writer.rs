@@ -15,9 +15,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::metrics::Metrics;
+use crate::protocol::Frame;
 use crate::server::fanout::Closing;
 use crate::server::outbox::{Delivery, Outbox};
-use crate::signal::Frame;
 use crate::{Error, Result};
 
 /// Jobs a writer may have waiting before the fan-out thread waits for it.

@@ -22,7 +22,6 @@ mod upgrade;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,8 +35,8 @@ use crate::http::{HttpRequest, Job, Reply, ReplyTo};
 use crate::metrics::Metrics;
 use crate::server::handshake::Refusal;
 use crate::server::limits::{Full, Slot};
-use crate::server::waker::Waker;
 use crate::server::Shared;
+use crate::waker::Waker;
 use conn::{Conn, Rules, Step};
 use transport::Transport;
 
@@ -49,27 +48,24 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Requests one door has with the workers at once; more wait at the door, already read.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Wakes every door thread at shutdown: a flag and a pipe they all poll.
+/// Wakes every door thread at shutdown: a flag and a waker they all poll.
 pub(crate) struct StopSignal {
     stopped: AtomicBool,
-    read: OwnedFd,
-    write: OwnedFd,
+    waker: Waker,
 }
 
 impl StopSignal {
     pub(crate) fn new() -> io::Result<StopSignal> {
-        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         Ok(StopSignal {
             stopped: AtomicBool::new(false),
-            read,
-            write,
+            waker: Waker::new()?,
         })
     }
 
-    /// Stops every door; the byte is never read, so the pipe stays readable for all.
+    /// Stops every door; the waker is never drained, so it stays readable for all.
     pub(crate) fn stop(&self) {
         if !self.stopped.swap(true, Ordering::SeqCst) {
-            let _ = rustix::io::write(&self.write, &[1]);
+            self.waker.wake();
         }
     }
 
@@ -279,7 +275,7 @@ impl Door {
         let accepting = self.accepting(now);
         let mut keys = Vec::with_capacity(self.conns.len());
         let mut fds = Vec::with_capacity(self.conns.len() + 3);
-        fds.push(PollFd::new(&self.stop.read, PollFlags::IN));
+        fds.push(PollFd::new(&self.stop.waker, PollFlags::IN));
         let listen_flags = if accepting {
             PollFlags::IN
         } else {
