@@ -56,10 +56,11 @@ conformance:
 browser-test:
 	CARGO="$(CARGO)" ./tests/browser/run.sh
 
-## Our own load scenarios (fan-out, direct, idle) against the example server, 15,000
-## connections and HTTP (GET / and POST /broadcast over 50 keep-alive connections, alone and
-## beside 50 stalled requests) against the binary, the two-node Redis case, and the binary's
-## size, RSS after start and time to listening.
+## Our own load scenarios (fan-out, direct, idle) against the example server; against the
+## binary, 15,000 connections, HTTP (GET / and POST /broadcast over 50 keep-alive connections,
+## alone and beside 50 stalled requests) and the RSS growth for one 8 MiB broadcast to 20
+## clients that do not read (target: about one copy); the two-node Redis case; and the
+## binary's size, RSS after start and time to listening.
 bench:
 	./scripts/bench.sh
 	./scripts/bench-cluster.sh

@@ -8,6 +8,7 @@
 //! $L fanout --url ws://127.0.0.1:PORT/ --clients 100 --messages 2000 --payload 64 --pid PID
 //! $L direct --url ws://127.0.0.1:PORT/ --clients 100 --messages 1000 --pid PID
 //! $L idle   --url ws://127.0.0.1:PORT/ --clients 10000 --hold 5 --pid PID
+//! $L bigcast --url ws://127.0.0.1:PORT/ --clients 20 --size 8388608 --pid PID
 //! $L soak   --url ws://127.0.0.1:PORT/ --steady 500 --churn 2000 --duration 600 --rate 50 --pid PID
 //! $L http   --url http://127.0.0.1:PORT/ --connections 50 --requests 40000 --stalled 50 --pid PID
 //! $L make-cert DIR   # DIR/ca.pem, DIR/cert.pem, DIR/key.pem for a Wss server
@@ -23,6 +24,22 @@
 //! - `direct`: each client sends M `{"message":<i>,"direct":true}` one at a time and waits for
 //!   the echo; i = client × M + seq, so an echo reaching the wrong client counts as misrouted.
 //! - `idle`: N idle connections; the server's RSS, threads, kernel memory and CPU while idle.
+//! - `bigcast`: the server's memory for one big broadcast to clients that do not read. N
+//!   receivers, each with SO_RCVBUF set to 4096 before connecting (loopback receive buffers
+//!   here grow to 32 MiB and would take the whole message), never read after the handshake;
+//!   one more client sends one text frame `{"message":"x…"}` with `--size` (8 MiB) bytes of
+//!   padding, to everyone, and reads its own copy back. The server's RSS (/proc/PID/status
+//!   VmRSS) is taken once everything is connected and again after the sender got its copy,
+//!   each time from samples 100 ms apart until three in a row agree within 1 % (at most
+//!   10 s). Reports `rss_before_kib`, `rss_after_kib`, `growth_kib`, `message_kib` and
+//!   `growth_per_message` (growth / message size: 1 is one copy, N a copy per receiver),
+//!   and `reached`: receivers with bytes waiting in their socket (FIONREAD, nothing read).
+//!   Target: about one copy. The fan-out encodes one frame that every receiver's queue
+//!   shares, and the sender's connection holds the message while reading and parsing it
+//!   (signalhub's kept about one message of memory until the sender closed), so 1 to 3 is
+//!   expected; ok: at most 3, every receiver connected and reached, the sender's copy back.
+//!   Nothing is read from the receivers; the server keeps them until it drops them for not
+//!   reading, and they are closed at the end.
 //! - `soak`: `--steady` clients stay connected for `--duration` seconds while one more sends
 //!   `{"message":{"soak":i}}` to everyone at `--rate` messages/s; each steady client checks the
 //!   sequence numbers (gaps = lost). Meanwhile up to `--churn` clients at a time (over
@@ -51,7 +68,7 @@
 //!   a new connection, as HTTP clients do, and is no error). ok: no errors, none left unsent.
 //!
 //! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too (for
-//! `http`, once the load is over).
+//! `http`, once the load is over); `idle`, `bigcast` and `soak` need it.
 //! `wss://` URLs need `--ca FILE`, the PEM CA that signed the server's certificate (`make-cert`
 //! writes one): each client is then a rustls session (ring, TLS 1.3) over its nonblocking
 //! socket, checked against the URL's host (`localhost` or `127.0.0.1`).
@@ -102,6 +119,7 @@ const USAGE: &str = "usage: loadgen fanout|direct|idle|soak --url ws[s]://127.0.
   [--ca CA.pem (wss)] [--clients N] [--messages M] [--payload BYTES] [--window W] \
   [--hold SECS] [--pid PID] [--threads T] [--batch B] [--stall SECS] [--timeout SECS] \
   [--label TEXT]
+       bigcast: [--clients N] [--size BYTES] --pid PID
        soak: [--steady N] [--churn N] [--churn-threads T] [--duration SECS] [--rate MSG/S] \
   [--settle SECS] --pid PID (--timeout defaults to --duration + 120)
        http: --url http://127.0.0.1:PORT/ [--connections N] [--requests TOTAL] [--stalled N] \
@@ -117,6 +135,8 @@ struct Opts {
     clients: usize,
     messages: usize,
     payload: usize,
+    /// bigcast: bytes of padding in the one message.
+    size: usize,
     window: usize,
     hold: Duration,
     pid: Option<u32>,
@@ -173,7 +193,8 @@ impl Flags {
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
     let (scenario, rest) = args.split_first().ok_or("missing scenario")?;
-    if !["fanout", "direct", "idle", "soak", "http"].contains(&scenario.as_str()) {
+    let known = ["fanout", "direct", "idle", "bigcast", "soak", "http"];
+    if !known.contains(&scenario.as_str()) {
         return Err(format!("unknown scenario {scenario:?}"));
     }
     let (mut f, mut headers) = (Flags(HashMap::new()), Vec::new());
@@ -246,6 +267,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         clients: f.get("clients", 100)?,
         messages: f.get("messages", 1000)?,
         payload: f.get("payload", 64)?,
+        size: f.get("size", 8 << 20)?,
         window: f.get("window", 16)?,
         hold: f.secs("hold", 5.0)?,
         pid: f.opt("pid")?,
@@ -266,8 +288,11 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     if [o.clients, o.messages, o.window, o.threads, o.batch].contains(&0) {
         return Err("--clients, --messages, --window, --threads, --batch must be > 0".into());
     }
-    if (o.scenario == "idle" || o.scenario == "soak") && o.pid.is_none() {
+    if ["idle", "bigcast", "soak"].contains(&o.scenario.as_str()) && o.pid.is_none() {
         return Err(format!("{} needs --pid", o.scenario));
+    }
+    if o.size == 0 {
+        return Err("--size must be > 0".into());
     }
     if o.http.connections == 0 || o.http.requests == 0 {
         return Err("--connections, --requests must be > 0".into());
@@ -650,11 +675,11 @@ fn would_block(e: &tungstenite::Error) -> bool {
 fn start_handshake(
     o: &Opts,
     to: &(String, SocketAddr),
+    rcvbuf: Option<usize>,
     ep: &OwnedFd,
     slot: usize,
 ) -> Result<HandshakeResult, String> {
-    let sock = TcpStream::connect_timeout(&to.1, CONNECT_TIMEOUT);
-    let sock = sock.map_err(|e| format!("connect: {e}"))?;
+    let sock = tcp_connect(to.1, rcvbuf).map_err(|e| format!("connect: {e}"))?;
     let _ = sock.set_nodelay(true);
     sock.set_nonblocking(true)
         .map_err(|e| format!("connect: {e}"))?;
@@ -672,6 +697,29 @@ fn start_handshake(
     Ok(client_with_config(to.0.as_str(), stream, Some(cfg)))
 }
 
+/// A TCP connection to `addr` within `CONNECT_TIMEOUT`. With `rcvbuf`, SO_RCVBUF is set to it
+/// before connecting, so the window the server sees stays that small (loopback receive
+/// buffers here grow to 32 MiB otherwise).
+fn tcp_connect(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<TcpStream> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let Some(size) = rcvbuf else {
+        return TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT);
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let fd = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, flags, None)?;
+    sockopt::set_socket_recv_buffer_size(&fd, size)?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+    if poll(&mut fds, Some(&timespec(CONNECT_TIMEOUT)))? == 0 {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    sockopt::socket_error(&fd)??;
+    Ok(TcpStream::from(fd))
+}
+
 /// Collect a finished handshake in `open`, or return the one still in progress.
 fn settle(r: HandshakeResult, born: Instant, open: &mut Vec<Ws>, errs: &mut Errors) -> Pending {
     match r {
@@ -685,13 +733,15 @@ fn settle(r: HandshakeResult, born: Instant, open: &mut Vec<Ws>, errs: &mut Erro
 /// Open `n` connections, at most `batch` handshakes in flight; failures go to `errs`. The
 /// sockets stay registered in a private epoll set until it is closed on return.
 fn connect_all(o: &Opts, n: usize, batch: usize, deadline: Instant, errs: &mut Errors) -> Vec<Ws> {
-    connect_to(o, &(o.url.clone(), o.addr), n, batch, deadline, errs)
+    connect_to(o, &(o.url.clone(), o.addr), None, n, batch, deadline, errs)
 }
 
-/// [`connect_all`] to the server at `to` (URL and address).
+/// [`connect_all`] to the server at `to` (URL and address), with SO_RCVBUF set to `rcvbuf`
+/// when given ([`tcp_connect`]).
 fn connect_to(
     o: &Opts,
     to: &(String, SocketAddr),
+    rcvbuf: Option<usize>,
     n: usize,
     batch: usize,
     deadline: Instant,
@@ -710,7 +760,7 @@ fn connect_to(
         for (slot, entry) in slots.iter_mut().enumerate() {
             while entry.is_none() && started < n && Instant::now() < deadline {
                 started += 1;
-                match start_handshake(o, to, &ep, slot) {
+                match start_handshake(o, to, rcvbuf, &ep, slot) {
                     Ok(r) => *entry = settle(r, Instant::now(), &mut open, errs),
                     Err(e) => errs.add(e),
                 }
@@ -1110,7 +1160,9 @@ fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         Some(second) => {
             let half = o.clients / 2;
             let mut first = connect_all(o, o.clients - half, o.batch, deadline, &mut errs);
-            first.extend(connect_to(o, second, half, o.batch, deadline, &mut errs));
+            first.extend(connect_to(
+                o, second, None, half, o.batch, deadline, &mut errs,
+            ));
             first
         }
     };
@@ -1372,6 +1424,144 @@ fn run_idle(o: &Opts, pid: u32, deadline: Instant) -> Value {
         "cpu_secs_during_hold": cpu, "loadgen_cpu_secs_during_hold": loadgen_cpu,
         "connect_secs": round3(connect_secs), "errors": errs.count, "error_samples": errs.samples,
     })
+}
+
+// --------------------------------------------------------------------------------- bigcast
+
+/// SO_RCVBUF of bigcast's receivers (the kernel doubles it): the server's writes stall at
+/// once instead of filling a loopback receive buffer that may grow to 32 MiB.
+const BIGCAST_RCVBUF: usize = 4096;
+/// RSS samples this far apart until three in a row agree within `RSS_STABLE`...
+const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+const RSS_STABLE: f64 = 0.01;
+/// ...or this long has passed.
+const RSS_SETTLE_MAX: Duration = Duration::from_secs(10);
+
+/// The server's VmRSS (KiB) once it stops changing: samples `RSS_SAMPLE_EVERY` apart until
+/// three in a row are within `RSS_STABLE` of each other (true), or the last one when
+/// `RSS_SETTLE_MAX` or `deadline` came first (false). None if /proc cannot be read.
+fn settled_rss(pid: u32, deadline: Instant) -> Option<(u64, bool)> {
+    let end = (Instant::now() + RSS_SETTLE_MAX).min(deadline);
+    let mut last: Vec<u64> = Vec::with_capacity(3);
+    loop {
+        let (rss, _) = rss_threads(pid)?;
+        if last.len() == 3 {
+            last.remove(0);
+        }
+        last.push(rss);
+        let (lo, hi) = (last.iter().min()?, last.iter().max()?);
+        if last.len() == 3 && (hi - lo) as f64 <= *lo as f64 * RSS_STABLE {
+            return Some((rss, true));
+        }
+        if Instant::now() + RSS_SAMPLE_EVERY > end {
+            return Some((rss, false));
+        }
+        thread::sleep(RSS_SAMPLE_EVERY);
+    }
+}
+
+/// The sender's side of bigcast: counts the big messages the server sent back to it.
+#[derive(Default)]
+struct Copies(usize);
+
+impl Client for Copies {
+    fn on_text(&mut self, _: &str, _: &mut Errors) -> Option<String> {
+        self.0 += 1;
+        None
+    }
+}
+
+/// Send `text` and pump the connection until the server sent it back (true), or it closed or
+/// `until` passed (false).
+fn send_until_echoed(
+    c: &mut Conn<Copies>,
+    text: String,
+    until: Instant,
+    errs: &mut Errors,
+) -> bool {
+    c.send(text, errs);
+    while c.open && c.client.0 == 0 {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut flags = PollFlags::IN;
+        flags.set(PollFlags::OUT, c.want_out);
+        let mut fds = [PollFd::new(c.ws.get_ref(), flags)];
+        let _ = poll(&mut fds, Some(&timespec(left.min(RSS_SAMPLE_EVERY))));
+        let writable = fds[0].revents().contains(PollFlags::OUT);
+        c.service(true, writable, errs);
+    }
+    c.client.0 > 0
+}
+
+fn run_bigcast(o: &Opts, pid: u32, deadline: Instant) -> Value {
+    let (mut errs, t0) = (Errors::default(), Instant::now());
+    let to = (o.url.clone(), o.addr);
+    let rcvbuf = Some(BIGCAST_RCVBUF);
+    let mut receivers = connect_to(o, &to, rcvbuf, o.clients, o.batch, deadline, &mut errs);
+    let sender = connect_all(o, 1, 1, deadline, &mut errs).pop();
+    let (connected, connect_secs, n) = (receivers.len(), t0.elapsed().as_secs_f64(), o.clients);
+    info!("connected {connected}/{n} receivers (SO_RCVBUF {BIGCAST_RCVBUF}) in {connect_secs:.2}s");
+    let Some(sender) = sender else {
+        let why = errs.samples.join("; ");
+        return failure(o, format!("the sender could not connect: {why}"));
+    };
+    let Some((rss0, stable0)) = settled_rss(pid, deadline) else {
+        return failure(o, format!("cannot read /proc/{pid}/status"));
+    };
+    let threads0 = rss_threads(pid).map(|s| s.1);
+    let message = format!(r#"{{"message":"{}"}}"#, "x".repeat(o.size));
+    let mut s = Conn::new(sender, Copies::default());
+    let (t1, stall, kib) = (Instant::now(), o.stall, o.size / 1024);
+    let echoed = send_until_echoed(&mut s, message, (t1 + stall).min(deadline), &mut errs);
+    let echo_secs = t1.elapsed().as_secs_f64();
+    if !echoed {
+        errs.add(format!("no copy back to the sender in {stall:?}"));
+    }
+    info!("broadcast {kib} KiB; the sender's copy back after {echo_secs:.2}s");
+    let after = settled_rss(pid, deadline);
+    let threads1 = rss_threads(pid).map(|s| s.1);
+    // Reached: bytes wait in its socket (FIONREAD: counted, not read); the server sends these
+    // receivers nothing else within a run (its first ping is 30 s away).
+    let waiting = |ws: &Ws| rustix::io::ioctl_fionread(ws.get_ref()).unwrap_or(0);
+    let reached = receivers.iter().filter(|ws| waiting(ws) > 0).count();
+    let _ = s.ws.close(None);
+    for ws in &mut receivers {
+        let _ = ws.close(None); // best effort, never blocks; nothing of theirs was ever read
+    }
+    drop((s, receivers));
+    let (rss1, stable1) = after.unzip();
+    for (stable, when) in [(Some(stable0), "before"), (stable1, "after")] {
+        if stable == Some(false) {
+            let max = RSS_SETTLE_MAX;
+            errs.add(format!(
+                "RSS {when} the broadcast still moving after {max:?}"
+            ));
+        }
+    }
+    let growth = rss1.map(|r| r as i64 - rss0 as i64);
+    let message_kib = o.size as f64 / 1024.0;
+    let per_message = growth.map(|g| (g as f64 / message_kib * 100.0).round() / 100.0);
+    let copies_ok = per_message.is_some_and(|c| c <= 3.0);
+    let all_reached = connected == o.clients && reached == connected && echoed;
+    let mut report = json!({
+        "scenario": "bigcast",
+        "ok": copies_ok && all_reached && errs.count == 0,
+        "clients": o.clients, "connected": connected, "reached": reached, "size": o.size,
+        "receiver_rcvbuf": BIGCAST_RCVBUF, "message_kib": round3(message_kib),
+        "rss_before_kib": rss0, "rss_after_kib": rss1, "growth_kib": growth,
+        "growth_per_message": per_message, "echo_secs": round3(echo_secs),
+        "threads_before": threads0, "threads_after": threads1, "server_threads": threads1,
+        "connect_secs": round3(connect_secs), "errors": errs.count, "error_samples": errs.samples,
+    });
+    if !copies_ok {
+        report["error"] = json!(match per_message {
+            Some(c) => format!("RSS grew by {c} times the message (target about 1, at most 3)"),
+            None => format!("cannot read /proc/{pid}/status after the broadcast"),
+        });
+    }
+    report
 }
 
 // ------------------------------------------------------------------------------------ soak
@@ -2523,6 +2713,7 @@ fn main() {
     let report = match (o.scenario.as_str(), o.pid) {
         ("fanout", _) => run_fanout(&o, deadline),
         ("direct", _) => run_direct(&o, deadline),
+        ("bigcast", Some(pid)) => run_bigcast(&o, pid, deadline),
         ("soak", Some(pid)) => run_soak(&o, pid, deadline),
         ("http", _) => run_http(&o, deadline),
         (_, Some(pid)) => run_idle(&o, pid, deadline),

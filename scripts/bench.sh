@@ -9,8 +9,8 @@
 #               port accepts TCP; otherwise the port is read from the server's stdout line
 #               `listening on ws://127.0.0.1:PORT` (or wss://; 10 s limit).
 #   SCENARIOS   subset of: fanout-100 fanout-1000 fanout-1000-wss direct idle-10000
-#               scale-15000 http-50 http-50-stalled (default: all; scale-15000 and the http
-#               cases run the binary, so not with SERVER_CMD)
+#               scale-15000 http-50 http-50-stalled bigcast-20 (default: all; scale-15000, the
+#               http cases and bigcast-20 run the binary, so not with SERVER_CMD)
 #   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
 # fanout-1000-wss is fanout-1000 over TLS: `loadgen make-cert` writes a CA and a localhost
 # certificate into a temporary folder, the server runs with `--tls CERT KEY` and loadgen trusts
@@ -19,6 +19,9 @@
 # http-50 and http-50-stalled: the binary's HTTP side, GET / and POST /broadcast in turn over
 # 50 keep-alive connections, alone and beside 50 requests stalled mid-body; the summary gives
 # both rates and stalled/plain (target: at least 0.50).
+# bigcast-20: the binary's memory for one 8 MiB broadcast to 20 clients that do not read (a 4 KiB
+# receive buffer each) plus its sender: RSS growth once it settles, as a multiple of the message
+# size (target: about one copy, at most 3; a copy per receiver would be 20).
 # Exit status: 0 if every scenario was ok, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -185,6 +188,21 @@ elif { want http-50 || want http-50-stalled; }; then
   echo "== http-50, http-50-stalled: skipped (they run the binary, SERVER_CMD is set)" >&2
 fi
 
+# bigcast-20: the binary; 20 receivers whose SO_RCVBUF is 4096 never read after the handshake,
+# one sender broadcasts one text frame of 8 MiB, which the server keeps for them (one frame
+# over its 4 MiB queue limit is accepted when nothing else waits). loadgen samples the
+# server's RSS before and after, each time until it stops changing, and reports the growth
+# over the message size. Target: about 1 (one shared frame), at most 3.
+if want bigcast-20 && [ -z "${SERVER_CMD:-}" ]; then
+  cargo build --release --bin signalhub
+  saved=$server_cmd
+  server_cmd="$target/release/signalhub serve --ws 127.0.0.1:{port} --log-level warn"
+  run_case bigcast-20 bigcast --url @URL --clients 20 --size 8388608 --pid @PID --timeout 60
+  server_cmd=$saved
+elif want bigcast-20; then
+  echo "== bigcast-20: skipped (it runs the binary, SERVER_CMD is set)" >&2
+fi
+
 echo "raw results: $out" >&2
 touch "$out" "$logdir/run.jsonl"
 python3 - "$out" "$logdir/run.jsonl" <<'EOF'
@@ -276,5 +294,18 @@ if plain or stalled:
               f"{'' if both_ok else '; a run was not ok'})")
     else:
         print("- stalled/plain: not compared, a run is missing or has no rate")
+
+# One big broadcast to clients that do not read, when this invocation ran it.
+big = this_run.get("bigcast-20")
+if big:
+    copies = big.get("growth_per_message")
+    if copies is None:
+        print(f"\nBig broadcast: no figure ({big.get('error')})")
+    else:
+        print(f"\nBig broadcast: RSS growth for one {num(big.get('message_kib'))} KiB broadcast to "
+              f"{big.get('connected')} of {big.get('clients')} clients that do not read: "
+              f"{copies:.2f}x the message size ({num(big.get('rss_before_kib'))} -> "
+              f"{num(big.get('rss_after_kib'))} KiB; target about 1, at most 3, "
+              f"{'met' if big.get('ok') else 'NOT met'}); server threads {num(big.get('threads_after'))}")
 EOF
 exit "$failed"
