@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::protocol::frame::{OPCODE_BINARY, OPCODE_TEXT};
 use crate::protocol::{Frame, Target};
 use crate::server::{Command, Outgoing};
+use crate::threads;
 use crate::{ClientId, Error, Result};
 
 /// Signals that may wait for the publisher thread; past this the fan-out drops (counts and
@@ -188,7 +189,7 @@ impl Running {
             if !subscriber.is_finished() {
                 wake_subscriber(&self.client, &self.channel, &self.node, connection);
             }
-            let _ = subscriber.join();
+            crate::threads::join(subscriber);
         }
     }
 }
@@ -232,8 +233,8 @@ pub(crate) fn start(
         publisher: None,
         subscriber: None,
     };
-    running.subscriber = Some(spawn_named("sh-bp-subscribe", move || subscriber.run())?);
-    match spawn_named("sh-bp-publish", move || publisher.run()) {
+    running.subscriber = Some(threads::spawn("sh-bp-subscribe", move || subscriber.run())?);
+    match threads::spawn("sh-bp-publish", move || publisher.run()) {
         Ok(thread) => running.publisher = Some(thread),
         Err(e) => {
             running.stop();
@@ -251,16 +252,6 @@ pub(crate) fn start(
         full: false,
     };
     Ok((outlet, running))
-}
-
-fn spawn_named<T: Send + 'static>(
-    name: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> Result<JoinHandle<T>> {
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(body)
-        .map_err(Error::Spawn)
 }
 
 /// Publishes a wake-up that only stops this node's subscriber (it checks the stop flag after

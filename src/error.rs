@@ -39,8 +39,9 @@ pub enum Error {
     DirectOutsideRoute,
     /// A value could not be serialized to JSON.
     Json(serde_json::Error),
-    /// The server stopped by itself because its fan-out thread failed (see the log).
-    ServerFailed,
+    /// The server stopped by itself because a part of it it cannot do without failed: the
+    /// fan-out thread, a port's door, a writer thread... (named here; see the log).
+    ServerFailed(String),
     /// A thread could not be started.
     Spawn(io::Error),
     /// Another input/output error.
@@ -120,8 +121,8 @@ impl fmt::Display for Error {
                 f.write_str("direct mode needs a signal route's event to know the sender")
             }
             Error::Json(_) => f.write_str("value cannot be serialized to json"),
-            Error::ServerFailed => {
-                f.write_str("the server failed: its fan-out thread stopped routing (see the log)")
+            Error::ServerFailed(part) => {
+                write!(f, "the server failed: {part} stopped (see the log)")
             }
             Error::Spawn(_) => f.write_str("cannot start a thread"),
             Error::Io(_) => f.write_str("i/o error"),

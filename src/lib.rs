@@ -53,7 +53,7 @@ mod random;
 mod schedule;
 mod server;
 mod signals;
-mod thread_name;
+mod threads;
 mod tls;
 mod waker;
 

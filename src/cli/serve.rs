@@ -76,19 +76,22 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let failed = std::thread::scope(|scope| {
         // join() returns early, with an error, only if the server fails by itself.
         scope.spawn(|| {
-            if handle.join().is_err() {
-                let _ = stop_sender.send(Stop::Failed);
+            if let Err(error) = handle.join() {
+                let _ = stop_sender.send(Stop::Failed(error));
             }
         });
         let why = stop.recv();
         log::info!("shutting down");
         handle.shutdown();
-        matches!(why, Ok(Stop::Failed))
+        match why {
+            Ok(Stop::Failed(error)) => Some(error),
+            _ => None,
+        }
     });
-    if failed {
-        return Err(Exit::failure(Error::ServerFailed));
+    match failed {
+        Some(error) => Err(Exit::failure(error)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Why `serve` stops.
@@ -96,7 +99,7 @@ enum Stop {
     /// SIGINT or SIGTERM.
     Signal,
     /// The server failed by itself.
-    Failed,
+    Failed(Error),
 }
 
 /// The endpoints from the address flags, named `http-N`, `ws-N`, `https-N` and `wss-N` in

@@ -140,9 +140,9 @@ impl Conn {
         let link = dialed.link.clone();
         self.connected(&link);
         let conn = self.clone();
-        let spawned = thread::Builder::new()
-            .name(thread_name(&self.name))
-            .spawn(move || super::worker::run(conn, dialed));
+        let spawned = crate::threads::spawn(&thread_name(&self.name), move || {
+            super::worker::run(conn, dialed)
+        });
         match spawned {
             Ok(handle) => {
                 self.lock().thread = Some(handle);
@@ -151,7 +151,7 @@ impl Conn {
             Err(e) => {
                 link.cut();
                 self.stopped();
-                Err(Error::Spawn(e))
+                Err(e)
             }
         }
     }
@@ -413,14 +413,14 @@ fn is_current(thread: Option<ThreadId>) -> bool {
 fn join(thread: Option<JoinHandle<()>>) {
     if let Some(thread) = thread {
         if thread.thread().id() != thread::current().id() {
-            let _ = thread.join();
+            crate::threads::join(thread);
         }
     }
 }
 
 /// `sh-out-<name>`, cut to the 15 bytes Linux keeps (on a character boundary).
 fn thread_name(name: &str) -> String {
-    crate::thread_name::thread_name("sh-out-", name)
+    crate::threads::thread_name("sh-out-", name)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::reply::{HttpRequest, Reply};
 use super::HttpApp;
 use crate::waker::Waker;
-use crate::{Error, Result};
+use crate::Result;
 
 /// How long [`HttpWorkers::stop`] waits for workers busy with a request.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -53,11 +53,10 @@ impl HttpWorkers {
         };
         for n in 0..count.max(1) {
             let (app, receiver, ending) = (app.clone(), receiver.clone(), ending.clone());
-            let thread = crate::thread_name::spawn(&format!("sh-http-{n}"), move || {
+            let thread = crate::threads::spawn(&format!("sh-http-{n}"), move || {
                 work(&app, &receiver);
                 drop(ending);
-            })
-            .map_err(Error::Spawn)?;
+            })?;
             pool.threads.push(thread);
         }
         Ok(pool)

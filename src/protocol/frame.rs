@@ -52,11 +52,13 @@ impl Frame {
     }
 
     /// The frame's opcode (`OPCODE_TEXT`, `OPCODE_BINARY`, ...).
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn opcode(&self) -> u8 {
         self.buf[self.start] & 0x0F
     }
 
     /// The frame's payload (the header is always written just before it).
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn payload(&self) -> &[u8] {
         &self.buf[MAX_HEADER_LEN..]
     }

@@ -195,9 +195,7 @@ impl Scheduler {
             }
             Phase::Stopped => return Err(Error::NotRunning),
         };
-        let spawned = std::thread::Builder::new()
-            .name("sh-scheduler".into())
-            .spawn(move || Runner::new(receiver).run());
+        let spawned = crate::threads::spawn("sh-scheduler", move || Runner::new(receiver).run());
         match spawned {
             Ok(thread) => {
                 state.phase = Phase::Running(thread);
@@ -205,7 +203,7 @@ impl Scheduler {
             }
             Err(e) => {
                 state.names.clear();
-                Err(Error::Spawn(e))
+                Err(e)
             }
         }
     }
@@ -335,7 +333,7 @@ impl Inner {
             Phase::Running(thread) => {
                 let _ = self.commands.send(Command::Shutdown);
                 if !worker::on_worker_thread() {
-                    let _ = thread.join();
+                    crate::threads::join(thread);
                 }
             }
             Phase::Stopped => {}

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::{Handler, Kind, ScheduleEvent};
-use crate::{Error, Result, Signals};
+use crate::{Result, Signals};
 
 thread_local! {
     /// Set on worker threads, so a handler that shuts its scheduler down does not wait for
@@ -71,16 +71,13 @@ impl Worker {
             handler,
             signals,
         };
-        let thread = std::thread::Builder::new()
-            .name(thread_name(kind, name))
-            .spawn(move || {
-                let _done = done_sender;
-                ON_WORKER.with(|on| on.set(true));
-                for tick in receiver {
-                    job.run(tick);
-                }
-            })
-            .map_err(Error::Spawn)?;
+        let thread = crate::threads::spawn(&thread_name(kind, name), move || {
+            let _done = done_sender;
+            ON_WORKER.with(|on| on.set(true));
+            for tick in receiver {
+                job.run(tick);
+            }
+        })?;
         Ok(Worker {
             ticks,
             retired: Retired {
@@ -121,7 +118,7 @@ impl Retired {
                 self.label
             ),
             _ => {
-                let _ = self.thread.join();
+                crate::threads::join(self.thread);
             }
         }
     }
@@ -158,7 +155,7 @@ impl Job {
 
 /// `sh-timer-NAME` or `sh-cron-NAME`, cut to what the OS keeps, on a character boundary.
 fn thread_name(kind: Kind, name: &str) -> String {
-    crate::thread_name::thread_name(kind.thread_prefix(), name)
+    crate::threads::thread_name(kind.thread_prefix(), name)
 }
 
 #[cfg(test)]

@@ -63,8 +63,7 @@ pub(crate) fn spawn() -> Result<(DrainHandle, JoinHandle<()>)> {
         watched: Vec::new(),
         handle: handle.clone(),
     };
-    let thread =
-        crate::thread_name::spawn("sh-drain", move || drain.run()).map_err(Error::Spawn)?;
+    let thread = crate::threads::spawn("sh-drain", move || drain.run())?;
     Ok((handle, thread))
 }
 

@@ -86,7 +86,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
                 Err(e) => {
                     if let Some((drain, thread)) = threads.drain.take() {
                         drain.stop();
-                        let _ = thread.join();
+                        crate::threads::join(thread);
                     }
                     return Err(e);
                 }
@@ -156,7 +156,7 @@ fn start_threads(
     ports: Vec<Port>,
 ) -> Result<()> {
     let shared = &handle.shared;
-    threads.fanout = Some(spawn_named("sh-fanout", move || fanout.run())?);
+    threads.fanout = Some(crate::threads::spawn("sh-fanout", move || fanout.run())?);
     if ports.iter().any(|p| p.http.is_some()) {
         threads.http = Some(HttpWorkers::start(Arc::new(http), HTTP_WORKERS)?);
     }
@@ -181,21 +181,17 @@ fn start_threads(
         );
         let name = format!("sh-door-{}", info.address.port());
         let lifecycle = handle.lifecycle.clone();
-        let thread = spawn_named(&name, move || {
+        let thread = crate::threads::spawn(&name, move || {
             // A door that stops would leave its port dead while the process runs on: the
             // server fails instead, visibly (`join` returns the error).
             if catch_unwind(AssertUnwindSafe(|| door.run())).is_err() {
                 log::error!("the door of {} failed; stopping the server", info.url());
-                lifecycle.fail();
+                lifecycle.fail(format!("the door of port {}", info.address.port()));
             }
         })?;
         threads.doors.push(thread);
     }
     Ok(())
-}
-
-fn spawn_named(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    crate::thread_name::spawn(name, body).map_err(Error::Spawn)
 }
 
 /// A running server: its bound addresses, its counters, and shutdown.
@@ -267,14 +263,14 @@ impl ServerHandle {
         self.scheduler.shutdown();
         self.stop.stop();
         for door in threads.doors.drain(..) {
-            let _ = door.join();
+            crate::threads::join(door);
         }
         if let Some(http) = threads.http.take() {
             http.stop();
         }
         if let Some(fanout) = threads.fanout.take() {
             let _ = self.shared.commands.send(Command::Shutdown);
-            let _ = fanout.join();
+            crate::threads::join(fanout);
         }
         #[cfg(feature = "redis")]
         if let Some(backplane) = threads.backplane.take() {
@@ -286,7 +282,7 @@ impl ServerHandle {
         }
         if let Some((drain, thread)) = threads.drain.take() {
             drain.stop();
-            let _ = thread.join();
+            crate::threads::join(thread);
         }
         self.lifecycle.shut_down();
     }
@@ -295,9 +291,9 @@ impl ServerHandle {
     /// thread), or has failed: if its fan-out thread ever stops routing, every client is cut,
     /// the server shuts itself down and this returns [`Error::ServerFailed`].
     pub fn join(&self) -> Result<()> {
-        if self.lifecycle.wait_failed_or_shut_down() {
+        if let Some(part) = self.lifecycle.wait_failed_or_shut_down() {
             self.shutdown();
-            return Err(Error::ServerFailed);
+            return Err(Error::ServerFailed(part));
         }
         Ok(())
     }

@@ -4,8 +4,9 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
 struct Flags {
-    /// A thread the server cannot do without (the fan-out thread) has failed.
-    failed: bool,
+    /// The part the server cannot do without that failed first (the fan-out thread, a
+    /// door, a writer...), if one did.
+    failed: Option<String>,
     /// Shut down, every thread joined.
     shut_down: bool,
 }
@@ -22,17 +23,18 @@ impl Lifecycle {
         self.flags.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn wait_until(&self, done: impl Fn(&Flags) -> bool) -> bool {
+    fn wait_until(&self, done: impl Fn(&Flags) -> bool) -> Option<String> {
         let mut flags = self.lock();
         while !done(&flags) {
             flags = self.changed.wait(flags).unwrap_or_else(|p| p.into_inner());
         }
-        flags.failed
+        flags.failed.clone()
     }
 
-    /// Marks the server failed and wakes every waiter.
-    pub(crate) fn fail(&self) {
-        self.lock().failed = true;
+    /// Marks the server failed because `part` stopped (the first failure is kept), and wakes
+    /// every waiter.
+    pub(crate) fn fail(&self, part: impl Into<String>) {
+        self.lock().failed.get_or_insert_with(|| part.into());
         self.changed.notify_all();
     }
 
@@ -42,13 +44,13 @@ impl Lifecycle {
         self.changed.notify_all();
     }
 
-    /// Waits until the server fails or is shut down; returns whether it failed.
-    pub(crate) fn wait_failed_or_shut_down(&self) -> bool {
-        self.wait_until(|f| f.failed || f.shut_down)
+    /// Waits until the server fails or is shut down; returns what failed, if anything.
+    pub(crate) fn wait_failed_or_shut_down(&self) -> Option<String> {
+        self.wait_until(|f| f.failed.is_some() || f.shut_down)
     }
 
-    /// Waits until the server is shut down; returns whether it had failed.
-    pub(crate) fn wait_shut_down(&self) -> bool {
+    /// Waits until the server is shut down; returns what had failed, if anything.
+    pub(crate) fn wait_shut_down(&self) -> Option<String> {
         self.wait_until(|f| f.shut_down)
     }
 }
@@ -65,9 +67,16 @@ mod tests {
             let lifecycle = lifecycle.clone();
             move || lifecycle.wait_failed_or_shut_down()
         });
-        lifecycle.fail();
-        assert!(waiter.join().unwrap());
+        lifecycle.fail("the fan-out thread");
+        lifecycle.fail("a door");
+        assert_eq!(
+            waiter.join().unwrap().as_deref(),
+            Some("the fan-out thread")
+        );
         lifecycle.shut_down();
-        assert!(lifecycle.wait_shut_down());
+        assert_eq!(
+            lifecycle.wait_shut_down().as_deref(),
+            Some("the fan-out thread")
+        );
     }
 }

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use rustix::net::{SendAncillaryBuffer, SendFlags};
@@ -192,6 +192,8 @@ impl Inner {
 
 /// The write side of one connection.
 pub(crate) struct Outbox {
+    /// Itself, to hand to the drain thread.
+    me: Weak<Outbox>,
     socket: TcpStream,
     inner: Mutex<Inner>,
     /// When the peer was last heard from, in [`clock::millis`].
@@ -222,7 +224,8 @@ impl Outbox {
             tls,
         };
         inner.push(Chunk::Own(greeting));
-        Arc::new(Outbox {
+        Arc::new_cyclic(|me| Outbox {
+            me: me.clone(),
             socket,
             inner: Mutex::new(inner),
             last_seen: AtomicU64::new(clock::millis()),
@@ -257,7 +260,7 @@ impl Outbox {
     }
 
     /// Makes the connection live: the handshake response and anything queued behind it go out.
-    pub(crate) fn open(self: &Arc<Self>) {
+    pub(crate) fn open(&self) {
         let mut inner = self.lock();
         if inner.state == State::Paused {
             inner.state = State::Open;
@@ -268,7 +271,7 @@ impl Outbox {
     /// Writes whole frames, in order, without blocking; what the socket cannot take waits
     /// (shared, not copied). More than the limit waiting afterwards (unless it is a single
     /// frame) closes the client with 1008 instead.
-    pub(crate) fn send_frames(self: &Arc<Self>, frames: &[&Frame]) -> Delivery {
+    pub(crate) fn send_frames(&self, frames: &[&Frame]) -> Delivery {
         let mut inner = self.lock();
         match inner.state {
             State::Closing { .. } | State::Closed => return Delivery::Closed,
@@ -287,7 +290,7 @@ impl Outbox {
     }
 
     /// After frames were taken: whether they fit, and the delivery to report.
-    fn settle(self: &Arc<Self>, inner: &mut Inner) -> Delivery {
+    fn settle(&self, inner: &mut Inner) -> Delivery {
         if matches!(inner.state, State::Closed) {
             return Delivery::Closed;
         }
@@ -303,7 +306,7 @@ impl Outbox {
     }
 
     /// Plain Ws with nothing waiting: one `sendmsg` of the frames as they are.
-    fn write_now(self: &Arc<Self>, inner: &mut Inner, frames: &[&Frame]) -> Delivery {
+    fn write_now(&self, inner: &mut Inner, frames: &[&Frame]) -> Delivery {
         let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f.as_bytes())).collect();
         let mut written = match send_nonblocking(&self.socket, &slices) {
             Ok(n) => n,
@@ -333,7 +336,7 @@ impl Outbox {
     /// Wss: decrypts `raw` (what the reader read from the socket, without this lock) and
     /// appends the plaintext to `plain`. Returns whether the peer closed the TLS session. On
     /// a TLS error the alert is queued for the peer and the error returned.
-    pub(crate) fn decrypt(self: &Arc<Self>, raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+    pub(crate) fn decrypt(&self, raw: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
         let mut inner = self.lock();
         let Some(tls) = inner.tls.as_mut() else {
             plain.extend_from_slice(raw);
@@ -352,7 +355,7 @@ impl Outbox {
     /// behind anything waiting. While closing they are dropped: our close frame is on its way
     /// (or the fan-out's, in order), and tungstenite's reply to the peer's close must not jump
     /// ahead of what was routed before it.
-    pub(crate) fn write_control(self: &Arc<Self>, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_control(&self, bytes: &[u8]) -> io::Result<()> {
         let mut inner = self.lock();
         match inner.state {
             State::CloseRequested { .. } | State::Closing { .. } => return Ok(()),
@@ -385,7 +388,7 @@ impl Outbox {
     /// Starts the close handshake with `code` (`None`: a close frame without a code, as an
     /// echo of one) behind whatever waits; the socket is cut if the handshake does not finish
     /// in time.
-    pub(crate) fn close(self: &Arc<Self>, code: Option<u16>, reason: &str) {
+    pub(crate) fn close(&self, code: Option<u16>, reason: &str) {
         let mut inner = self.lock();
         if matches!(
             inner.state,
@@ -395,7 +398,7 @@ impl Outbox {
         }
     }
 
-    fn overflow(self: &Arc<Self>, inner: &mut Inner) {
+    fn overflow(&self, inner: &mut Inner) {
         log::debug!(
             "client at {:?} does not read fast enough: closing it (1008)",
             self.socket.peer_addr().ok()
@@ -404,7 +407,7 @@ impl Outbox {
         self.begin_close(inner, Some(1008), "queue full");
     }
 
-    fn begin_close(self: &Arc<Self>, inner: &mut Inner, code: Option<u16>, reason: &str) {
+    fn begin_close(&self, inner: &mut Inner, code: Option<u16>, reason: &str) {
         let live = inner.state != State::Paused;
         let reader_done = match inner.state {
             State::CloseRequested { reader_done, .. } => reader_done,
@@ -439,7 +442,7 @@ impl Outbox {
 
     /// The reader has finished: cut the socket now, or once what waits (and the close the
     /// reader asked for) is written.
-    pub(crate) fn reader_done(self: &Arc<Self>) {
+    pub(crate) fn reader_done(&self) {
         let mut inner = self.lock();
         match inner.state {
             State::Closed => {}
@@ -491,14 +494,14 @@ impl Outbox {
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 
-    fn watch(self: &Arc<Self>, inner: &mut Inner) {
-        if !inner.watched {
+    fn watch(&self, inner: &mut Inner) {
+        if let (false, Some(me)) = (inner.watched, self.me.upgrade()) {
             inner.watched = true;
-            self.drain.watch(self.clone());
+            self.drain.watch(me);
         }
     }
 
-    fn flush_locked(self: &Arc<Self>, inner: &mut Inner) {
+    fn flush_locked(&self, inner: &mut Inner) {
         if self.send_waiting(inner).is_err() {
             return self.cut(inner);
         }
@@ -592,7 +595,7 @@ impl Outbox {
     }
 
     /// Drain thread: writes what waits, as far as the socket takes it.
-    pub(crate) fn flush(self: &Arc<Self>) {
+    pub(crate) fn flush(&self) {
         let mut inner = self.lock();
         if inner.state != State::Paused {
             self.flush_locked(&mut inner);
@@ -634,6 +637,37 @@ impl Outbox {
             inner.watched = false;
         }
         interest
+    }
+}
+
+/// A client as the fan-out thread sees it: where its frames go. The outbox is the real one;
+/// the fan-out's tests use one in memory.
+pub(crate) trait FrameSink: Send + Sync {
+    /// Takes whole frames, in order (see [`Outbox::send_frames`]).
+    fn send_frames(&self, frames: &[&Frame]) -> Delivery;
+    /// Closes with `code` (none: an echo of a close without one) after what it took before.
+    fn close(&self, code: Option<u16>, reason: &str);
+    /// Cuts the connection at once.
+    fn cut(&self);
+    /// Milliseconds since the peer last sent anything.
+    fn idle_millis(&self) -> u64;
+}
+
+impl FrameSink for Outbox {
+    fn send_frames(&self, frames: &[&Frame]) -> Delivery {
+        Outbox::send_frames(self, frames)
+    }
+
+    fn close(&self, code: Option<u16>, reason: &str) {
+        Outbox::close(self, code, reason);
+    }
+
+    fn cut(&self) {
+        self.shutdown();
+    }
+
+    fn idle_millis(&self) -> u64 {
+        Outbox::idle_millis(self)
     }
 }
 

@@ -17,8 +17,8 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::server::fanout::Closing;
-use crate::server::outbox::{Delivery, Outbox};
-use crate::{Error, Result};
+use crate::server::outbox::{Delivery, FrameSink};
+use crate::Result;
 
 /// Jobs a writer may have waiting before the fan-out thread waits for it.
 const JOB_QUEUE: usize = 2;
@@ -28,7 +28,7 @@ pub(crate) struct Job {
     frames: Arc<[Frame]>,
     /// Each receiver, where its frame indexes end in `indexes`, and the close to send after
     /// them, if any.
-    receivers: Vec<(Arc<Outbox>, u32, Option<Closing>)>,
+    receivers: Vec<(Arc<dyn FrameSink>, u32, Option<Closing>)>,
     indexes: Vec<u32>,
 }
 
@@ -44,10 +44,15 @@ impl Job {
 
     /// Adds a receiver, the indexes (into the frames) of what it gets, in order, and the
     /// close to send after them.
-    pub(crate) fn add(&mut self, outbox: &Arc<Outbox>, frames: &[u32], closing: Option<Closing>) {
+    pub(crate) fn add(
+        &mut self,
+        sink: &Arc<dyn FrameSink>,
+        frames: &[u32],
+        closing: Option<Closing>,
+    ) {
         self.indexes.extend_from_slice(frames);
         self.receivers
-            .push((outbox.clone(), self.indexes.len() as u32, closing));
+            .push((sink.clone(), self.indexes.len() as u32, closing));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -58,14 +63,14 @@ impl Job {
         let mut tally = Tally::default();
         let mut slices = Vec::new();
         let mut start = 0;
-        for (outbox, end, closing) in &self.receivers {
+        for (sink, end, closing) in &self.receivers {
             let end = *end as usize;
             let indexes = &self.indexes[start..end];
             if !indexes.is_empty() {
-                tally.add(write_frames(outbox, &self.frames, indexes, &mut slices));
+                tally.add(write_frames(&**sink, &self.frames, indexes, &mut slices));
             }
             if let Some((code, reason)) = closing {
-                outbox.close(*code, reason);
+                sink.close(*code, reason);
             }
             start = end;
         }
@@ -101,17 +106,17 @@ impl Tally {
     }
 }
 
-/// Writes the frames `indexes` names to `outbox` in one call; `chosen` is scratch room kept
+/// Writes the frames `indexes` names to `sink` in one call; `chosen` is scratch room kept
 /// across the receivers of a batch.
 pub(crate) fn write_frames<'a>(
-    outbox: &Arc<Outbox>,
+    sink: &dyn FrameSink,
     frames: &'a [Frame],
     indexes: &[u32],
     chosen: &mut Vec<&'a Frame>,
 ) -> (Delivery, u64) {
     chosen.clear();
     chosen.extend(indexes.iter().map(|&i| &frames[i as usize]));
-    (outbox.send_frames(chosen), indexes.len() as u64)
+    (sink.send_frames(chosen), indexes.len() as u64)
 }
 
 /// The fan-out thread's end of one writer thread.
@@ -128,10 +133,8 @@ impl Writer {
         let (work, queue) = crossbeam_channel::bounded(JOB_QUEUE);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let pending = in_flight.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("sh-writer-{number}"))
-            .spawn(move || run(queue, &pending, &metrics))
-            .map_err(Error::Spawn)?;
+        let name = format!("sh-writer-{number}");
+        let thread = crate::threads::spawn(&name, move || run(queue, &pending, &metrics))?;
         Ok(Writer {
             work,
             in_flight,

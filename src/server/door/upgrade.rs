@@ -1,6 +1,7 @@
 //! Taking a WebSocket connection live: its client id, its outbox (holding the `101`), its
 //! registration with the fan-out thread, and its own thread.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::transport::Transport;
@@ -64,7 +65,7 @@ pub(crate) fn go_live(
     let registration = Registration {
         id,
         path: path_key,
-        outbox: outbox.clone(),
+        sink: outbox.clone(),
     };
     if shared
         .commands
@@ -83,10 +84,17 @@ pub(crate) fn go_live(
         slot,
         thread,
     };
-    let spawned = std::thread::Builder::new()
-        .name("sh-conn".into())
-        .stack_size(config.connection_stack_size)
-        .spawn(move || connection.run());
+    let (commands, cut) = (shared.commands.clone(), outbox.clone());
+    let spawned =
+        crate::threads::spawn_with_stack("sh-conn", config.connection_stack_size, move || {
+            // Handlers' panics are caught where they run; this is for the connection's own code.
+            // Its client must not stay registered (nor its socket open) with no reader.
+            if catch_unwind(AssertUnwindSafe(|| connection.run())).is_err() {
+                log::error!("the thread of client {id} panicked; its connection is cut");
+                cut.shutdown();
+                let _ = commands.send(Command::Unregister(id));
+            }
+        });
     match spawned {
         Ok(_) => {
             Metrics::add(&shared.metrics.connections_total, 1);

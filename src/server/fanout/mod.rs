@@ -18,7 +18,7 @@ use crate::metrics::{Disconnect, Metrics};
 use crate::protocol::{Frame, Target};
 use crate::server::lifecycle::Lifecycle;
 use crate::server::memory::{self, BurstWatch};
-use crate::server::outbox::Outbox;
+use crate::server::outbox::FrameSink;
 use crate::server::registry::Registry;
 use crate::server::writer::{self, Job, Tally, Writer};
 use crate::ClientId;
@@ -79,12 +79,16 @@ pub(crate) enum Scope {
     Remote,
 }
 
+/// A writer thread is gone (it panicked): its receivers can no longer be written to.
+#[derive(Debug)]
+struct WriterDied;
+
 /// A client going live.
 pub(crate) struct Registration {
     pub(crate) id: ClientId,
     /// The connection path, lowercased.
     pub(crate) path: String,
-    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) sink: Arc<dyn FrameSink>,
 }
 
 /// What the fan-out thread is asked to do.
@@ -101,9 +105,6 @@ pub(crate) enum Command {
     Close(ClientId, Option<u16>, &'static str),
     /// Close every client with 1001 and stop once they are gone (or time is up).
     Shutdown,
-    /// Tests: stands for a bug that makes routing panic.
-    #[cfg(test)]
-    Panic,
 }
 
 /// Keepalive settings: how often to ping, and when a silent client is dropped.
@@ -137,7 +138,7 @@ const GATHER_MIN_RECEIVERS: usize = 64;
 const WRITER_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Subscriber {
-    outbox: Arc<Outbox>,
+    sink: Arc<dyn FrameSink>,
     /// Indexes into the batch's frames, in order.
     queued: Vec<u32>,
     /// Who writes to it: 0 the fan-out thread, n the writer `n - 1`.
@@ -285,9 +286,11 @@ impl FanOut {
             }
             batch.extend(self.commands.try_iter().take(MAX_BATCH - 1));
             self.gather(&mut batch);
-            let handled = catch_unwind(AssertUnwindSafe(|| self.handle_batch(&mut batch)));
-            if handled.is_err() {
-                return self.fail();
+            match catch_unwind(AssertUnwindSafe(|| self.handle_batch(&mut batch))) {
+                Ok(Ok(())) => {}
+                Ok(Err(WriterDied)) => return self.fail("a writer thread"),
+                // A bug in routing: this thread cannot be trusted to go on.
+                Err(_) => return self.fail("the fan-out thread"),
             }
             if self.closing_since.is_some() && self.registry.is_empty() {
                 return;
@@ -334,16 +337,16 @@ impl FanOut {
         }
     }
 
-    /// The thread cannot go on (a bug: routing panicked). Nobody may be left waiting on a
-    /// server that no longer routes: every client is cut (so their threads end) and the
-    /// server is marked failed, which wakes `ServerHandle::join`.
-    fn fail(&mut self) {
-        log::error!("the fan-out thread failed; cutting every client and stopping the server");
+    /// Routing cannot go on (`part` failed: a bug). Nobody may be left waiting on a server
+    /// that no longer routes: every client is cut (so their threads end) and the server is
+    /// marked failed, which wakes `ServerHandle::join`.
+    fn fail(&mut self, part: &str) {
+        log::error!("{part} failed; cutting every client and stopping the server");
         self.writers.clear();
         for receiver in self.registry.values_mut() {
-            receiver.outbox.shutdown();
+            receiver.sink.cut();
         }
-        self.lifecycle.fail();
+        self.lifecycle.fail(part);
     }
 
     fn next_deadline(&self, next_tick: Option<Instant>) -> Option<Instant> {
@@ -357,7 +360,7 @@ impl FanOut {
         }
     }
 
-    fn handle_batch(&mut self, batch: &mut Vec<Command>) {
+    fn handle_batch(&mut self, batch: &mut Vec<Command>) -> Result<(), WriterDied> {
         let mut frames: Vec<Frame> = Vec::new();
         let mut touched: Vec<usize> = Vec::new();
         // Departures wait for the batch's writes: a client's close (sent just before its
@@ -413,11 +416,9 @@ impl FanOut {
                 }
                 // Signals queued before the shutdown still go out, ahead of the close frames.
                 Command::Shutdown => shutdown = true,
-                #[cfg(test)]
-                Command::Panic => panic!("a routing bug, simulated"),
             }
         }
-        self.write_frames(frames, &touched);
+        self.write_frames(frames, &touched)?;
         for id in departed {
             self.unregister(id);
         }
@@ -425,11 +426,12 @@ impl FanOut {
         if shutdown {
             self.begin_shutdown();
         }
+        Ok(())
     }
 
     /// Writes each touched receiver's frames in one call: the writers' shares first (handed
     /// over, so they write while this thread does its own), then this thread's.
-    fn write_frames(&mut self, frames: Vec<Frame>, touched: &[usize]) {
+    fn write_frames(&mut self, frames: Vec<Frame>, touched: &[usize]) -> Result<(), WriterDied> {
         let frames: Arc<[Frame]> = frames.into();
         let share = touched.len() >= SHARE_MIN_RECEIVERS;
         let mut jobs: Vec<Option<Job>> = (self.writers.iter())
@@ -447,7 +449,7 @@ impl FanOut {
                 if let (Some(job), true) = (job, receiver.has_work()) {
                     let closing = receiver.closing.take();
                     receiver.closed |= closing.is_some();
-                    job.add(&receiver.outbox, &receiver.queued, closing);
+                    job.add(&receiver.sink, &receiver.queued, closing);
                     receiver.clear_queue();
                 }
             }
@@ -455,9 +457,7 @@ impl FanOut {
                 let Some(job) = job.filter(|j| !j.is_empty()) else {
                     continue;
                 };
-                if writer.send(job).is_err() {
-                    panic!("a writer thread has died"); // the fan-out fails over it
-                }
+                writer.send(job).map_err(|()| WriterDied)?;
             }
         }
         let mut tally = Tally::default();
@@ -469,10 +469,10 @@ impl FanOut {
             if !receiver.has_work() {
                 continue; // handed over, or a slot freed and reused within the batch
             }
-            let outbox = &receiver.outbox;
+            let sink = &*receiver.sink;
             if !receiver.queued.is_empty() {
                 tally.add(writer::write_frames(
-                    outbox,
+                    sink,
                     &frames,
                     &receiver.queued,
                     &mut slices,
@@ -480,11 +480,12 @@ impl FanOut {
             }
             if let Some((code, reason)) = receiver.closing.take() {
                 receiver.closed = true;
-                outbox.close(code, reason);
+                sink.close(code, reason);
             }
             receiver.clear_queue();
         }
         tally.record(&self.metrics);
+        Ok(())
     }
 
     /// Waits until the writers have written what they were given (shutdown: signals queued
@@ -496,9 +497,9 @@ impl FanOut {
     }
 
     fn register(&mut self, registration: Registration) {
-        let Registration { id, path, outbox } = registration;
+        let Registration { id, path, sink } = registration;
         if self.closing_since.is_some() {
-            outbox.close(Some(1001), "server shutting down");
+            sink.close(Some(1001), "server shutting down");
         }
         let writer = self.next_writer;
         self.next_writer = (writer + 1) % (self.writers.len() + 1);
@@ -506,7 +507,7 @@ impl FanOut {
             id,
             path.clone(),
             Subscriber {
-                outbox,
+                sink,
                 queued: Vec::new(),
                 writer,
                 closing: None,
@@ -533,15 +534,15 @@ impl FanOut {
         let idle_limit = self.keepalive.idle_timeout.map(|d| d.as_millis() as u64);
         let send_ping = self.keepalive.ping_interval.is_some();
         for receiver in self.registry.values_mut() {
-            if idle_limit.is_some_and(|limit| receiver.outbox.idle_millis() > limit) {
+            if idle_limit.is_some_and(|limit| receiver.sink.idle_millis() > limit) {
                 log::debug!(
                     "closing a client idle for {} ms",
-                    receiver.outbox.idle_millis()
+                    receiver.sink.idle_millis()
                 );
-                receiver.outbox.close(Some(1001), "idle timeout");
+                receiver.sink.close(Some(1001), "idle timeout");
                 self.metrics.disconnected(Disconnect::Idle);
             } else if send_ping {
-                receiver.outbox.send_frames(&[&ping]);
+                receiver.sink.send_frames(&[&ping]);
             }
         }
     }
@@ -556,21 +557,21 @@ impl FanOut {
     fn close_all(&mut self) {
         self.flush_writers();
         for receiver in self.registry.values_mut() {
-            receiver.outbox.close(Some(1001), "server shutting down");
+            receiver.sink.close(Some(1001), "server shutting down");
         }
     }
 
     /// Time is up: cut whoever is left. Returns whether the thread may stop.
     fn finish_shutdown(&mut self) -> bool {
         for receiver in self.registry.values_mut() {
-            receiver.outbox.shutdown();
+            receiver.sink.cut();
         }
         // Readers exit once their socket is cut; their Unregister commands follow shortly.
         let until = Instant::now() + Duration::from_secs(1);
         while !self.registry.is_empty() {
             match self.commands.recv_deadline(until) {
                 Ok(Command::Unregister(id)) => self.unregister(id),
-                Ok(Command::Register(r)) => r.outbox.shutdown(),
+                Ok(Command::Register(r)) => r.sink.cut(),
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -580,66 +581,4 @@ impl FanOut {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::server::drain;
-    use std::io::Read;
-    use std::net::{TcpListener, TcpStream};
-
-    #[test]
-    fn a_panic_while_routing_cuts_every_client_and_marks_the_server_failed() {
-        let (drain, drain_thread) = drain::spawn().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let (socket, _) = listener.accept().unwrap();
-        let outbox = Outbox::new(
-            socket,
-            None,
-            Vec::new(),
-            1 << 20,
-            Duration::from_secs(1),
-            drain.clone(),
-        );
-        outbox.open();
-        let (commands, receiver) = crossbeam_channel::unbounded();
-        let lifecycle = Arc::new(Lifecycle::default());
-        let keepalive = Keepalive {
-            ping_interval: None,
-            idle_timeout: None,
-        };
-        let fanout = FanOut::new(
-            receiver,
-            Arc::default(),
-            keepalive,
-            Duration::from_secs(1),
-            lifecycle.clone(),
-        );
-        let thread = std::thread::spawn(move || fanout.run());
-        let id = ClientId::random();
-        commands
-            .send(Command::Register(Registration {
-                id,
-                path: "/".into(),
-                outbox,
-            }))
-            .unwrap();
-        commands.send(Command::Panic).unwrap();
-        thread
-            .join()
-            .expect("the fan-out thread returns instead of unwinding");
-        assert!(
-            lifecycle.wait_failed_or_shut_down(),
-            "the server is marked failed"
-        );
-        assert_eq!(
-            client.read(&mut [0u8; 16]).unwrap(),
-            0,
-            "the client was cut"
-        );
-        drain.stop();
-        drain_thread.join().unwrap();
-    }
-}
+mod tests;
