@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use crate::client::ReconnectPolicy;
 use crate::metrics::Metrics;
 use crate::protocol::frame::{OPCODE_BINARY, OPCODE_TEXT};
 use crate::protocol::{Frame, Target};
@@ -286,25 +287,28 @@ fn redacted(url: &str) -> String {
     }
 }
 
-/// Reconnect delays: 100 ms doubling to 5 s, each with up to 50 % jitter added.
+/// The waits between reconnects to Redis: the outbound clients' policy (doubling from
+/// [`MIN_BACKOFF`] to [`MAX_BACKOFF`], each wait up to a quarter shorter at random).
 struct Backoff {
-    next: Duration,
+    policy: ReconnectPolicy,
+    tries: u32,
 }
 
 impl Backoff {
     fn new() -> Backoff {
-        Backoff { next: MIN_BACKOFF }
+        Backoff {
+            policy: ReconnectPolicy::new().initial(MIN_BACKOFF).max(MAX_BACKOFF),
+            tries: 0,
+        }
     }
 
     fn reset(&mut self) {
-        self.next = MIN_BACKOFF;
+        self.tries = 0;
     }
 
     fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        let jitter = (ClientId::random().as_u128() % 1000) as u32;
-        base + base * jitter / 2000
+        self.tries = self.tries.saturating_add(1);
+        self.policy.delay(self.tries, crate::random::unit())
     }
 }
 
@@ -647,14 +651,14 @@ mod tests {
     fn backoff_grows_to_five_seconds_with_jitter() {
         let mut backoff = Backoff::new();
         let first = backoff.next_delay();
-        assert!(first >= MIN_BACKOFF && first <= MIN_BACKOFF * 3 / 2);
+        assert!(first >= MIN_BACKOFF * 3 / 4 && first <= MIN_BACKOFF);
         for _ in 0..10 {
             backoff.next_delay();
         }
         let last = backoff.next_delay();
-        assert!(last >= MAX_BACKOFF && last <= MAX_BACKOFF * 3 / 2);
+        assert!(last >= MAX_BACKOFF * 3 / 4 && last <= MAX_BACKOFF);
         backoff.reset();
-        assert!(backoff.next_delay() <= MIN_BACKOFF * 3 / 2);
+        assert!(backoff.next_delay() <= MIN_BACKOFF);
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub(crate) fn fill(bytes: &mut [u8]) {
     }
 }
 
+/// A random number in `[0, 1)` (53 random bits).
+pub(crate) fn unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    fill(&mut bytes);
+    (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn fallback(bytes: &mut [u8]) {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
@@ -38,5 +45,8 @@ mod tests {
         let mut odd = [0u8; 13];
         super::fallback(&mut odd);
         assert_ne!(odd, [0u8; 13]);
+        let units: Vec<f64> = (0..100).map(|_| super::unit()).collect();
+        assert!(units.iter().all(|u| (0.0..1.0).contains(u)));
+        assert!(units.iter().any(|u| *u != units[0]));
     }
 }

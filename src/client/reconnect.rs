@@ -122,13 +122,6 @@ impl ReconnectPolicy {
     }
 }
 
-/// A random number in `[0, 1)`.
-pub(crate) fn random_unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    crate::random::fill(&mut bytes);
-    (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +150,7 @@ mod tests {
         assert_eq!(policy.delay(1, 0.0), ms(1000));
         assert_eq!(policy.delay(1, 0.5), ms(875));
         for _ in 0..100 {
-            let wait = policy.delay(1, random_unit());
+            let wait = policy.delay(1, crate::random::unit());
             assert!(wait > ms(750) && wait <= ms(1000), "{wait:?}");
         }
     }

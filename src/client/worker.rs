@@ -18,7 +18,6 @@ use super::connection::{Conn, Order};
 use super::content::WsData;
 use super::dial::Dialed;
 use super::event::{ConnectEvent, DisconnectEvent, DisconnectReason, WsEvent};
-use super::reconnect::random_unit;
 use super::stream::{ClientStream, Link};
 use crate::protocol::frame::masked as frame;
 
@@ -55,7 +54,7 @@ pub(crate) fn run(conn: Arc<Conn>, first: Dialed) {
             break;
         };
         conn.set_connecting();
-        if conn.sleep(policy.delay(tries + 1, random_unit())) {
+        if conn.sleep(policy.delay(tries + 1, crate::random::unit())) {
             continue; // an order came: it goes first
         }
         tries += 1;

@@ -10,7 +10,6 @@
 //! - the drain thread ([`drain`]): flushes what sockets could not take at once;
 //! - HTTP worker threads (`crate::http`): answer complete requests handed over by the doors.
 
-pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod door;

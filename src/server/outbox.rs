@@ -28,7 +28,6 @@ use rustix::net::{SendAncillaryBuffer, SendFlags};
 use rustls::ServerConnection;
 
 use crate::protocol::Frame;
-use crate::server::clock;
 use crate::server::drain::DrainHandle;
 
 /// What became of frames handed to [`Outbox::send_frames`].
@@ -196,7 +195,7 @@ pub(crate) struct Outbox {
     me: Weak<Outbox>,
     socket: TcpStream,
     inner: Mutex<Inner>,
-    /// When the peer was last heard from, in [`clock::millis`].
+    /// When the peer was last heard from, in [`millis`].
     last_seen: AtomicU64,
     limit: usize,
     close_grace: Duration,
@@ -228,7 +227,7 @@ impl Outbox {
             me: me.clone(),
             socket,
             inner: Mutex::new(inner),
-            last_seen: AtomicU64::new(clock::millis()),
+            last_seen: AtomicU64::new(millis()),
             limit,
             close_grace,
             drain,
@@ -251,12 +250,12 @@ impl Outbox {
 
     /// Records that the peer sent something.
     pub(crate) fn touch(&self) {
-        self.last_seen.store(clock::millis(), Ordering::Relaxed);
+        self.last_seen.store(millis(), Ordering::Relaxed);
     }
 
     /// Milliseconds since the peer last sent anything.
     pub(crate) fn idle_millis(&self) -> u64 {
-        clock::millis().saturating_sub(self.last_seen.load(Ordering::Relaxed))
+        millis().saturating_sub(self.last_seen.load(Ordering::Relaxed))
     }
 
     /// Makes the connection live: the handshake response and anything queued behind it go out.
@@ -669,6 +668,13 @@ impl FrameSink for Outbox {
     fn idle_millis(&self) -> u64 {
         Outbox::idle_millis(self)
     }
+}
+
+/// A coarse monotonic clock, cheap to keep in an atomic: milliseconds since its first use in
+/// this process.
+fn millis() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// One nonblocking `sendmsg`; `WouldBlock` counts as zero bytes written.
