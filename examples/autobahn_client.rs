@@ -1,5 +1,5 @@
 //! The Autobahn client driver `make conformance` runs against kosoku's `fuzzingserver`: it
-//! puts the project's outbound clients ([`Clients`]) through every case, the classic way.
+//! puts the project's outbound clients ([`Connections`]) through every case, the classic way.
 //!
 //! 1. `GET /getCaseCount`: the server sends the number of cases and closes.
 //! 2. For each case N: `/runCase?case=N&agent=AGENT`, echoing every message back as it came
@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use signalhub::{Clients, ConnectOptions, DisconnectEvent, WsData, WsEvent};
+use signalhub::outbound::{ConnectOptions, Connections, DisconnectEvent, WsData, WsEvent};
 
 const USAGE: &str = "usage: autobahn_client [ws://HOST:PORT] [AGENT]";
 /// The longest one case may take, from connect to the server's close.
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 
 /// Drives every case; the number of cases that did not end in time.
 fn run(base: &str, agent: &str) -> Result<usize, String> {
-    let clients = Clients::new();
+    let clients = Connections::new();
 
     let (count_tx, count_rx) = mpsc::channel();
     let count_tx = Mutex::new(count_tx);
@@ -121,7 +121,7 @@ fn echo(event: &WsEvent) -> signalhub::Result<()> {
 
 /// Connects `name` to `url` with `handler`; the receiver hears when it has ended.
 fn session<F>(
-    clients: &Clients,
+    clients: &Connections,
     name: &str,
     url: &str,
     handler: F,
@@ -150,7 +150,7 @@ where
 
 /// Waits for connection `name` to end (at most `CASE_TIMEOUT`), then forgets it; a
 /// connection still open by then is closed.
-fn wait(clients: &Clients, name: &str, ended: &Receiver<String>) -> Result<(), String> {
+fn wait(clients: &Connections, name: &str, ended: &Receiver<String>) -> Result<(), String> {
     let outcome = match ended.recv_timeout(CASE_TIMEOUT) {
         Ok(_) | Err(RecvTimeoutError::Disconnected) => Ok(()),
         Err(RecvTimeoutError::Timeout) => Err(format!("still open after {CASE_TIMEOUT:?}")),

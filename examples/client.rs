@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 
 use serde_json::json;
-use signalhub::{Clients, ConnectOptions, ReconnectPolicy};
+use signalhub::outbound::{ConnectOptions, Connections, ReconnectPolicy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     simplelog::SimpleLogger::init(log::LevelFilter::Info, simplelog::Config::default())?;
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         });
 
-    let clients = Clients::new();
+    let clients = Connections::new();
     clients.connect("web-signal", &url, options, |event| {
         let text = event.text().unwrap_or_default();
         println!("received: {text}");

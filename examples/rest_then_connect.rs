@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use signalhub::{Clients, ConnectOptions, Endpoint, Server, WebResponse, WsData};
+use signalhub::http::WebResponse;
+use signalhub::outbound::{ConnectOptions, Connections, WsData};
+use signalhub::{Endpoint, Server};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The server: a REST endpoint that tells where the WebSocket is, and the WebSocket.
@@ -47,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = body["url"].as_str().ok_or("no url in the answer")?;
     println!("GET /ws-url said {url}");
 
-    let clients = Clients::new();
+    let clients = Connections::new();
     let (tx, replies) = mpsc::channel();
     let tx = Mutex::new(tx);
     clients.connect("feed", url, ConnectOptions::new(), move |event| {

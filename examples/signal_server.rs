@@ -8,7 +8,8 @@
 //! It prints `listening on ws://ADDR` (`wss://` with `--tls`, a PEM chain and key) once ready
 //! (port 0 picks a free port) and stops on Ctrl-C or end of standard input.
 
-use signalhub::{Certificate, Endpoint, Server};
+use signalhub::tls::Certificate;
+use signalhub::{Endpoint, Server};
 
 const USAGE: &str = "usage: signal_server [ADDR] [--tls CERT.pem KEY.pem]";
 

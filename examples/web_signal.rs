@@ -27,7 +27,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
-use signalhub::{Assets, Certificate, ClientId, Endpoint, SendOptions, Server, WebResponse};
+use signalhub::http::{Assets, WebResponse};
+use signalhub::tls::Certificate;
+use signalhub::{ClientId, Endpoint, SendOptions, Server};
 
 const USAGE: &str = "usage: web_signal [--http ADDR] [--ws ADDR] [--tls CERT.pem KEY.pem]
   --http ADDR  the page and HTTP routes (default $SIGNALHUB_HTTP or 127.0.0.1:8090)

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::client::ReconnectPolicy;
-use crate::metrics::Metrics;
+use crate::metrics::Counters;
+use crate::outbound::ReconnectPolicy;
 use crate::protocol::frame::{OPCODE_BINARY, OPCODE_TEXT};
 use crate::protocol::{Frame, Target};
 use crate::server::{Command, Outgoing};
@@ -130,7 +130,7 @@ struct ToPublish {
 /// The fan-out thread's side of the backplane: offers signals for publication.
 pub(crate) struct Outlet {
     queue: Sender<ToPublish>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
     /// Set while the queue is full, so a burst of drops logs once.
     full: bool,
 }
@@ -146,14 +146,14 @@ impl Outlet {
         match self.queue.try_send(item) {
             Ok(()) => self.full = false,
             Err(TrySendError::Full(_)) => {
-                Metrics::add(&self.metrics.backplane_dropped, 1);
+                Counters::add(&self.metrics.backplane_dropped, 1);
                 if !self.full {
                     self.full = true;
                     log::warn!("backplane: publish queue full; signals stay local until it drains");
                 }
             }
             Err(TrySendError::Disconnected(_)) => {
-                Metrics::add(&self.metrics.backplane_dropped, 1);
+                Counters::add(&self.metrics.backplane_dropped, 1);
             }
         }
     }
@@ -200,7 +200,7 @@ impl Running {
 pub(crate) fn start(
     config: &Backplane,
     commands: Sender<Command>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
 ) -> Result<(Outlet, Running)> {
     let client = redis::Client::open(config.url.as_str())
         .map_err(|e| Error::InvalidConfig(format!("backplane: bad Redis URL: {e}")))?;
@@ -346,7 +346,7 @@ struct Publisher {
     channel: String,
     node: [u8; 16],
     queued: Receiver<ToPublish>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
 }
 
 impl Publisher {
@@ -378,7 +378,7 @@ impl Publisher {
                 }
             }
             let Some(con) = connection.as_mut() else {
-                Metrics::add(&self.metrics.backplane_dropped, 1);
+                Counters::add(&self.metrics.backplane_dropped, 1);
                 continue;
             };
             if !encode(&mut buf, &self.node, &item.target, &item.frame) {
@@ -389,9 +389,9 @@ impl Publisher {
                 .arg(&buf[..])
                 .query::<i64>(con)
             {
-                Ok(_) => Metrics::add(&self.metrics.backplane_published, 1),
+                Ok(_) => Counters::add(&self.metrics.backplane_published, 1),
                 Err(e) => {
-                    Metrics::add(&self.metrics.backplane_dropped, 1);
+                    Counters::add(&self.metrics.backplane_dropped, 1);
                     outage.down(&e);
                     connection = None;
                     retry_at = Instant::now() + backoff.next_delay();
@@ -420,7 +420,7 @@ struct Subscriber {
     channel: String,
     node: [u8; 16],
     commands: Sender<Command>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
     stop: Arc<AtomicBool>,
     /// Disconnected when the backplane stops.
     woken: Receiver<()>,
@@ -496,7 +496,7 @@ impl Subscriber {
                     target,
                     frame,
                 }) if node != self.node => {
-                    Metrics::add(&self.metrics.backplane_received, 1);
+                    Counters::add(&self.metrics.backplane_received, 1);
                     if self
                         .commands
                         .send(Command::Signal(Outgoing::remote(frame, target)))

@@ -48,15 +48,28 @@ pub enum Error {
     Io(io::Error),
     /// A certificate, private key or CA file for TLS cannot be used: missing, unreadable, not
     /// PEM, empty, wrong password, key not matching the certificate, expired...
-    Tls {
+    Certificate {
         /// The file at fault.
         file: PathBuf,
         /// What is wrong with it, in words.
         reason: String,
     },
-    /// TLS cannot be set up for a reason no file explains (e.g. a self-signed certificate
-    /// cannot be generated).
-    TlsSetup(String),
+    /// A self-signed development certificate cannot be generated (feature `self-signed`).
+    SelfSigned(String),
+    /// TLS failed: a handshake with a peer (an unknown certificate authority, a name the
+    /// certificate does not cover...) or setting up a session.
+    Tls(rustls::Error),
+    /// A WebSocket protocol failure (an outbound connection's upgrade, say).
+    WebSocket(tungstenite::Error),
+    /// Something took longer than it may: the time allowed.
+    Timeout(std::time::Duration),
+    /// A host name did not resolve to an address.
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
     /// A cron expression was rejected when a schedule was registered.
     InvalidSchedule {
         /// The schedule's name.
@@ -82,13 +95,15 @@ pub enum Error {
     /// The outbound connection with this name is not connected (it is connecting, closing
     /// or closed).
     NotConnected(String),
-    /// An outbound connection could not be made: the name did not resolve, TCP or TLS
-    /// failed, the upgrade failed, or it all took longer than the connect timeout.
+    /// An outbound connection could not be made: the name did not resolve
+    /// ([`Error::Resolve`]), TCP failed ([`Error::Io`]), TLS failed ([`Error::Tls`]), the
+    /// upgrade failed ([`Error::WebSocket`]), or it all took longer than the connect timeout
+    /// ([`Error::Timeout`]): the source says which.
     Connect {
         /// The URL.
         url: String,
-        /// What failed, in words.
-        reason: String,
+        /// What failed.
+        source: Box<Error>,
     },
     /// The server answered an outbound connection's upgrade with an HTTP status other than
     /// `101`.
@@ -126,8 +141,12 @@ impl fmt::Display for Error {
             }
             Error::Spawn(_) => f.write_str("cannot start a thread"),
             Error::Io(_) => f.write_str("i/o error"),
-            Error::Tls { file, reason } => write!(f, "tls: {}: {reason}", file.display()),
-            Error::TlsSetup(reason) => write!(f, "tls: {reason}"),
+            Error::Certificate { file, reason } => write!(f, "tls: {}: {reason}", file.display()),
+            Error::SelfSigned(reason) => write!(f, "tls: {reason}"),
+            Error::Tls(_) => f.write_str("tls failed"),
+            Error::WebSocket(_) => f.write_str("websocket protocol error"),
+            Error::Timeout(after) => write!(f, "timed out after {after:?}"),
+            Error::Resolve { host, .. } => write!(f, "cannot resolve {host}"),
             Error::InvalidSchedule {
                 name,
                 expression,
@@ -145,7 +164,7 @@ impl fmt::Display for Error {
             }
             Error::UnknownConnection(name) => write!(f, "no connection named {name:?}"),
             Error::NotConnected(name) => write!(f, "connection {name:?} is not connected"),
-            Error::Connect { url, reason } => write!(f, "cannot connect to {url}: {reason}"),
+            Error::Connect { url, .. } => write!(f, "cannot connect to {url}"),
             Error::Refused { url, status, .. } => {
                 write!(f, "{url} refused the upgrade with http status {status}")
             }
@@ -157,9 +176,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } => Some(source),
+            Error::Bind { source, .. } | Error::Resolve { source, .. } => Some(source),
             Error::Json(e) => Some(e),
             Error::Spawn(e) | Error::Io(e) => Some(e),
+            Error::Tls(e) => Some(e),
+            Error::WebSocket(e) => Some(e),
+            Error::Connect { source, .. } => Some(&**source),
             _ => None,
         }
     }

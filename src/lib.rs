@@ -9,17 +9,25 @@
 //! - [`Server::route`] adds a signal route (Pode's `Add-PodeSignalRoute`) whose handler gets a
 //!   [`SignalEvent`] and decides what to send.
 //! - [`Signals`] sends from anywhere (Pode's `Send-PodeSignal`).
-//! - [`Clients`] connects out to other WebSocket servers by name, with a handler for what
-//!   they send (Pode's `Connect-PodeWebSocket` and friends).
+//! - [`Server::http_route`], views and public files serve pages and HTTP routes beside the
+//!   WebSockets ([`http`]).
+//! - [`outbound::Connections`] connects out to other WebSocket servers by name, with a handler
+//!   for what they send (Pode's `Connect-PodeWebSocket` and friends).
+//! - [`Server::timer`] and [`Server::schedule`] run code on an interval or a cron expression
+//!   ([`schedule`]).
+//!
+//! The crate root holds the server and what its handlers see; the rest is grouped by
+//! subject: [`http`], [`outbound`], [`schedule`], [`metrics`], [`tls`].
 //!
 //! ## About threads
 //!
-//! The server is synchronous, one thread per connection. A listener thread per endpoint
-//! accepts connections and completes handshakes; each connection gets a thread that blocks
-//! reading; one fan-out thread owns the registry of clients and writes every signal, encoded
-//! once, to every receiver's socket without blocking; a drain thread finishes writes that
-//! sockets could not take at once. An idle server uses no CPU. [`Signals`] and
-//! [`ServerHandle`] are `Send + Sync`; `Signals` is cheap to clone.
+//! The server is synchronous, one thread per WebSocket connection. A door thread per port
+//! accepts connections, completes handshakes and holds every HTTP connection without a
+//! thread of its own; each WebSocket connection gets a thread that blocks reading; one
+//! fan-out thread owns the registry of clients and writes every signal, encoded once, to
+//! every receiver's socket without blocking; a drain thread finishes writes that sockets
+//! could not take at once. An idle server uses no CPU. [`Signals`] and [`ServerHandle`] are
+//! `Send + Sync`; `Signals` is cheap to clone.
 //!
 //! ```no_run
 //! use signalhub::{Endpoint, Server};
@@ -41,40 +49,30 @@
 
 #[cfg(feature = "redis")]
 mod backplane;
-mod client;
 mod client_id;
 mod error;
 mod event;
-mod http;
-mod metrics;
+pub mod http;
+pub mod metrics;
+pub mod outbound;
 mod pairs;
 mod protocol;
 mod random;
-mod schedule;
+pub mod schedule;
 mod server;
 mod signals;
 mod threads;
-mod tls;
+pub mod tls;
 mod waker;
 
 #[cfg(feature = "redis")]
 pub use backplane::Backplane;
-pub use client::{
-    Clients, ConnectEvent, ConnectHook, ConnectOptions, ConnectionState, DisconnectEvent,
-    DisconnectHook, DisconnectReason, ReconnectPolicy, WsData, WsEvent, WsHandler,
-};
 pub use client_id::{ClientId, InvalidClientId};
 pub use error::{Error, Result};
 pub use event::{
     ClientInfo, EndpointInfo, MessageEvent, Protocol, RawMessage, SignalData, SignalEvent,
 };
-pub use http::{ApiToken, Assets, HttpHandler, WebData, WebEvent, WebResponse};
-pub use metrics::{Disconnects, MetricsSnapshot, ServerMetrics};
 pub use pairs::{Pairs, PairsIter};
-#[cfg(feature = "schedules")]
-pub use schedule::CronZone;
-pub use schedule::{ScheduleEvent, Scheduler};
-pub use server::config::{default_max_connections, Endpoint};
+pub use server::config::{default_max_connections, Endpoint, Tuning};
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use signals::{Mode, SendOptions, Signals};
-pub use tls::Certificate;

@@ -1,4 +1,5 @@
-//! Counters the server keeps, readable from the handle and as Prometheus text.
+//! The counters a server keeps ([`Metrics`]), read as a [`MetricsSnapshot`] or as
+//! Prometheus text.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,9 +45,9 @@ impl Disconnect {
     ];
 }
 
-/// Live counters, shared by the server's threads. Read them with [`Metrics::snapshot`].
+/// Live counters, shared by the server's threads. Read them with [`Counters::snapshot`].
 #[derive(Debug, Default)]
-pub(crate) struct Metrics {
+pub(crate) struct Counters {
     pub(crate) messages_received: AtomicU64,
     /// Client messages that were not understood (not a JSON object with `message`, ...).
     pub(crate) messages_ignored: AtomicU64,
@@ -70,14 +71,14 @@ pub(crate) struct Metrics {
     pub(crate) clients_by_path: Mutex<BTreeMap<String, u64>>,
 }
 
-impl Metrics {
+impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts a client leaving for this reason.
     pub(crate) fn disconnected(&self, why: Disconnect) {
-        Metrics::add(&self.disconnects[why as usize], 1);
+        Counters::add(&self.disconnects[why as usize], 1);
     }
 
     pub(crate) fn set_path_count(&self, path: &str, count: usize) {
@@ -128,7 +129,7 @@ impl Metrics {
     }
 }
 
-impl Metrics {
+impl Counters {
     fn count(&self, why: Disconnect) -> u64 {
         debug_assert_eq!(Disconnect::ALL[why as usize], why);
         self.disconnects[why as usize].load(Ordering::Relaxed)
@@ -171,21 +172,29 @@ impl Disconnects {
     }
 }
 
-/// Reads a server's counters: cheap to clone, `Send + Sync`, available before start (for
-/// example for an HTTP route that serves them). Get it from
-/// [`Server::metrics`](crate::Server::metrics).
+/// A server's counters: cheap to clone, `Send + Sync`, from
+/// [`Server::metrics`](crate::Server::metrics) (before start, for an HTTP route that serves
+/// them) or [`ServerHandle::metrics`](crate::ServerHandle::metrics). Read them with
+/// [`Metrics::snapshot`].
+///
+/// ```
+/// let server = signalhub::Server::new();
+/// let metrics = server.metrics();
+/// assert_eq!(metrics.snapshot().clients_connected, 0);
+/// let text = metrics.snapshot().to_prometheus(); // for GET /metrics
+/// # let _ = text;
+/// ```
 #[derive(Debug, Clone, Default)]
-pub struct ServerMetrics(pub(crate) std::sync::Arc<Metrics>);
+pub struct Metrics(pub(crate) std::sync::Arc<Counters>);
 
-impl ServerMetrics {
+impl Metrics {
     /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         self.0.snapshot()
     }
 }
 
-/// The server's counters at one moment. Get one from
-/// [`ServerHandle::metrics`](crate::ServerHandle::metrics).
+/// The server's counters at one moment: [`Metrics::snapshot`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MetricsSnapshot {
@@ -230,7 +239,7 @@ impl MetricsSnapshot {
     /// has.
     ///
     /// ```
-    /// let text = signalhub::MetricsSnapshot::default().to_prometheus();
+    /// let text = signalhub::metrics::MetricsSnapshot::default().to_prometheus();
     /// assert!(text.contains("signalhub_clients_connected 0\n"));
     /// ```
     pub fn to_prometheus(&self) -> String {
@@ -362,10 +371,10 @@ mod tests {
 
     #[test]
     fn prometheus_text_has_every_counter_and_escaped_paths() {
-        let metrics = Metrics::default();
+        let metrics = Counters::default();
         metrics.set_path_count("/a\"b", 2);
         metrics.set_path_count("/c", 1);
-        Metrics::add(&metrics.frames_delivered, 7);
+        Counters::add(&metrics.frames_delivered, 7);
         let text = metrics.snapshot().to_prometheus();
         assert!(text.contains("signalhub_clients_connected 3\n"), "{text}");
         assert!(text.contains("signalhub_frames_delivered_total 7\n"));
@@ -390,7 +399,7 @@ mod tests {
 
     #[test]
     fn only_the_busiest_paths_get_a_series_of_their_own() {
-        let metrics = Metrics::default();
+        let metrics = Counters::default();
         // /p0 has 1 client, /p1 2, ... /p119 120: the 20 quietest are folded.
         let paths = MAX_PATH_SERIES + 20;
         for n in 0..paths {
@@ -417,7 +426,7 @@ mod tests {
 
     #[test]
     fn ties_at_the_cut_go_by_path() {
-        let metrics = Metrics::default();
+        let metrics = Counters::default();
         for n in 0..MAX_PATH_SERIES + 1 {
             metrics.set_path_count(&format!("/p{n:03}"), 1);
         }

@@ -73,6 +73,13 @@ impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Pairs {
     }
 }
 
+/// As a list of `[name, value]` pairs, in order (names may repeat).
+impl serde::Serialize for Pairs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
 impl<'a> IntoIterator for &'a Pairs {
     type Item = (&'a str, &'a str);
     type IntoIter = PairsIter<'a>;

@@ -1,13 +1,11 @@
 //! Sending signals from code: Pode's `Send-PodeSignal`.
 
-use std::sync::{Arc, OnceLock};
-
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
 use crate::event::SignalEvent;
 use crate::protocol::{resolve_target, EventTargets, Frame, Target};
-use crate::server::{Command, Outgoing};
+use crate::server::{Command, Outgoing, COMMAND_QUEUE};
 use crate::{ClientId, Error, Result};
 
 /// How a signal picks its receivers.
@@ -79,8 +77,10 @@ impl SendOptions {
 /// A cheap, cloneable handle that sends signals to connected clients from anywhere: HTTP
 /// routes, signal routes, timers, other threads. It is `Send + Sync`.
 ///
-/// Get it from [`Server::signals`](crate::Server::signals) before or after start; sending
-/// before the server has started (or after it stopped) is [`Error::NotRunning`].
+/// Get it from [`Server::signals`](crate::Server::signals) from the start: signals sent
+/// before the server starts wait for it (up to 1,024; more block until it starts) and go to
+/// the clients connected then; once the server has shut down, sending is
+/// [`Error::NotRunning`].
 ///
 /// ```no_run
 /// # fn main() -> signalhub::Result<()> {
@@ -94,20 +94,38 @@ impl SendOptions {
 /// handle.shutdown();
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Signals {
-    commands: Arc<OnceLock<Sender<Command>>>,
+    /// The fan-out thread's queue (it takes them once the server has started).
+    commands: Sender<Command>,
+}
+
+impl Default for Signals {
+    /// A handle to no server: every send is [`Error::NotRunning`].
+    fn default() -> Self {
+        let (commands, _) = crossbeam_channel::bounded(0);
+        Signals { commands }
+    }
 }
 
 impl std::fmt::Debug for Signals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signals")
-            .field("started", &self.commands.get().is_some())
-            .finish()
+        f.debug_struct("Signals").finish_non_exhaustive()
     }
 }
 
 impl Signals {
+    /// A handle and the queue it feeds, for a new server's fan-out thread.
+    pub(crate) fn channel() -> (Signals, Receiver<Command>) {
+        let (commands, queue) = crossbeam_channel::bounded(COMMAND_QUEUE);
+        (Signals { commands }, queue)
+    }
+
+    /// The fan-out thread's queue, for the server's own threads.
+    pub(crate) fn commands(&self) -> &Sender<Command> {
+        &self.commands
+    }
+
     /// Sends `value` to every connected client. A string goes out raw, any other value as
     /// compact JSON, and `null` or `""` sends nothing.
     pub fn send(&self, value: impl Serialize) -> Result<()> {
@@ -125,7 +143,6 @@ impl Signals {
         options: &SendOptions,
         event: Option<&SignalEvent>,
     ) -> Result<()> {
-        let commands = self.commands.get().ok_or(Error::NotRunning)?;
         let Some(target) = resolve_target(options, event.map(EventTargets::from))? else {
             return Ok(());
         };
@@ -134,31 +151,22 @@ impl Signals {
             return Ok(());
         };
         let sender = event.map(|event| event.client.id);
-        self.send_frame(commands, Outgoing::new(frame, target, sender))
+        self.send_frame(Outgoing::new(frame, target, sender))
     }
 
     /// Sends an encoded frame as it is: a reply to the sender of an event, so a client
     /// target is that sender (it never leaves the node).
     pub(crate) fn send_encoded(&self, frame: Frame, target: Target) -> Result<()> {
-        let commands = self.commands.get().ok_or(Error::NotRunning)?;
         let sender = match target {
             Target::Client(id) => Some(id),
             _ => None,
         };
-        self.send_frame(commands, Outgoing::new(frame, target, sender))
+        self.send_frame(Outgoing::new(frame, target, sender))
     }
 
-    pub(crate) fn send_frame(&self, commands: &Sender<Command>, outgoing: Outgoing) -> Result<()> {
-        commands
-            .send(Command::Signal(outgoing))
-            .map_err(|_| Error::NotRunning)
-    }
-
-    /// Connects the handle to a started server's fan-out thread.
-    pub(crate) fn attach(&self, commands: Sender<Command>) -> Result<()> {
-        self.commands
-            .set(commands)
-            .map_err(|_| Error::InvalidConfig("server already started".into()))
+    /// Queues a signal for the fan-out thread; [`Error::NotRunning`] once the server is gone.
+    fn send_frame(&self, outgoing: Outgoing) -> Result<()> {
+        (self.commands.send(Command::Signal(outgoing))).map_err(|_| Error::NotRunning)
     }
 }
 
@@ -178,10 +186,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sending_before_start_is_an_error() {
+    fn a_handle_to_no_server_says_so_and_one_to_a_server_queues_before_start() {
         assert!(matches!(
             Signals::default().send("hi"),
             Err(Error::NotRunning)
         ));
+        let (signals, queue) = Signals::channel();
+        signals.send("early").unwrap();
+        assert!(matches!(queue.try_recv(), Ok(Command::Signal(_))));
+        drop(queue); // the server is gone
+        assert!(matches!(signals.send("late"), Err(Error::NotRunning)));
     }
 }

@@ -53,7 +53,7 @@ fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
 /// Waits until the server counts `clients` connections and runs as many connection threads.
 fn settles_at(server: &ServerHandle, clients: u64) {
     wait_for("clients_connected to settle", WAIT, || {
-        server.metrics().clients_connected == clients
+        server.metrics().snapshot().clients_connected == clients
     });
     wait_for("connection threads to end", WAIT, || {
         connection_threads() == clients as usize
@@ -168,7 +168,7 @@ fn a_thousand_silent_and_slowloris_connections_do_not_hold_up_new_clients() {
     for client in &mut clients {
         assert_eq!(client.recv(), "from a client");
     }
-    assert_eq!(server.metrics().clients_connected, 20);
+    assert_eq!(server.metrics().snapshot().clients_connected, 20);
 
     stop.store(true, Ordering::Relaxed);
     let mut slow = trickle.join().expect("trickle thread");
@@ -277,7 +277,7 @@ fn garbage_instead_of_a_request_gets_400_or_a_close_and_others_carry_on() {
     assert_eq!(client.recv(), "unaffected");
     client.send_json(json!({"message": "still talking"}));
     assert_eq!(client.recv(), "still talking");
-    let metrics = server.metrics();
+    let metrics = server.metrics().snapshot();
     assert_eq!(metrics.connections_total, 1);
     assert_eq!(metrics.clients_connected, 1);
     drop(client);
@@ -388,7 +388,7 @@ fn a_message_that_never_finishes_is_dropped_by_the_idle_timeout_alone() {
         })
     };
     wait_for("both to connect", WAIT, || {
-        server.metrics().clients_connected == 3
+        server.metrics().snapshot().clients_connected == 3
     });
 
     // The steady client keeps answering pings while the other two are dropped.
@@ -503,7 +503,7 @@ fn a_reset_mid_frame_or_mid_handshake_ends_only_that_connection() {
         let frame = masked_frame(true, TEXT, &[b'x'; 100]);
         abuser.write_all(&frame[..10]).expect("write");
         wait_for("the abuser to connect", WAIT, || {
-            server.metrics().clients_connected == 2
+            server.metrics().snapshot().clients_connected == 2
         });
         reset_on_drop(&abuser);
         drop(abuser);
@@ -622,12 +622,12 @@ fn ten_thousand_clients_churning_do_not_disturb_a_steady_one() {
     assert!(sent > 0);
 
     wait_for("the churned clients to leave", 2 * WAIT, || {
-        server.metrics().clients_connected == 1
+        server.metrics().snapshot().clients_connected == 1
     });
     wait_for("their threads to end", WAIT, || {
         connection_threads() == threads_before
     });
-    let metrics = server.metrics();
+    let metrics = server.metrics().snapshot();
     assert_eq!(metrics.connections_total, churned as u64 + 1);
     assert_eq!(metrics.clients_by_path.get("/steady"), Some(&1));
     steady.send_json(json!({"message": "after the storm"}));
@@ -711,7 +711,7 @@ fn a_burst_of_real_clients_larger_than_the_pending_bound_all_get_in() {
             .collect()
     });
     wait_until("all 40 connected", || {
-        server.metrics().clients_connected == 40
+        server.metrics().snapshot().clients_connected == 40
     });
     drop(clients);
     server.shutdown();

@@ -187,7 +187,7 @@ fn signals_cross_nodes_once_in_order_and_direct_stays_local() {
     assert_eq!(all[1].recv(), "psst");
     fence(4, &mut all);
     // Direct and the sender's own id: the sender only, never published.
-    let published = a.metrics().backplane_published;
+    let published = a.metrics().snapshot().backplane_published;
     let own = all[0].id.to_string();
     all[0].send_json(json!({ "message": "me", "direct": true }));
     all[0].send_json(json!({ "message": "me too", "clientId": own }));
@@ -198,7 +198,7 @@ fn signals_cross_nodes_once_in_order_and_direct_stays_local() {
     all[1].send_json(json!({ "message": "neighbour", "clientId": a1_id }));
     assert_eq!(all[0].recv(), "neighbour");
     assert_eq!(
-        a.metrics().backplane_published,
+        a.metrics().snapshot().backplane_published,
         published,
         "sender-only and same-node client signals are not published"
     );
@@ -224,7 +224,11 @@ fn signals_cross_nodes_once_in_order_and_direct_stays_local() {
         }
     }
     fence(2, &mut all);
-    let (ma, mb, mc) = (a.metrics(), b.metrics(), c.metrics());
+    let (ma, mb, mc) = (
+        a.metrics().snapshot(),
+        b.metrics().snapshot(),
+        c.metrics().snapshot(),
+    );
     assert!(ma.backplane_published > 0 && mb.backplane_published >= 200);
     assert!(ma.backplane_received >= 200 && mc.backplane_received >= 200);
     assert_eq!(
@@ -294,9 +298,9 @@ fn a_node_serves_its_own_clients_while_redis_is_down_and_resumes() {
             }
         }
     }
-    assert!(b.metrics().backplane_received >= 2);
+    assert!(b.metrics().snapshot().backplane_received >= 2);
     assert!(
-        a.metrics().backplane_dropped >= 1,
+        a.metrics().snapshot().backplane_dropped >= 1,
         "the outage's signal was not published"
     );
     drop((a, b));

@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use serde_json::json;
-use signalhub::{Endpoint, Server, ServerHandle, WebResponse};
+use signalhub::http::WebResponse;
+use signalhub::{Endpoint, Server, ServerHandle};
 use support::*;
 
 /// A server with `POST /broadcast` (seed 000) on the given endpoints.

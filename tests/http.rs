@@ -16,9 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use signalhub::{
-    Assets, Endpoint, Error, Server, ServerConfig, ServerHandle, WebData, WebEvent, WebResponse,
-};
+use signalhub::http::{Assets, WebData, WebEvent, WebResponse};
+use signalhub::{Endpoint, Error, Server, ServerConfig, ServerHandle};
 use support::http::{exchange, get, post, raw_request, request, Conn};
 use support::{config, try_connect, wait_until, WAIT};
 

@@ -13,7 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use signalhub::{Assets, Endpoint, Server, ServerConfig, ServerHandle, WebResponse};
+use signalhub::http::{Assets, WebResponse};
+use signalhub::{Endpoint, Server, ServerConfig, ServerHandle};
 use support::http::{get, raw_request, request, Conn};
 use support::{config, read_until_closed, try_connect, wait_until, Client, WAIT};
 
@@ -316,7 +317,7 @@ fn http_connections_count_against_the_per_address_cap() {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
         other => panic!("expected 503, got {:?}", other.map(|c| c.id)),
     }
-    assert!(site.handle.metrics().connections_refused >= 2);
+    assert!(site.handle.metrics().snapshot().connections_refused >= 2);
     for stream in stalled {
         reset(stream);
     }
@@ -512,7 +513,7 @@ fn http_connections_cost_no_thread() {
 fn when_no_thread_can_be_had_websockets_get_503_and_http_carries_on() {
     let mut config = quick_config();
     // No system can map a stack this big: every connection thread fails to start.
-    config.connection_stack_size = 1 << 46;
+    config.tuning.connection_stack_size = 1 << 46;
     let site = Site::start(config);
     let url = format!("ws://{}/", site.handle.local_addr("ws").expect("ws"));
     for _ in 0..3 {
@@ -522,5 +523,5 @@ fn when_no_thread_can_be_had_websockets_get_503_and_http_carries_on() {
         }
         site.assert_serves();
     }
-    assert_eq!(site.handle.metrics().connections_refused, 3);
+    assert_eq!(site.handle.metrics().snapshot().connections_refused, 3);
 }

@@ -133,18 +133,19 @@ fn unnamed_endpoints_are_named_by_position() {
 }
 
 #[test]
-fn signals_before_start_and_after_shutdown_are_an_error() {
+fn signals_work_from_server_new_and_fail_after_shutdown() {
     let _guard = shared();
     let mut server = Server::with_config(config());
     server
         .endpoint(Endpoint::ws("127.0.0.1:0"))
         .expect("endpoint");
     let signals = server.signals();
-    assert!(matches!(signals.send("early"), Err(Error::NotRunning)));
+    // Before start: taken, and routed at start to whoever is connected then (nobody).
+    signals.send("early").expect("send before start");
     let handle = server.start().expect("starts");
     let mut client = connect(&handle, "/");
     signals.send("on time").expect("send while running");
-    assert_eq!(client.recv(), "on time");
+    assert_eq!(client.recv(), "on time", "the early signal reached nobody");
     drop(client);
     handle.shutdown();
     assert!(matches!(signals.send("late"), Err(Error::NotRunning)));
@@ -192,7 +193,7 @@ fn deaf_clients(server: &ServerHandle) -> (Vec<Client>, Vec<TcpStream>) {
     let deaf: Vec<Client> = (0..5).map(|_| connect(server, "/deaf")).collect();
     let raw: Vec<TcpStream> = (0..5).map(|_| raw_upgrade(server, "/raw")).collect();
     wait_until("all registered", || {
-        server.metrics().clients_connected == 10
+        server.metrics().snapshot().clients_connected == 10
     });
     let padding = "x".repeat(64 << 10);
     for _ in 0..64 {
@@ -232,7 +233,7 @@ fn shutdown_cuts_clients_that_never_read_after_the_close_timeout() {
         server.signals().send(&megabyte).expect("send");
     }
     wait_until("the fan-out thread took them", || {
-        server.metrics().frames_delivered == 16
+        server.metrics().snapshot().frames_delivered == 16
     });
     let started = Instant::now();
     server.shutdown();
@@ -304,7 +305,7 @@ fn queued_signals_are_delivered_before_the_close_at_shutdown() {
         let server = start();
         let mut clients = vec![connect(&server, "/a"), connect(&server, "/b")];
         wait_until("both registered", || {
-            server.metrics().clients_connected == 2
+            server.metrics().snapshot().clients_connected == 2
         });
         let signals = server.signals();
         std::thread::scope(|s| {
@@ -370,7 +371,10 @@ fn a_client_that_answers_pings_stays_connected() {
     assert!(pings >= 2, "only {pings} pings");
     client.send_json(json!({"message": "still here"}));
     assert_eq!(client.recv(), "still here");
-    assert_eq!(server.metrics().clients_by_path.get("/live"), Some(&1));
+    assert_eq!(
+        server.metrics().snapshot().clients_by_path.get("/live"),
+        Some(&1)
+    );
     drop(client);
     server.shutdown();
 }
@@ -382,7 +386,7 @@ fn a_client_that_never_answers_is_dropped_after_the_idle_timeout() {
     let mut silent = raw_upgrade(&server, "/silent");
     let _deaf = connect(&server, "/deaf"); // a tungstenite client never read from
     wait_until("both registered", || {
-        server.metrics().clients_connected == 2
+        server.metrics().snapshot().clients_connected == 2
     });
     let bytes = read_until_closed(&mut silent);
     // What it got before the end: unanswered pings, then a close frame.
@@ -391,7 +395,9 @@ fn a_client_that_never_answers_is_dropped_after_the_idle_timeout() {
         !opcodes.is_empty() && opcodes.iter().all(|&op| op == 0x9 || op == 0x8),
         "{bytes:02x?}"
     );
-    wait_until("both dropped", || server.metrics().clients_connected == 0);
+    wait_until("both dropped", || {
+        server.metrics().snapshot().clients_connected == 0
+    });
     server.shutdown();
 }
 
@@ -433,7 +439,9 @@ fn each_connection_has_its_own_thread_until_it_leaves() {
     wait_until("50 connection threads", || thread_count("sh-conn") == 50);
     drop(clients);
     wait_until("no connection threads", || thread_count("sh-conn") == 0);
-    wait_until("no clients", || server.metrics().clients_connected == 0);
+    wait_until("no clients", || {
+        server.metrics().snapshot().clients_connected == 0
+    });
     server.shutdown();
 }
 
@@ -442,7 +450,9 @@ fn an_idle_server_uses_no_cpu() {
     let _guard = alone_with_no_server_threads();
     let server = start(); // pings and idle timeout off
     let clients: Vec<Client> = (0..50).map(|_| connect(&server, "/")).collect();
-    wait_until("50 registered", || server.metrics().clients_connected == 50);
+    wait_until("50 registered", || {
+        server.metrics().snapshot().clients_connected == 50
+    });
     let ticks = || threads("sh-").iter().map(|(_, t)| t).sum::<u64>();
     let before = ticks();
     std::thread::sleep(Duration::from_secs(1)); // the span measured, not a wait for readiness
@@ -462,12 +472,12 @@ fn metrics_track_clients_messages_signals_and_frames() {
     let mut a2 = connect(&server, "/a");
     let mut b = connect(&server, "/b");
     wait_until("three connected", || {
-        let m = server.metrics();
+        let m = server.metrics().snapshot();
         m.clients_connected == 3
             && m.clients_by_path.get("/a") == Some(&2)
             && m.clients_by_path.get("/b") == Some(&1)
     });
-    let m = server.metrics();
+    let m = server.metrics().snapshot();
     assert_eq!(m.connections_total, 3);
     assert_eq!(
         (m.messages_received, m.signals_sent, m.frames_delivered),
@@ -479,7 +489,7 @@ fn metrics_track_clients_messages_signals_and_frames() {
         assert_eq!(client.recv(), "one");
     }
     wait_until("1 message, 1 signal, 3 frames", || {
-        let m = server.metrics();
+        let m = server.metrics().snapshot();
         (m.messages_received, m.signals_sent, m.frames_delivered) == (1, 1, 3)
     });
 
@@ -490,16 +500,16 @@ fn metrics_track_clients_messages_signals_and_frames() {
     assert_eq!(a1.recv(), "to /a");
     assert_eq!(a2.recv(), "to /a");
     wait_until("2 signals, 5 frames", || {
-        let m = server.metrics();
+        let m = server.metrics().snapshot();
         (m.messages_received, m.signals_sent, m.frames_delivered) == (1, 2, 5)
     });
 
     drop(a2);
     wait_until("one left /a", || {
-        let m = server.metrics();
+        let m = server.metrics().snapshot();
         m.clients_connected == 2 && m.clients_by_path.get("/a") == Some(&1)
     });
-    let text = server.metrics().to_prometheus();
+    let text = server.metrics().snapshot().to_prometheus();
     for line in [
         "signalhub_clients_connected 2\n",
         "signalhub_messages_received_total 1\n",
@@ -516,9 +526,9 @@ fn metrics_track_clients_messages_signals_and_frames() {
 
     drop((a1, b));
     wait_until("everyone left", || {
-        let m = server.metrics();
+        let m = server.metrics().snapshot();
         m.clients_connected == 0 && m.clients_by_path.is_empty()
     });
-    assert_eq!(server.metrics().connections_total, 3);
+    assert_eq!(server.metrics().snapshot().connections_total, 3);
     server.shutdown();
 }

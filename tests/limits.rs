@@ -79,7 +79,7 @@ fn bad_messages_send_nothing_and_keep_the_connection_open() {
     for client in &mut clients {
         client.expect_nothing();
     }
-    assert_eq!(server.metrics().clients_connected, 2);
+    assert_eq!(server.metrics().snapshot().clients_connected, 2);
     drop(clients);
     server.shutdown();
 }
@@ -296,7 +296,7 @@ fn a_client_that_does_not_read_is_closed_alone_and_nobody_waits_for_it() {
             }
         }
         sent += ROUND;
-        if sent_when_dropped.is_none() && server.metrics().clients_dropped_slow > 0 {
+        if sent_when_dropped.is_none() && server.metrics().snapshot().clients_dropped_slow > 0 {
             sent_when_dropped = Some(sent);
         }
     }
@@ -332,9 +332,13 @@ fn a_client_that_does_not_read_is_closed_alone_and_nobody_waits_for_it() {
         "{ending}"
     );
     wait_until("the slow client is gone", || {
-        !server.metrics().clients_by_path.contains_key("/slow")
+        !server
+            .metrics()
+            .snapshot()
+            .clients_by_path
+            .contains_key("/slow")
     });
-    let metrics = server.metrics();
+    let metrics = server.metrics().snapshot();
     assert_eq!(metrics.clients_dropped_slow, 1, "{metrics:?}");
     assert_eq!(
         metrics.clients_by_path.get("/fast"),
@@ -354,7 +358,7 @@ fn a_slow_client_alone_is_cut_after_the_close_timeout() {
     let _slow = client_over(stream, &url(&server, "/slow")).expect("slow client connects");
     let padding = "x".repeat(4096);
     let mut sent = 0u64;
-    while server.metrics().clients_dropped_slow == 0 {
+    while server.metrics().snapshot().clients_dropped_slow == 0 {
         assert!(
             sent < 4096,
             "the slow client was not dropped after {sent} signals"
@@ -364,12 +368,12 @@ fn a_slow_client_alone_is_cut_after_the_close_timeout() {
         }
         sent += 8;
         wait_until("the fan-out thread took them", || {
-            server.metrics().signals_sent == sent
+            server.metrics().snapshot().signals_sent == sent
         });
     }
     // close_timeout is 500 ms: the socket should be cut well within WAIT.
     wait_until("the slow client is cut", || {
-        server.metrics().clients_connected == 0
+        server.metrics().snapshot().clients_connected == 0
     });
     server.shutdown();
 }
@@ -386,15 +390,17 @@ fn connections_over_the_cap_get_503_before_the_upgrade() {
         .err()
         .expect("the fourth is refused");
     assert_eq!(refused_status(&error), Some(503), "{error}");
-    assert_eq!(server.metrics().connections_refused, 1);
+    assert_eq!(server.metrics().snapshot().connections_refused, 1);
     let raw = raw_request(&server, &upgrade_request("/", ""));
     assert!(status_line(&raw).starts_with("HTTP/1.1 503 "), "{raw}");
-    assert_eq!(server.metrics().connections_refused, 2);
+    assert_eq!(server.metrics().snapshot().connections_refused, 2);
     let n = clients.len();
     everyone_gets_next(0, &mut clients[..n], "the first three still work");
 
     drop(clients.pop());
-    wait_until("a client left", || server.metrics().clients_connected == 2);
+    wait_until("a client left", || {
+        server.metrics().snapshot().clients_connected == 2
+    });
     // The slot is given back just after the client leaves the registry: allow a retry or two.
     let mut again = None;
     wait_until("a new client is accepted", || {
@@ -403,7 +409,7 @@ fn connections_over_the_cap_get_503_before_the_upgrade() {
     });
     clients.push(again.expect("accepted"));
     everyone_gets_next(2, &mut clients, "the newcomer is in");
-    assert_eq!(server.metrics().connections_total, 4);
+    assert_eq!(server.metrics().snapshot().connections_total, 4);
     drop(clients);
     server.shutdown();
 }
@@ -418,7 +424,7 @@ fn connections_over_the_per_ip_cap_get_503() {
         .err()
         .expect("the third from 127.0.0.1 is refused");
     assert_eq!(refused_status(&error), Some(503), "{error}");
-    assert_eq!(server.metrics().connections_refused, 1);
+    assert_eq!(server.metrics().snapshot().connections_refused, 1);
     // Another address is counted on its own.
     let stream = tcp_from(&server, [127, 0, 0, 2].into(), None).expect("tcp from 127.0.0.2");
     clients.push(client_over(stream, &url(&server, "/")).expect("127.0.0.2 is accepted"));
@@ -596,7 +602,7 @@ fn requests_that_are_not_upgrades_are_refused_and_others_carry_on() {
 
     server.signals().send("unaffected").expect("send");
     assert_eq!(client.recv(), "unaffected");
-    assert_eq!(server.metrics().connections_total, 1);
+    assert_eq!(server.metrics().snapshot().connections_total, 1);
     drop(client);
     server.shutdown();
 }
@@ -620,9 +626,9 @@ fn invalid_limits_make_start_fail() {
         ("max_connections 0", |c| c.max_connections = 0),
         ("max_connections_per_ip 0", |c| c.max_connections_per_ip = 0),
         ("max_request_head 100", |c| c.max_request_head = 100),
-        ("read_buffer_size 0", |c| c.read_buffer_size = 0),
+        ("read_buffer_size 0", |c| c.tuning.read_buffer_size = 0),
         ("connection_stack_size 4 KiB", |c| {
-            c.connection_stack_size = 4 << 10
+            c.tuning.connection_stack_size = 4 << 10
         }),
         ("ping_interval 0", |c| {
             c.ping_interval = Some(Duration::ZERO)

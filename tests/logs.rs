@@ -68,7 +68,7 @@ fn a_flood_of_bad_messages_and_abrupt_departures_logs_nothing_at_info() {
     polite.ws.close(None).expect("close");
     while polite.ws.read().is_ok() {}
     wait_until("every message and departure to be counted", || {
-        let metrics = server.metrics();
+        let metrics = server.metrics().snapshot();
         metrics.messages_ignored == 500
             && metrics.disconnects.abrupt == 100
             && metrics.disconnects.protocol_error == 1
@@ -78,7 +78,7 @@ fn a_flood_of_bad_messages_and_abrupt_departures_logs_nothing_at_info() {
     flooder.send_json(json!({ "message": "still here" }));
     assert_eq!(steady.recv(), "still here");
     assert_eq!(loud(), Vec::<String>::new(), "nothing at info or above");
-    let text = server.metrics().to_prometheus();
+    let text = server.metrics().snapshot().to_prometheus();
     assert!(
         text.contains("signalhub_messages_ignored_total 500\n"),
         "{text}"

@@ -414,7 +414,7 @@ fn the_router_matches_the_spec_and_never_closes_for_a_text_message() {
         to_sender > 0 && to_other > 0,
         "the generator never routed anything"
     );
-    let metrics = server.metrics();
+    let metrics = server.metrics().snapshot();
     assert_eq!(metrics.clients_connected, 2);
     drop(pair);
     server.shutdown();
@@ -594,7 +594,7 @@ fn every_request_head_gets_a_status_or_a_close_in_time_and_the_server_survives()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut client = try_connect(&url, &[("Origin", "http://o")]).expect("connects");
     wait_until("upgraded probes to leave", || {
-        server.metrics().clients_connected == 1
+        server.metrics().snapshot().clients_connected == 1
     });
     client.send_json(serde_json::json!({"message": "alive"}));
     assert_eq!(client.recv(), "alive");

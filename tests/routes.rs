@@ -701,21 +701,19 @@ fn signals_direct_mode_outside_a_route_is_an_error() {
 }
 
 #[test]
-fn signals_before_start_is_not_running() {
+fn signals_before_start_are_taken_and_routed_at_start() {
     let mut server = Server::with_config(config());
     server
         .endpoint(Endpoint::ws("127.0.0.1:0"))
         .expect("endpoint");
     let signals = server.signals();
-    assert!(matches!(signals.send("early"), Err(Error::NotRunning)));
-    assert!(matches!(
-        signals.send_with("early", &SendOptions::new().path("/x")),
-        Err(Error::NotRunning)
-    ));
+    signals.send("early").expect("taken before start");
+    (signals.send_with("early", &SendOptions::new().path("/x"))).expect("taken before start");
     let handle = server.start().expect("server starts");
     let mut client = connect(&handle, "/");
-    signals.send("now it works").expect("send after start");
-    assert_eq!(client.recv(), "now it works");
+    signals.send("now").expect("send after start");
+    // The early ones were routed at start, to nobody: the client only gets what came after.
+    assert_eq!(client.recv(), "now");
     shut_down(handle, [client]);
 }
 
@@ -872,14 +870,14 @@ fn disconnect_hook_runs_once_the_client_is_gone() {
     let mut stays = connect(&server, "/lobby");
     let mut leaves = connect(&server, "/Room/7");
     let leaving_id = leaves.id;
-    assert_eq!(server.metrics().frames_delivered, 0);
+    assert_eq!(server.metrics().snapshot().frames_delivered, 0);
     let _ = leaves.ws.close(None);
     while leaves.ws.read().is_ok() {} // until the server answered the close
     let info = next(&gone_rx, "the disconnect hook");
     assert_eq!(info.id, leaving_id);
     assert_eq!(info.path, "/Room/7");
     assert_eq!(stays.recv(), format!("bye {leaving_id}"));
-    assert_eq!(server.metrics().clients_connected, 1);
+    assert_eq!(server.metrics().snapshot().clients_connected, 1);
     // Count deliveries: "bye" and a fence to `stays` make 2. Had the gone client still been
     // registered, "too late" and its copy of "bye" would add 2 more. The fan-out thread counts
     // a batch after writing it, and batches run one after another, so once the fence arrived
@@ -887,9 +885,9 @@ fn disconnect_hook_runs_once_the_client_is_gone() {
     // could only ever read 1, 3 or 4, never 2.
     fence(&server.signals(), &mut [&mut stays]);
     wait_until("deliveries are counted", || {
-        server.metrics().frames_delivered >= 2
+        server.metrics().snapshot().frames_delivered >= 2
     });
-    let metrics = server.metrics();
+    let metrics = server.metrics().snapshot();
     assert_eq!(metrics.frames_delivered, 2, "the gone client got frames");
     assert_eq!(metrics.signals_sent, 3);
     // `stays` is not on a matching path: no hook for it, even at shutdown.

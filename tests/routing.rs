@@ -403,7 +403,7 @@ fn shared_writes_keep_every_receivers_order() {
     const RECEIVERS: usize = 300;
     const COUNT: usize = 200;
     let mut config = config();
-    config.fanout_writers = 3;
+    config.tuning.fanout_writers = 3;
     let server = start_with(config, |_| {});
     let mut receivers: Vec<Client> = (0..RECEIVERS).map(|_| connect(&server, "/wide")).collect();
     let mut sender = connect(&server, "/wide");
@@ -434,7 +434,7 @@ fn shared_writes_keep_every_receivers_order() {
     }
     let expected = (RECEIVERS + 1) * COUNT + COUNT / 50;
     wait_until("every delivery counted", || {
-        server.metrics().frames_delivered >= expected as u64
+        server.metrics().snapshot().frames_delivered >= expected as u64
     });
     receivers.push(sender);
     shut_down(server, receivers);

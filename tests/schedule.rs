@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
-use signalhub::{Error, ScheduleEvent, Scheduler, SendOptions, Signals};
+use signalhub::schedule::{ScheduleEvent, Scheduler};
+use signalhub::{Error, SendOptions, Signals};
 use support::{config, connect, start_with, wait_until, WAIT};
 
 const MS: Duration = Duration::from_millis(1);
@@ -352,7 +353,7 @@ fn an_invalid_cron_expression_is_an_error_naming_it() {
         .schedule_in(
             "tens",
             "*/10 * 8-18 * * *",
-            signalhub::CronZone::Utc,
+            signalhub::schedule::CronZone::Utc,
             |_| Ok(()),
         )
         .expect("6 fields in UTC");
@@ -529,7 +530,7 @@ fn a_cron_schedule_runs_on_whole_seconds_and_reaches_clients() {
             .schedule_in(
                 "every-second",
                 "* * * * * *",
-                signalhub::CronZone::Utc,
+                signalhub::schedule::CronZone::Utc,
                 send_time_to("/clock"),
             )
             .expect("schedule");

@@ -9,13 +9,14 @@ mod pki;
 use std::path::Path;
 
 use pki::{fixture, fixture_key, p256, Ca, TempDir};
-use signalhub::{Certificate, Error};
+use signalhub::tls::Certificate;
+use signalhub::Error;
 
 /// The error `check` gives, as text; also asserts it is `Error::Tls` for `file`.
 fn failure(cert: &Certificate, file: &Path) -> String {
     let err = cert.check().expect_err("the certificate should be refused");
     match &err {
-        Error::Tls { file: at, .. } => assert_eq!(at, file, "{err}"),
+        Error::Certificate { file: at, .. } => assert_eq!(at, file, "{err}"),
         other => panic!("expected Error::Tls, got {other:?}"),
     }
     err.to_string()
@@ -396,7 +397,7 @@ mod self_signed {
         let err = Certificate::self_signed(Vec::<String>::new())
             .check()
             .unwrap_err();
-        assert!(matches!(err, Error::TlsSetup(_)), "{err:?}");
+        assert!(matches!(err, Error::SelfSigned(_)), "{err:?}");
         assert_eq!(
             err.to_string(),
             "tls: a self-signed certificate needs at least one host name, e.g. \"localhost\""
@@ -408,6 +409,6 @@ mod self_signed {
         let err = Certificate::self_signed(["b\u{fc}cher.example"])
             .check()
             .unwrap_err();
-        assert!(matches!(err, Error::TlsSetup(_)), "{err:?}");
+        assert!(matches!(err, Error::SelfSigned(_)), "{err:?}");
     }
 }

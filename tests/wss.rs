@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
 use serde_json::json;
-use signalhub::{Certificate, ClientId, Endpoint, Server, ServerConfig, ServerHandle, WebResponse};
+use signalhub::http::WebResponse;
+use signalhub::tls::Certificate;
+use signalhub::{ClientId, Endpoint, Server, ServerConfig, ServerHandle};
 use support::certs::TestCerts;
 use support::{config, WAIT};
 use tungstenite::client::IntoClientRequest;
@@ -115,7 +117,7 @@ fn a_wss_client_that_does_not_read_is_closed_and_others_get_everything() {
     let (mut reader, _) = tls_connect(&server, &certs, "/");
     let padding = "p".repeat(4096);
     let mut sent = 0;
-    while server.metrics().clients_dropped_slow == 0 {
+    while server.metrics().snapshot().clients_dropped_slow == 0 {
         assert!(sent < 20_000, "the slow client was never dropped");
         for _ in 0..8 {
             server
@@ -129,7 +131,7 @@ fn a_wss_client_that_does_not_read_is_closed_and_others_get_everything() {
         }
     }
     support::wait_until("the slow client is cut", || {
-        server.metrics().clients_connected == 1
+        server.metrics().snapshot().clients_connected == 1
     });
     drop(reader);
     server.shutdown();

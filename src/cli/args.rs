@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use argh::FromArgs;
 use log::LevelFilter;
-use signalhub::{ApiToken, ServerConfig};
+use signalhub::http::ApiToken;
+use signalhub::ServerConfig;
 
 use super::Exit;
 
@@ -250,7 +251,7 @@ impl ServeArgs {
             ),
             (self.max_request_head, &mut config.max_request_head),
             (self.max_http_body, &mut config.max_http_body),
-            (self.fanout_writers, &mut config.fanout_writers),
+            (self.fanout_writers, &mut config.tuning.fanout_writers),
         ];
         for (flag, field) in sizes {
             if let Some(value) = flag {

@@ -2,7 +2,7 @@
 //! standard input goes out as one text message; each message received is printed on its own
 //! line.
 //!
-//! It is one [`signalhub::Clients`] connection with the `text/plain` content type (so every
+//! It is one [`signalhub::outbound::Connections`] connection with the `text/plain` content type (so every
 //! message is printed as it came, JSON or not): the library's connection thread reads,
 //! answers pings and the server's close, and prints through the handler; a `sh-stdin` thread
 //! sends the lines, which never waits for that read. `ws://` and `wss://` both work (`--ca`
@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use signalhub::{Clients, ConnectOptions, DisconnectReason, Error};
+use signalhub::outbound::{ConnectOptions, Connections, DisconnectReason};
+use signalhub::Error;
 
 use super::args::ConnectArgs;
 use super::{describe, Exit};
@@ -52,7 +53,7 @@ pub fn run(args: ConnectArgs) -> Result<(), Exit> {
         let _ = lock(&ended).send(Event::Ended(verdict(&event.reason)));
     });
     let printer = Mutex::new(events.clone());
-    let clients = Clients::new();
+    let clients = Connections::new();
     (clients.connect(NAME, &args.url, options, move |event| {
         if let Err(e) = print_line(&String::from_utf8_lossy(&event.body)) {
             let _ = lock(&printer).send(Event::Ended(Err(e)));
@@ -142,7 +143,7 @@ fn print_line(text: &str) -> Result<(), String> {
 /// Sends each line of standard input (without its line ending) as a text message; at its end,
 /// closes normally (waiting for the server's reply, at most the close timeout; what arrives
 /// meanwhile is printed).
-fn pump_stdin(clients: &Clients, events: &Sender<Event>) {
+fn pump_stdin(clients: &Connections, events: &Sender<Event>) {
     let mut stdin = io::stdin().lock();
     let mut line = Vec::new();
     loop {

@@ -6,10 +6,8 @@
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
-use signalhub::{
-    ApiToken, ClientId, Protocol, Result, SendOptions, Server, ServerHandle, WebData, WebEvent,
-    WebResponse,
-};
+use signalhub::http::{ApiToken, WebData, WebEvent, WebResponse};
+use signalhub::{ClientId, Protocol, Result, SendOptions, Server, ServerHandle};
 
 /// The WebSocket path the page connects to.
 pub const PAGE_WS_PATH: &str = "/messages";

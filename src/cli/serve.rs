@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
-use signalhub::{Assets, Certificate, Endpoint, Error, Protocol, Server, ServerHandle};
+use signalhub::http::Assets;
+use signalhub::tls::Certificate;
+use signalhub::{Endpoint, Error, Protocol, Server, ServerHandle};
 
 use super::args::{ServeArgs, TimerBroadcast};
 use super::{describe, routes, Exit};

@@ -39,7 +39,7 @@ impl WebData {
     ///
     /// ```
     /// use serde_json::json;
-    /// use signalhub::WebData;
+    /// use signalhub::http::WebData;
     ///
     /// let json = WebData::Json(json!({ "message": "hi", "count": 2 }));
     /// assert_eq!(json.get("message"), Some(json!("hi")));

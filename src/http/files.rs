@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 /// Where views or public files come from.
 ///
 /// ```
-/// use signalhub::Assets;
+/// use signalhub::http::Assets;
 /// let on_disk = Assets::Folder("public".into());
 /// static PAGES: &[(&str, &[u8])] = &[("index.html", b"<h1>hello</h1>")];
 /// let built_in = Assets::Embedded(PAGES);

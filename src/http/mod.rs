@@ -25,7 +25,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::{Error, Result, Signals};
+use crate::{Error, Pairs, Result, Signals};
 
 pub use body::WebData;
 pub use files::Assets;
@@ -36,7 +36,7 @@ pub(crate) use workers::{HttpWorkers, Job, ReplyTo};
 
 /// An HTTP route's handler: gets the request, answers with a [`WebResponse`]. An `Err` is
 /// answered with `500` and the error's text; a panic with `500` (and is logged).
-pub type HttpHandler = dyn Fn(&WebEvent) -> Result<WebResponse> + Send + Sync;
+pub(crate) type HttpHandler = dyn Fn(&WebEvent) -> Result<WebResponse> + Send + Sync;
 
 /// One HTTP request, as a route's handler sees it: Pode's `$WebEvent`.
 #[derive(Debug, Clone)]
@@ -46,9 +46,9 @@ pub struct WebEvent {
     /// The path, percent-decoded, without the query string (case as sent).
     pub path: String,
     /// The query string's parameters, decoded (`+` is a space), in order.
-    pub query: Vec<(String, String)>,
+    pub query: Pairs,
     /// The request's headers, in order, names as sent.
-    pub headers: Vec<(String, String)>,
+    pub headers: Pairs,
     /// The parsed body; see [`WebData`] for which content types are parsed.
     pub data: WebData,
     /// The peer's address, when known.
@@ -61,15 +61,12 @@ pub struct WebEvent {
 impl WebEvent {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let mut headers = self.headers.iter();
-        let found = headers.find(|(k, _)| k.eq_ignore_ascii_case(name));
-        found.map(|(_, v)| v.as_str())
+        self.headers.get_ignore_case(name)
     }
 
     /// The first query parameter with this name (case-sensitive, as in URLs).
     pub fn query(&self, name: &str) -> Option<&str> {
-        let found = self.query.iter().find(|(k, _)| k == name);
-        found.map(|(_, v)| v.as_str())
+        self.query.get(name)
     }
 
     /// The server's [`Signals`] handle, to send signals to WebSocket clients (Pode's
@@ -94,7 +91,7 @@ enum Body {
 ///
 /// ```
 /// use serde_json::json;
-/// use signalhub::WebResponse;
+/// use signalhub::http::WebResponse;
 ///
 /// let sent = WebResponse::json(json!({ "sent": true }));
 /// assert_eq!((sent.status_code(), sent.body()), (200, &br#"{"sent":true}"#[..]));

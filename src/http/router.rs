@@ -186,8 +186,8 @@ impl HttpApp {
         let event = WebEvent {
             method: method.to_owned(),
             path,
-            query,
-            headers: request.headers.clone(),
+            query: query.into_iter().collect(),
+            headers: request.headers.iter().map(|(k, v)| (k, v)).collect(),
             data,
             remote_addr: Some(request.peer),
             timestamp: SystemTime::now(),

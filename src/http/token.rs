@@ -29,7 +29,8 @@ const UNAUTHORIZED: &str = "missing or wrong API token";
 /// Cheap to clone, `Send + Sync`.
 ///
 /// ```
-/// use signalhub::{ApiToken, Server, WebResponse};
+/// use signalhub::http::{ApiToken, WebResponse};
+/// use signalhub::Server;
 ///
 /// # fn main() -> signalhub::Result<()> {
 /// // In a real program the secret comes from the environment or a file, not the source.
@@ -141,7 +142,9 @@ fn bearer_token(value: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Signals, WebData};
+    use crate::http::WebData;
+    use crate::Pairs;
+    use crate::Signals;
     use std::time::SystemTime;
 
     const SECRET: &str = "s3cret-T0ken_with.punct~";
@@ -153,7 +156,7 @@ mod tests {
         WebEvent {
             method: "POST".into(),
             path: "/broadcast".into(),
-            query: Vec::new(),
+            query: Pairs::default(),
             headers: headers.collect(),
             data: WebData::None,
             remote_addr: None,

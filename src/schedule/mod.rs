@@ -1,11 +1,11 @@
 //! Timers and cron schedules (SPEC 12): Pode's `Add-PodeTimer` and `Add-PodeSchedule`.
 //!
 //! Threads: one `sh-scheduler` thread keeps the entries in a min-heap by next time and sleeps
-//! on its command channel until the earliest is due ([`runner`]); each entry has its own
-//! worker thread (`sh-timer-NAME`, `sh-cron-NAME`, cut to 15 bytes) that runs its handler
-//! ([`worker`]), so a slow handler delays nobody else, and a handler still running when its
-//! next time comes makes that run be skipped and logged, never queued. Next times come from
-//! the schedule, not from when the last run ended ([`clock`]).
+//! on its command channel until the earliest is due; each entry has its own worker thread
+//! (`sh-timer-NAME`, `sh-cron-NAME`, cut to 15 bytes) that runs its handler, so a slow
+//! handler delays nobody else, and a handler still running when its next time comes makes
+//! that run be skipped and logged, never queued. Next times come from the schedule, not from
+//! when the last run ended.
 
 mod clock;
 #[cfg(feature = "schedules")]
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::{Error, Result, Server, Signals};
+use crate::{Error, Result, Signals};
 use clock::When;
 #[cfg(feature = "schedules")]
 use cron::CronSpec;
@@ -87,7 +87,8 @@ impl ScheduleEvent {
 /// Runs handlers every interval (timers) or at the times a cron expression names (schedules,
 /// with the default `schedules` feature), on their own threads, until shut down.
 ///
-/// A [`Server`] has one: entries registered with [`Server::timer`] or [`Server::schedule`]
+/// A [`Server`](crate::Server) has one: entries registered with
+/// [`Server::timer`](crate::Server::timer) or [`Server::schedule`](crate::Server::schedule)
 /// start with the server, [`ServerHandle::scheduler`](crate::ServerHandle::scheduler) adds and
 /// removes them while it runs, and [`ServerHandle::shutdown`](crate::ServerHandle::shutdown)
 /// stops them first. [`Scheduler::start`] makes one without a server. It is a cheap `Clone`
@@ -102,7 +103,8 @@ impl ScheduleEvent {
 ///
 /// ```
 /// use std::time::Duration;
-/// use signalhub::{Scheduler, SendOptions, Signals};
+/// use signalhub::schedule::Scheduler;
+/// use signalhub::{SendOptions, Signals};
 ///
 /// # fn main() -> signalhub::Result<()> {
 /// let scheduler = Scheduler::start(Signals::default())?;
@@ -160,7 +162,7 @@ impl fmt::Debug for Scheduler {
 
 impl Scheduler {
     /// Starts a scheduler without a server; its handlers get `signals` (for example a
-    /// server's [`Server::signals`]).
+    /// server's [`Server::signals`](crate::Server::signals)).
     pub fn start(signals: Signals) -> Result<Scheduler> {
         let scheduler = Scheduler::pending(signals);
         scheduler.run()?;
@@ -344,76 +346,5 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// Timers and schedules that start with the server.
-impl Server {
-    /// Runs `handler` every `every` from the server's start until its shutdown (Pode's
-    /// `Add-PodeTimer`); see [`Scheduler::timer`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use signalhub::{Endpoint, SendOptions, Server};
-    ///
-    /// # fn main() -> signalhub::Result<()> {
-    /// let mut server = Server::new();
-    /// server.endpoint(Endpoint::ws("127.0.0.1:0"))?;
-    /// server.timer("heartbeat", Duration::from_secs(30), |event| {
-    ///     event.signals().send(serde_json::json!({ "heartbeat": event.run }))
-    /// })?;
-    /// let handle = server.start()?;
-    /// assert_eq!(handle.scheduler().names(), ["heartbeat"]);
-    /// handle.shutdown();
-    /// # Ok(()) }
-    /// ```
-    pub fn timer<F>(&mut self, name: &str, every: Duration, handler: F) -> Result<&mut Server>
-    where
-        F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
-    {
-        self.scheduler.timer(name, every, handler)?;
-        Ok(self)
-    }
-
-    /// Runs `handler` at the times a cron expression names, in local time, from the server's
-    /// start until its shutdown (Pode's `Add-PodeSchedule`); see [`Scheduler::schedule`].
-    ///
-    /// ```
-    /// use signalhub::{Endpoint, SendOptions, Server};
-    ///
-    /// # fn main() -> signalhub::Result<()> {
-    /// let mut server = Server::new();
-    /// server.endpoint(Endpoint::ws("127.0.0.1:0"))?;
-    /// // Every 10 seconds, the time to the clients on /time.
-    /// server.schedule("clock", "*/10 * * * * *", |event| {
-    ///     let time = httpdate::fmt_http_date(event.scheduled_for);
-    ///     event.signals().send_with(time, &SendOptions::new().path("/time"))
-    /// })?;
-    /// assert!(server.schedule("bad", "61 * * * *", |_| Ok(())).is_err());
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "schedules")]
-    pub fn schedule<F>(&mut self, name: &str, cron: &str, handler: F) -> Result<&mut Server>
-    where
-        F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
-    {
-        self.scheduler.schedule(name, cron, handler)?;
-        Ok(self)
-    }
-
-    /// Like [`Server::schedule`], with the expression read in `zone`.
-    #[cfg(feature = "schedules")]
-    pub fn schedule_in<F>(
-        &mut self,
-        name: &str,
-        cron: &str,
-        zone: CronZone,
-        handler: F,
-    ) -> Result<&mut Server>
-    where
-        F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
-    {
-        self.scheduler.schedule_in(name, cron, zone, handler)?;
-        Ok(self)
     }
 }

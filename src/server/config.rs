@@ -61,26 +61,14 @@ pub struct ServerConfig {
     /// The longest [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) waits for clients
     /// to close before cutting them off. Default 5 s.
     pub shutdown_timeout: Duration,
-    /// Bytes a connection reads from its socket at a time. Small keeps idle connections lean.
-    /// Default 512.
-    pub read_buffer_size: usize,
     /// Largest HTTP request body a route accepts; a bigger one gets `413`. Default 1 MiB.
     pub max_http_body: usize,
     /// How long an HTTP connection may wait for its next request (HTTP/1.1 keep-alive).
     /// `None` closes it after every reply. Default 5 s.
     pub http_keep_alive: Option<Duration>,
-    /// Stack reserved for each connection's thread, where signal route handlers run. Only the
-    /// pages used count against memory. Default 512 KiB.
-    pub connection_stack_size: usize,
-    /// After connections come and go (256 or more ended), hand the allocator's free memory
-    /// back to the system: glibc's `malloc_trim`, run by the fan-out thread a second after
-    /// the last of them ended (every 10 s while churn goes on); it took 0.1-2 ms in the
-    /// soak run. Default `true`.
-    pub release_memory_after_bursts: bool,
-    /// Threads writing signals to clients: the fan-out thread and `fanout_writers - 1`
-    /// writer threads (`sh-writer-N`) sharing the receivers of batches that reach 256 clients
-    /// or more. Default: 2 on a machine with two or more cores, else 1. At most 16.
-    pub fanout_writers: usize,
+    /// How the server does its work rather than what it allows: measured defaults, to change
+    /// only with a benchmark in hand.
+    pub tuning: Tuning,
     /// Feature `redis`: share signals with the other nodes of a cluster through Redis
     /// pub/sub (SPEC 15). `None` (the default): this process alone.
     #[cfg(feature = "redis")]
@@ -103,14 +91,48 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(5),
-            read_buffer_size: 512,
-            connection_stack_size: 512 << 10,
-            release_memory_after_bursts: true,
-            fanout_writers: default_fanout_writers(),
+            tuning: Tuning::default(),
             max_http_body: 1 << 20,
             http_keep_alive: Some(Duration::from_secs(5)),
             #[cfg(feature = "redis")]
             backplane: None,
+        }
+    }
+}
+
+/// How the server does its work: implementation knobs with measured defaults (the figures are
+/// in `docs/PERFORMANCE.md`). Change them only with a benchmark in hand.
+///
+/// ```
+/// let mut config = signalhub::ServerConfig::default();
+/// config.tuning.fanout_writers = 1; // a one-core host
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tuning {
+    /// Bytes a connection reads from its socket at a time: small keeps idle connections lean
+    /// (a thread's stack and buffers stay resident at their deepest use). Default 512.
+    pub read_buffer_size: usize,
+    /// Stack reserved for each connection's thread, where signal route handlers run. Only the
+    /// pages used count against memory. Default 512 KiB; at least 64 KiB.
+    pub connection_stack_size: usize,
+    /// After connections come and go (256 or more ended), hand the allocator's free memory
+    /// back to the system (glibc's `malloc_trim`, a second after the last of them ended, every
+    /// 10 s while churn goes on). Default `true`.
+    pub release_memory_after_bursts: bool,
+    /// Threads writing signals to clients: the fan-out thread and `fanout_writers - 1`
+    /// writer threads (`sh-writer-N`) sharing the receivers of batches that reach 256 clients
+    /// or more. Default: 2 on a machine with two or more cores, else 1. 1 to 16.
+    pub fanout_writers: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            read_buffer_size: 512,
+            connection_stack_size: 512 << 10,
+            release_memory_after_bursts: true,
+            fanout_writers: default_fanout_writers(),
         }
     }
 }
@@ -132,7 +154,7 @@ impl ServerConfig {
                 "max_message_size must be above 0",
             ),
             (
-                !(1..=16).contains(&self.fanout_writers),
+                !(1..=16).contains(&self.tuning.fanout_writers),
                 "fanout_writers must be 1 to 16",
             ),
             (self.max_queue_bytes == 0, "max_queue_bytes must be above 0"),
@@ -150,11 +172,11 @@ impl ServerConfig {
                 "max_request_head must be at least 256",
             ),
             (
-                self.read_buffer_size == 0,
+                self.tuning.read_buffer_size == 0,
                 "read_buffer_size must be above 0",
             ),
             (
-                self.connection_stack_size < 64 << 10,
+                self.tuning.connection_stack_size < 64 << 10,
                 "connection_stack_size must be at least 64 KiB",
             ),
             (
@@ -249,7 +271,8 @@ impl Endpoint {
     /// same address as a `Wss` endpoint (with the same certificate), the two share the port.
     ///
     /// ```no_run
-    /// use signalhub::{Certificate, Endpoint};
+    /// use signalhub::tls::Certificate;
+    /// use signalhub::Endpoint;
     /// let certificate = Certificate::pem("cert.pem", "key.pem");
     /// let page = Endpoint::https("*:8443", certificate.clone());
     /// let sockets = Endpoint::wss("*:8443", certificate);
@@ -266,7 +289,8 @@ impl Endpoint {
     /// WebSockets over TLS (1.2 and 1.3, rustls), with this certificate.
     ///
     /// ```no_run
-    /// use signalhub::{Certificate, Endpoint};
+    /// use signalhub::tls::Certificate;
+    /// use signalhub::Endpoint;
     /// let ep = Endpoint::wss("*:8443", Certificate::pem("cert.pem", "key.pem"));
     /// # let _ = ep;
     /// ```
@@ -388,10 +412,8 @@ mod tests {
         assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
         assert!(ServerConfig::default().validate().is_ok());
         for writers in [0, 17] {
-            let config = ServerConfig {
-                fanout_writers: writers,
-                ..ServerConfig::default()
-            };
+            let mut config = ServerConfig::default();
+            config.tuning.fanout_writers = writers;
             assert!(
                 matches!(config.validate(), Err(Error::InvalidConfig(_))),
                 "{writers}"

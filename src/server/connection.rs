@@ -17,7 +17,7 @@ use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Message, WebSocket};
 
 use crate::event::{ClientInfo, MessageEvent, RawMessage, SignalData, SignalEvent};
-use crate::metrics::{Disconnect, Metrics};
+use crate::metrics::{Counters, Disconnect};
 use crate::protocol::{parse_client_message, resolve_target, ClientMessage, EventTargets, Frame};
 use crate::server::fanout::{Command, Outgoing};
 use crate::server::limits::{Slot, ThreadGuard};
@@ -134,7 +134,11 @@ impl Connection {
             Ending::Closed => {}
         }
         self.outbox.reader_done();
-        let _ = self.shared.commands.send(Command::Unregister(self.info.id));
+        let _ = self
+            .shared
+            .signals
+            .commands()
+            .send(Command::Unregister(self.info.id));
         // The connection no longer counts against the caps, even while hooks run.
         let Connection {
             info,
@@ -206,7 +210,7 @@ impl Connection {
     fn close_in_order(&self, code: Option<u16>, reason: &'static str) {
         self.outbox.request_close();
         let command = Command::Close(self.info.id, code, reason);
-        if self.shared.commands.send(command).is_err() {
+        if self.shared.signals.commands().send(command).is_err() {
             self.outbox.close(code, reason);
         }
     }
@@ -214,7 +218,7 @@ impl Connection {
     /// An `on_message` connection: the message as sent, no JSON protocol.
     #[inline(never)]
     fn on_raw(&self, handler: &MessageHandler, message: RawMessage<'_>) {
-        Metrics::add(&self.shared.metrics.messages_received, 1);
+        Counters::add(&self.shared.metrics.messages_received, 1);
         let event = MessageEvent {
             client: &self.info,
             message,
@@ -229,11 +233,11 @@ impl Connection {
 
     #[inline(never)]
     fn on_text(&self, text: &str) {
-        Metrics::add(&self.shared.metrics.messages_received, 1);
+        Counters::add(&self.shared.metrics.messages_received, 1);
         let message = match parse_client_message(text) {
             Ok(message) => message,
             Err(reason) => {
-                Metrics::add(&self.shared.metrics.messages_ignored, 1);
+                Counters::add(&self.shared.metrics.messages_ignored, 1);
                 log::debug!(
                     "client {} at {}: ignored a message: {reason}",
                     self.info.id,
@@ -263,11 +267,15 @@ impl Connection {
         let Some(frame) = Frame::text_from_raw(message.message) else {
             return;
         };
-        let _ = self.shared.commands.send(Command::Signal(Outgoing::new(
-            frame,
-            target,
-            Some(self.info.id),
-        )));
+        let _ = self
+            .shared
+            .signals
+            .commands()
+            .send(Command::Signal(Outgoing::new(
+                frame,
+                target,
+                Some(self.info.id),
+            )));
     }
 
     #[inline(never)]
@@ -276,7 +284,7 @@ impl Connection {
             Ok(value) => value,
             Err(e) => {
                 // Valid JSON that a Value cannot hold, such as 1e400.
-                Metrics::add(&self.shared.metrics.messages_ignored, 1);
+                Counters::add(&self.shared.metrics.messages_ignored, 1);
                 log::debug!("client {}: ignored a message: {e}", self.info.id);
                 return;
             }

@@ -17,15 +17,11 @@ use super::writer::Writer;
 use super::{Port, Server, Shared};
 use crate::event::EndpointInfo;
 use crate::http::{HttpApp, HttpWorkers};
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::Metrics;
 use crate::schedule::Scheduler;
 use crate::signals::Signals;
 use crate::{Error, Result};
 
-/// Commands that may wait for the fan-out thread before senders block: four full batches.
-/// A bounded channel allocates and initialises every slot at once (about 80 bytes each), so
-/// this is memory from the start: 16,384 slots were 1.3 MiB of the binary's RSS.
-const COMMAND_QUEUE: usize = 4 * super::fanout::MAX_BATCH;
 /// Threads answering HTTP requests (handlers may block, so more than one).
 const HTTP_WORKERS: usize = 4;
 
@@ -48,16 +44,15 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         routes,
         http,
         signals,
+        commands,
         metrics,
         endpoints,
         scheduler,
     } = server;
     // First, so that a failure leaves nothing to stop (a writer stops when dropped).
-    let writers = (1..config.fanout_writers)
+    let writers = (1..config.tuning.fanout_writers)
         .map(|n| Writer::spawn(n, metrics.clone()))
         .collect::<Result<Vec<_>>>()?;
-    let (commands, receiver) = crossbeam_channel::bounded(COMMAND_QUEUE);
-    signals.attach(commands.clone())?;
     let mut threads = Threads::default();
     let (drain, drain_thread) = drain::spawn()?;
     threads.drain = Some((drain.clone(), drain_thread));
@@ -67,18 +62,18 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
     };
     let lifecycle = Arc::new(Lifecycle::default());
     let fanout = FanOut::new(
-        receiver,
+        commands,
         metrics.clone(),
         keepalive,
         config.shutdown_timeout,
         lifecycle.clone(),
     )
-    .release_memory_after_bursts(config.release_memory_after_bursts)
+    .release_memory_after_bursts(config.tuning.release_memory_after_bursts)
     .with_writers(writers);
     #[cfg(feature = "redis")]
     let fanout = match &config.backplane {
         Some(backplane) => {
-            match crate::backplane::start(backplane, commands.clone(), metrics.clone()) {
+            match crate::backplane::start(backplane, signals.commands().clone(), metrics.clone()) {
                 Ok((outlet, running)) => {
                     threads.backplane = Some(running);
                     fanout.with_backplane(outlet)
@@ -97,7 +92,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
     let mut http = http;
     http.set_allowed_origins(config.allowed_origins.clone());
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(config.read_buffer_size)
+        .read_buffer_size(config.tuning.read_buffer_size)
         .write_buffer_size(0)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
@@ -106,7 +101,6 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         routes,
         metrics,
         signals,
-        commands,
         drain,
         connections: Arc::new(Connections::default()),
         ws_config,
@@ -241,9 +235,9 @@ impl ServerHandle {
         &self.scheduler
     }
 
-    /// The server's counters now.
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
+    /// The server's counters: `metrics().snapshot()` reads them.
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.shared.metrics.clone())
     }
 
     /// Stops the server: stops timers and schedules first (runs in progress finish, and their
@@ -269,7 +263,7 @@ impl ServerHandle {
             http.stop();
         }
         if let Some(fanout) = threads.fanout.take() {
-            let _ = self.shared.commands.send(Command::Shutdown);
+            let _ = self.shared.signals.commands().send(Command::Shutdown);
             crate::threads::join(fanout);
         }
         #[cfg(feature = "redis")]

@@ -21,20 +21,23 @@ pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod memory;
 pub(crate) mod outbox;
+mod ports;
 pub(crate) mod registry;
 pub(crate) mod routes;
 pub(crate) mod writer;
 
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::Receiver;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::event::{ClientInfo, EndpointInfo, Protocol, SignalEvent};
+use crate::event::{ClientInfo, SignalEvent};
 use crate::http::{Assets, HttpApp, WebEvent, WebResponse};
-use crate::metrics::{Metrics, ServerMetrics};
-use crate::schedule::Scheduler;
+use crate::metrics::{Counters, Metrics};
+#[cfg(feature = "schedules")]
+use crate::schedule::CronZone;
+use crate::schedule::{ScheduleEvent, Scheduler};
 use crate::signals::Signals;
 use crate::{Error, Result};
 use config::Endpoint;
@@ -42,18 +45,18 @@ pub use config::ServerConfig;
 use drain::DrainHandle;
 pub use handle::ServerHandle;
 use limits::Connections;
+use ports::{bind_ports, Port};
 use routes::Routes;
 
 /// What the rest of the crate sends the fan-out thread: [`Signals`] and the backplane.
-pub(crate) use fanout::{Command, Outgoing};
+pub(crate) use fanout::{Command, Outgoing, COMMAND_QUEUE};
 
 /// What every server thread shares.
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) routes: Routes,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Counters>,
     pub(crate) signals: Signals,
-    pub(crate) commands: Sender<Command>,
     pub(crate) drain: DrainHandle,
     pub(crate) connections: Arc<Connections>,
     pub(crate) ws_config: WebSocketConfig,
@@ -86,9 +89,11 @@ pub struct Server {
     routes: Routes,
     http: HttpApp,
     signals: Signals,
-    metrics: Arc<Metrics>,
-    /// Timers and schedules (`Server::timer`, `Server::schedule`: see `crate::schedule`).
-    pub(crate) scheduler: Scheduler,
+    /// The fan-out thread's queue, which `signals` feeds from the start.
+    commands: Receiver<Command>,
+    metrics: Arc<Counters>,
+    /// Timers and schedules (`Server::timer`, `Server::schedule`).
+    scheduler: Scheduler,
 }
 
 impl Default for Server {
@@ -105,8 +110,9 @@ impl Server {
 
     /// A server with the given limits and timings.
     pub fn with_config(config: ServerConfig) -> Server {
-        let signals = Signals::default();
+        let (signals, commands) = Signals::channel();
         Server {
+            commands,
             config,
             endpoints: Vec::new(),
             routes: Routes::default(),
@@ -216,7 +222,8 @@ impl Server {
     /// path twice is [`Error::DuplicateRoute`].
     ///
     /// ```
-    /// use signalhub::{Server, WebResponse};
+    /// use signalhub::http::WebResponse;
+    /// use signalhub::Server;
     /// # fn main() -> signalhub::Result<()> {
     /// let mut server = Server::new();
     /// server.http_route("POST", "/broadcast", |event| {
@@ -246,12 +253,80 @@ impl Server {
         self
     }
 
-    /// Reads the server's counters; usable before start (they stay at zero until then).
-    pub fn metrics(&self) -> ServerMetrics {
-        ServerMetrics(self.metrics.clone())
+    /// Runs `handler` every `every` from the server's start until its shutdown (Pode's
+    /// `Add-PodeTimer`); see [`Scheduler::timer`](crate::schedule::Scheduler::timer).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use signalhub::{Endpoint, SendOptions, Server};
+    ///
+    /// # fn main() -> signalhub::Result<()> {
+    /// let mut server = Server::new();
+    /// server.endpoint(Endpoint::ws("127.0.0.1:0"))?;
+    /// server.timer("heartbeat", Duration::from_secs(30), |event| {
+    ///     event.signals().send(serde_json::json!({ "heartbeat": event.run }))
+    /// })?;
+    /// let handle = server.start()?;
+    /// assert_eq!(handle.scheduler().names(), ["heartbeat"]);
+    /// handle.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn timer<F>(&mut self, name: &str, every: Duration, handler: F) -> Result<&mut Server>
+    where
+        F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
+    {
+        self.scheduler.timer(name, every, handler)?;
+        Ok(self)
     }
 
-    /// The handle that sends signals; it works once the server has started.
+    /// Runs `handler` at the times a cron expression names, in local time, from the server's
+    /// start until its shutdown (Pode's `Add-PodeSchedule`); see [`Scheduler::schedule`](crate::schedule::Scheduler::schedule).
+    ///
+    /// ```
+    /// use signalhub::{Endpoint, SendOptions, Server};
+    ///
+    /// # fn main() -> signalhub::Result<()> {
+    /// let mut server = Server::new();
+    /// server.endpoint(Endpoint::ws("127.0.0.1:0"))?;
+    /// // Every 10 seconds, the time to the clients on /time.
+    /// server.schedule("clock", "*/10 * * * * *", |event| {
+    ///     let time = httpdate::fmt_http_date(event.scheduled_for);
+    ///     event.signals().send_with(time, &SendOptions::new().path("/time"))
+    /// })?;
+    /// assert!(server.schedule("bad", "61 * * * *", |_| Ok(())).is_err());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "schedules")]
+    pub fn schedule<F>(&mut self, name: &str, cron: &str, handler: F) -> Result<&mut Server>
+    where
+        F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
+    {
+        self.scheduler.schedule(name, cron, handler)?;
+        Ok(self)
+    }
+
+    /// Like [`Server::schedule`], with the expression read in `zone`.
+    #[cfg(feature = "schedules")]
+    pub fn schedule_in<F>(
+        &mut self,
+        name: &str,
+        cron: &str,
+        zone: CronZone,
+        handler: F,
+    ) -> Result<&mut Server>
+    where
+        F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
+    {
+        self.scheduler.schedule_in(name, cron, zone, handler)?;
+        Ok(self)
+    }
+
+    /// Reads the server's counters; usable before start (they stay at zero until then).
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.metrics.clone())
+    }
+
+    /// The handle that sends signals, from anywhere (see [`Signals`]).
     pub fn signals(&self) -> Signals {
         self.signals.clone()
     }
@@ -274,101 +349,4 @@ impl Server {
         let ports = bind_ports(&self.endpoints)?;
         handle::start(self, ports)
     }
-}
-
-/// One listening socket and what it serves: WebSocket upgrades, HTTP, or both.
-pub(crate) struct Port {
-    pub(crate) socket: TcpListener,
-    /// The `Ws` or `Wss` endpoint on this port, if any.
-    pub(crate) websocket: Option<Arc<EndpointInfo>>,
-    /// The `Http` or `Https` endpoint on this port, if any.
-    pub(crate) http: Option<Arc<EndpointInfo>>,
-    /// On a TLS port (Wss, Https): its TLS configuration.
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
-    /// The certificate `tls` was made from, to compare with a second endpoint's.
-    certificate: Option<crate::tls::Certificate>,
-    /// The WebSocket endpoint's own subprotocols, if it names any.
-    pub(crate) subprotocols: Option<Vec<String>>,
-}
-
-/// Binds one socket per distinct address; a WebSocket and an HTTP endpoint on the same
-/// address (with a non-zero port), or joined by [`Endpoint::share_port_with`], share it: `Ws`
-/// with `Http`, `Wss` with `Https` (one certificate for both). Two endpoints of the same kind
-/// on one port, or a TLS endpoint with a plain one, are an error.
-fn bind_ports(endpoints: &[Endpoint]) -> Result<Vec<Port>> {
-    let mut ports: Vec<(SocketAddr, Port)> = Vec::new();
-    let mut port_of: Vec<(String, usize)> = Vec::new();
-    for endpoint in sharing_last(endpoints) {
-        let wanted = endpoint.socket_addr()?;
-        let shared = match &endpoint.share_with {
-            Some(name) => Some(
-                port_of
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, index)| *index)
-                    .ok_or_else(|| Error::UnknownEndpoint(name.clone()))?,
-            ),
-            None if wanted.port() == 0 => None,
-            None => ports.iter().position(|(addr, _)| *addr == wanted),
-        };
-        let index = match shared {
-            Some(index) => index,
-            None => {
-                let socket = door::bind(wanted).map_err(|source| Error::Bind {
-                    address: endpoint.address.clone(),
-                    source,
-                })?;
-                let port = Port {
-                    socket,
-                    websocket: None,
-                    http: None,
-                    tls: None,
-                    certificate: None,
-                    subprotocols: None,
-                };
-                ports.push((wanted, port));
-                ports.len() - 1
-            }
-        };
-        port_of.push((endpoint.name.clone().unwrap_or_default(), index));
-        let port = &mut ports[index].1;
-        let info = Arc::new(EndpointInfo {
-            name: endpoint.name.clone().unwrap_or_default(),
-            address: port.socket.local_addr()?,
-            protocol: endpoint.protocol,
-        });
-        let sharing = port.websocket.is_some() || port.http.is_some();
-        if sharing && port.certificate != endpoint.certificate {
-            return Err(Error::InvalidConfig(format!(
-                "endpoints sharing {} must both use TLS with the same certificate, or neither",
-                endpoint.address
-            )));
-        }
-        if let (Some(certificate), None) = (&endpoint.certificate, &port.tls) {
-            port.tls = Some(crate::tls::server_config(certificate)?);
-            port.certificate = Some(certificate.clone());
-        }
-        let slot = match endpoint.protocol {
-            Protocol::Http | Protocol::Https => &mut port.http,
-            Protocol::Ws | Protocol::Wss => {
-                port.subprotocols = endpoint.subprotocols.clone();
-                &mut port.websocket
-            }
-        };
-        if slot.replace(info).is_some() {
-            return Err(Error::InvalidConfig(format!(
-                "two {} endpoints on {}",
-                endpoint.protocol.as_str(),
-                endpoint.address
-            )));
-        }
-    }
-    Ok(ports.into_iter().map(|(_, port)| port).collect())
-}
-
-/// The endpoints with those that share another's port last, so that one is bound first.
-fn sharing_last(endpoints: &[Endpoint]) -> impl Iterator<Item = &Endpoint> {
-    let (sharing, own): (Vec<&Endpoint>, Vec<&Endpoint>) =
-        endpoints.iter().partition(|e| e.share_with.is_some());
-    own.into_iter().chain(sharing)
 }

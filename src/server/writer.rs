@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::metrics::Metrics;
+use crate::metrics::Counters;
 use crate::protocol::Frame;
 use crate::server::fanout::Closing;
 use crate::server::outbox::{Delivery, FrameSink};
@@ -59,7 +59,7 @@ impl Job {
         self.receivers.is_empty()
     }
 
-    fn run(&self, metrics: &Metrics) {
+    fn run(&self, metrics: &Counters) {
         let mut tally = Tally::default();
         let mut slices = Vec::new();
         let mut start = 0;
@@ -100,9 +100,9 @@ impl Tally {
         }
     }
 
-    pub(crate) fn record(&self, metrics: &Metrics) {
-        Metrics::add(&metrics.frames_delivered, self.delivered);
-        Metrics::add(&metrics.clients_dropped_slow, self.dropped);
+    pub(crate) fn record(&self, metrics: &Counters) {
+        Counters::add(&metrics.frames_delivered, self.delivered);
+        Counters::add(&metrics.clients_dropped_slow, self.dropped);
     }
 }
 
@@ -129,7 +129,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts writer thread `number` (named `sh-writer-N`).
-    pub(crate) fn spawn(number: usize, metrics: Arc<Metrics>) -> Result<Writer> {
+    pub(crate) fn spawn(number: usize, metrics: Arc<Counters>) -> Result<Writer> {
         let (work, queue) = crossbeam_channel::bounded(JOB_QUEUE);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let pending = in_flight.clone();
@@ -179,7 +179,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(queue: Receiver<Work>, in_flight: &AtomicUsize, metrics: &Metrics) {
+fn run(queue: Receiver<Work>, in_flight: &AtomicUsize, metrics: &Counters) {
     for work in queue {
         match work {
             Work::Write(job) => {

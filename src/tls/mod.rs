@@ -3,7 +3,7 @@
 //! One rustls, on the ring provider, handed explicitly to every config (the process-wide
 //! default provider is never installed nor relied on); TLS 1.2 and 1.3 only; ALPN
 //! `http/1.1`; no client certificates. Every certificate problem is found when the config is
-//! built (that is, at start), as an [`Error::Tls`] naming the file.
+//! built (that is, at start), as an [`Error::Certificate`] naming the file.
 
 mod input;
 mod source;
@@ -30,11 +30,11 @@ use source::{tls_error, Material};
 /// The files are read, and the certificate checked, when the server starts: a missing or
 /// unreadable file, a file with no certificate or no private key, a wrong PKCS#12 password,
 /// a key that does not match the certificate, an expired or not yet valid certificate all
-/// stop the start with an [`Error::Tls`] that names the file and says what is wrong.
+/// stop the start with an [`Error::Certificate`] that names the file and says what is wrong.
 /// [`Certificate::check`] does the same at any time.
 ///
 /// ```
-/// use signalhub::Certificate;
+/// use signalhub::tls::Certificate;
 ///
 /// // Let's Encrypt's usual pair: the chain (leaf first) and the key.
 /// let cert = Certificate::pem("/etc/signalhub/fullchain.pem", "/etc/signalhub/privkey.pem");
@@ -104,7 +104,7 @@ impl Certificate {
     ///
     /// # Errors
     ///
-    /// [`Error::Tls`] naming the file and the problem; [`Error::TlsSetup`] when a self-signed
+    /// [`Error::Certificate`] naming the file and the problem; [`Error::SelfSigned`] when a self-signed
     /// certificate cannot be generated.
     pub fn check(&self) -> Result<()> {
         server_config(self).map(drop)
@@ -151,7 +151,7 @@ pub(crate) fn server_config(cert: &Certificate) -> Result<Arc<rustls::ServerConf
 fn server_config_from(material: Material) -> Result<Arc<rustls::ServerConfig>> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
-        .map_err(|e| Error::TlsSetup(e.to_string()))?;
+        .map_err(Error::Tls)?;
     let Some(leaf) = material.chain.first().cloned() else {
         return Err(material.chain_error("no certificate in it".into()));
     };
@@ -214,7 +214,7 @@ pub(crate) fn client_config(ca_pem: Option<&Path>) -> Result<Arc<ClientConfig>> 
     };
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
-        .map_err(|e| Error::TlsSetup(e.to_string()))?
+        .map_err(Error::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
@@ -247,7 +247,7 @@ fn default_roots() -> Result<RootCertStore> {
 /// Without the `webpki-roots` feature there are no built-in roots: a CA file is needed.
 #[cfg(not(feature = "webpki-roots"))]
 fn default_roots() -> Result<RootCertStore> {
-    Err(Error::TlsSetup(
+    Err(Error::InvalidConfig(
         "no CA file given, and this build has no built-in root certificates \
          (cargo feature \"webpki-roots\")"
             .into(),

@@ -33,7 +33,7 @@ impl Material {
     pub(super) fn chain_error(&self, reason: String) -> Error {
         match &self.files {
             Some(files) => tls_error(&files.chain, reason),
-            None => Error::TlsSetup(format!("generated certificate: {reason}")),
+            None => Error::SelfSigned(format!("generated certificate: {reason}")),
         }
     }
 
@@ -41,14 +41,14 @@ impl Material {
     pub(super) fn key_error(&self, reason: String) -> Error {
         match &self.files {
             Some(files) => tls_error(&files.key, reason),
-            None => Error::TlsSetup(format!("generated key: {reason}")),
+            None => Error::SelfSigned(format!("generated key: {reason}")),
         }
     }
 }
 
-/// `Error::Tls` for `file`.
+/// `Error::Certificate` for `file`.
 pub(super) fn tls_error(file: &Path, reason: impl Into<String>) -> Error {
-    Error::Tls {
+    Error::Certificate {
         file: file.to_path_buf(),
         reason: reason.into(),
     }
@@ -227,12 +227,12 @@ fn self_signed(names: &[String]) -> Result<Material> {
     use rustls_pki_types::PrivatePkcs8KeyDer;
 
     if names.is_empty() {
-        return Err(Error::TlsSetup(
+        return Err(Error::SelfSigned(
             "a self-signed certificate needs at least one host name, e.g. \"localhost\"".into(),
         ));
     }
     let fail = |e: rcgen::Error| {
-        Error::TlsSetup(format!(
+        Error::SelfSigned(format!(
             "cannot generate a self-signed certificate for {names:?}: {e}"
         ))
     };

@@ -51,8 +51,8 @@ impl TestCerts {
     }
 
     /// The server certificate as the library takes it.
-    pub fn certificate(&self) -> signalhub::Certificate {
-        signalhub::Certificate::pem(self.path("cert.pem"), self.path("key.pem"))
+    pub fn certificate(&self) -> signalhub::tls::Certificate {
+        signalhub::tls::Certificate::pem(self.path("cert.pem"), self.path("key.pem"))
     }
 
     pub fn folder(&self) -> &Path {

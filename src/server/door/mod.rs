@@ -32,7 +32,7 @@ use rustls::ServerConnection;
 
 use crate::event::EndpointInfo;
 use crate::http::{HttpRequest, Job, Reply, ReplyTo};
-use crate::metrics::Metrics;
+use crate::metrics::Counters;
 use crate::server::handshake::Refusal;
 use crate::server::limits::{Full, Slot};
 use crate::server::Shared;
@@ -459,7 +459,7 @@ impl Door {
                 return Ok(slot);
             }
         }
-        Metrics::add(&self.shared.metrics.connections_refused, 1);
+        Counters::add(&self.shared.metrics.connections_refused, 1);
         Err(Refusal::new(
             503,
             match full {

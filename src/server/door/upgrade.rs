@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::transport::Transport;
 use crate::event::{ClientInfo, EndpointInfo};
-use crate::metrics::Metrics;
+use crate::metrics::Counters;
 use crate::server::connection::Connection;
 use crate::server::fanout::{Command, Registration};
 use crate::server::handshake::{switching_protocols, Refusal, Upgrade};
@@ -67,8 +67,7 @@ pub(crate) fn go_live(
         path: path_key,
         sink: outbox.clone(),
     };
-    if shared
-        .commands
+    if (shared.signals.commands())
         .send(Command::Register(registration))
         .is_err()
     {
@@ -84,9 +83,11 @@ pub(crate) fn go_live(
         slot,
         thread,
     };
-    let (commands, cut) = (shared.commands.clone(), outbox.clone());
-    let spawned =
-        crate::threads::spawn_with_stack("sh-conn", config.connection_stack_size, move || {
+    let (commands, cut) = (shared.signals.commands().clone(), outbox.clone());
+    let spawned = crate::threads::spawn_with_stack(
+        "sh-conn",
+        config.tuning.connection_stack_size,
+        move || {
             // Handlers' panics are caught where they run; this is for the connection's own code.
             // Its client must not stay registered (nor its socket open) with no reader.
             if catch_unwind(AssertUnwindSafe(|| connection.run())).is_err() {
@@ -94,17 +95,18 @@ pub(crate) fn go_live(
                 cut.shutdown();
                 let _ = commands.send(Command::Unregister(id));
             }
-        });
+        },
+    );
     match spawned {
         Ok(_) => {
-            Metrics::add(&shared.metrics.connections_total, 1);
+            Counters::add(&shared.metrics.connections_total, 1);
             outbox.open();
         }
         Err(e) => {
             // The closure (and with it the slot and thread guard) is dropped: places freed.
             log::warn!("refusing {peer}: cannot start a connection thread: {e}");
-            Metrics::add(&shared.metrics.connections_refused, 1);
-            let _ = shared.commands.send(Command::Unregister(id));
+            Counters::add(&shared.metrics.connections_refused, 1);
+            let _ = shared.signals.commands().send(Command::Unregister(id));
             outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
         }
     }

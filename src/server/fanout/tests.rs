@@ -81,7 +81,7 @@ struct Bench {
     events: Events<Event>,
     event_sender: Sender<Event>,
     ids: Vec<ClientId>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
     lifecycle: Arc<Lifecycle>,
     /// The fan-out, until started.
     fanout: Option<FanOut>,
@@ -92,7 +92,7 @@ impl Bench {
     fn new(writers: usize) -> Bench {
         let (commands, receiver) = crossbeam_channel::unbounded();
         let (event_sender, events) = crossbeam_channel::unbounded();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Counters::default());
         let lifecycle = Arc::new(Lifecycle::default());
         let keepalive = Keepalive {
             ping_interval: None,

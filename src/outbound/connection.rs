@@ -30,7 +30,7 @@ pub enum ConnectionState {
     /// Connected: messages can be sent.
     Connected,
     /// Closed (by a disconnect, by the server, or after reconnecting was given up); still
-    /// listed, and [`Clients::reset`](super::Clients::reset) connects it again.
+    /// listed, and [`Connections::reset`](super::Connections::reset) connects it again.
     Disconnected,
 }
 
@@ -236,7 +236,7 @@ impl Conn {
         join(thread);
     }
 
-    /// Reconnects, to `url` if given; see [`Clients::reset`](super::Clients::reset).
+    /// Reconnects, to `url` if given; see [`Connections::reset`](super::Connections::reset).
     pub(crate) fn reset(self: &Arc<Self>, url: Option<String>) -> Result<()> {
         if let Some(url) = &url {
             dial::check_url(url)?;

@@ -12,12 +12,12 @@ use crate::{Error, Result};
 /// pings), try `n` (from 1) waits `initial × factor^(n-1)`, at most `max`, less a random part
 /// of up to `jitter` of it, then connects to the connection's current URL. A success starts
 /// the count again; after `max_tries` failed tries in a row the connection gives up and is
-/// left `Disconnected`. [`Clients::reset`](super::Clients::reset) and
-/// [`Clients::disconnect`](super::Clients::disconnect) interrupt the wait at once.
+/// left `Disconnected`. [`Connections::reset`](super::Connections::reset) and
+/// [`Connections::disconnect`](super::Connections::disconnect) interrupt the wait at once.
 ///
 /// ```
 /// use std::time::Duration;
-/// use signalhub::ReconnectPolicy;
+/// use signalhub::outbound::ReconnectPolicy;
 ///
 /// // 1 s, 2 s, 4 s ... capped at 60 s, each up to 25 % shorter; give up after 10 tries.
 /// let default = ReconnectPolicy::default();

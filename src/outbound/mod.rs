@@ -1,7 +1,7 @@
 //! Outbound WebSocket clients (SPEC 11): Pode's `Connect-PodeWebSocket`,
 //! `Send-PodeWebSocket`, `Disconnect-PodeWebSocket` and `Reset-PodeWebSocket`.
 //!
-//! [`Clients`] holds named connections to `ws://` and `wss://` servers. Each connection has
+//! [`Connections`] holds named connections to `ws://` and `wss://` servers. Each connection has
 //! a thread (`sh-out-<name>`) that blocks reading and calls the connection's handler with a
 //! [`WsEvent`] per message; anyone may send on it meanwhile.
 //!
@@ -32,4 +32,4 @@ pub use content::WsData;
 pub use event::{ConnectEvent, DisconnectEvent, DisconnectReason, WsEvent, WsHandler};
 pub use options::{ConnectHook, ConnectOptions, DisconnectHook};
 pub use reconnect::ReconnectPolicy;
-pub use registry::Clients;
+pub use registry::Connections;

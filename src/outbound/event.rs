@@ -23,10 +23,10 @@ pub type WsHandler = dyn Fn(&WsEvent) -> Result<()> + Send + Sync;
 /// message, Slack-style) and [`disconnect`](WsEvent::disconnect) closes it.
 ///
 /// ```no_run
-/// use signalhub::{Clients, ConnectOptions, WsData};
+/// use signalhub::outbound::{ConnectOptions, Connections, WsData};
 ///
 /// # fn main() -> signalhub::Result<()> {
-/// let clients = Clients::new();
+/// let clients = Connections::new();
 /// clients.connect("bot", "wss://example.com/rtm", ConnectOptions::new(), |event| {
 ///     if let WsData::Json(value) = &event.data {
 ///         if let Some(url) = value["url"].as_str() {
@@ -146,8 +146,8 @@ pub struct DisconnectEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// Closed by [`Clients::disconnect`](super::Clients::disconnect),
-    /// [`remove`](super::Clients::remove), [`shutdown`](super::Clients::shutdown) or
+    /// Closed by [`Connections::disconnect`](super::Connections::disconnect),
+    /// [`remove`](super::Connections::remove), [`shutdown`](super::Connections::shutdown) or
     /// [`WsEvent::disconnect`].
     Requested,
     /// Closed by a reset, to connect again.

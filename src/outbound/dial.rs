@@ -70,9 +70,9 @@ fn target(url: &str) -> Result<Target> {
 pub(crate) fn dial(url: &str, setup: &Setup) -> Result<Dialed> {
     dial_steps(url, setup).map_err(|e| match e {
         Dial::Setup(e) => e,
-        Dial::Failed(reason) => Error::Connect {
+        Dial::Failed(source) => Error::Connect {
             url: url.to_owned(),
-            reason,
+            source: Box::new(source),
         },
     })
 }
@@ -102,55 +102,55 @@ fn dial_steps(url: &str, setup: &Setup) -> Result<Dialed, Dial> {
     let link = Arc::new(Link::new(socket, session));
     let (ws, protocol) = upgrade(url, request, &link, &clock)?;
     let write_timeout = Some(setup.write_timeout).filter(|t| !t.is_zero());
-    (link.socket().set_write_timeout(write_timeout))
-        .map_err(|e| Dial::Failed(format!("socket error: {e}")))?;
+    (link.socket().set_write_timeout(write_timeout)).map_err(|e| Dial::Failed(Error::Io(e)))?;
     link.set_read_timeout(setup.ping_interval);
     Ok(Dialed { ws, link, protocol })
 }
 
-/// Why a step failed: an error of its own, or a reason for [`Error::Connect`].
+/// Why a step failed: an error of its own, or the source of an [`Error::Connect`].
 enum Dial {
     Setup(Error),
-    Failed(String),
+    Failed(Error),
 }
 
 /// When connecting must be done by, and the whole time allowed (for messages).
 struct Deadline(Instant, Duration);
 
 impl Deadline {
-    /// The time left, or the timeout's reason.
-    fn left(&self) -> Result<Duration, String> {
+    /// The time left, or [`Error::Timeout`].
+    fn left(&self) -> Result<Duration, Error> {
         let left = self.0.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("timed out after {:?}", self.1));
+            return Err(Error::Timeout(self.1));
         }
         Ok(left)
     }
 
     /// Bounds the socket's next reads and writes by the time left.
-    fn bound(&self, socket: &TcpStream) -> Result<(), String> {
+    fn bound(&self, socket: &TcpStream) -> Result<(), Error> {
         let left = self.left()?;
-        let set = |r: io::Result<()>| r.map_err(|e| format!("socket error: {e}"));
-        set(socket.set_read_timeout(Some(left)))?;
-        set(socket.set_write_timeout(Some(left)))
+        socket.set_read_timeout(Some(left))?;
+        socket.set_write_timeout(Some(left))?;
+        Ok(())
     }
 }
 
 /// The first address of `host` that accepts a TCP connection in time.
-fn tcp_connect(host: &str, port: u16, clock: &Deadline) -> Result<TcpStream, String> {
-    let addresses: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last = format!("cannot resolve {host}: no address");
+fn tcp_connect(host: &str, port: u16, clock: &Deadline) -> Result<TcpStream, Error> {
+    let resolve = |source| Error::Resolve {
+        host: host.to_owned(),
+        source,
+    };
+    let addresses: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(resolve)?.collect();
+    let mut last = resolve(io::Error::new(io::ErrorKind::NotFound, "no address"));
     for address in addresses {
         match TcpStream::connect_timeout(&address, clock.left()?) {
             Ok(socket) => {
                 let _ = socket.set_nodelay(true);
                 return Ok(socket);
             }
-            Err(e) if is_timeout(&e) => return Err(clock.left().err().unwrap_or(e.to_string())),
-            Err(e) => last = format!("{address}: {e}"),
+            Err(e) if is_timeout(&e) => return Err(clock.left().err().unwrap_or(Error::Io(e))),
+            Err(e) => last = Error::Io(e),
         }
     }
     Err(last)
@@ -164,20 +164,21 @@ fn tls_handshake(
     clock: &Deadline,
 ) -> Result<ClientConnection, Dial> {
     let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-        Dial::Failed(format!(
-            "{host:?} cannot be checked against a certificate: {e}"
-        ))
+        Dial::Setup(Error::InvalidUrl {
+            url: host.to_owned(),
+            reason: format!("the host cannot be checked against a certificate: {e}"),
+        })
     })?;
     let config = setup.tls_config().map_err(Dial::Setup)?;
-    let mut session = ClientConnection::new(config, name)
-        .map_err(|e| Dial::Setup(Error::TlsSetup(e.to_string())))?;
+    let mut session =
+        ClientConnection::new(config, name).map_err(|e| Dial::Setup(Error::Tls(e)))?;
     let mut io = socket;
     while session.is_handshaking() {
         clock.bound(socket).map_err(Dial::Failed)?;
         match session.complete_io(&mut io) {
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {}
-            Err(e) => return Err(Dial::Failed(format!("tls handshake failed: {e}"))),
+            Err(e) => return Err(Dial::Failed(tls_failure(e))),
         }
     }
     Ok(session)
@@ -232,9 +233,19 @@ fn upgrade_error(url: &str, error: WsError, clock: &Deadline) -> Dial {
             })
         }
         WsError::Io(e) if is_timeout(&e) => {
-            Dial::Failed(clock.left().err().unwrap_or_else(|| e.to_string()))
+            Dial::Failed(clock.left().err().unwrap_or(Error::Io(e)))
         }
-        other => Dial::Failed(format!("the upgrade failed: {other}")),
+        other => Dial::Failed(Error::WebSocket(other)),
+    }
+}
+
+/// rustls' own error when the I/O error carries one (a handshake it refused), else the I/O
+/// error itself.
+fn tls_failure(error: io::Error) -> Error {
+    let tls = (error.get_ref()).and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(tls) => Error::Tls(tls.clone()),
+        None => Error::Io(error),
     }
 }
 
@@ -271,20 +282,25 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_port_fails_with_the_address() {
+    fn a_closed_port_fails_with_the_url_and_the_refusal_as_its_source() {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let setup = Setup::new(crate::client::ConnectOptions::new()).unwrap();
+        let setup = Setup::new(crate::outbound::ConnectOptions::new()).unwrap();
         let err = dial(&format!("ws://127.0.0.1:{port}/"), &setup)
             .err()
             .unwrap();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("cannot connect to ws://127.0.0.1:"),
-            "{text}"
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to ws://127.0.0.1:{port}/")
         );
-        assert!(text.contains(&format!("127.0.0.1:{port}: ")), "{text}");
+        let Error::Connect { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            matches!(&**source, Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+            "{source:?}"
+        );
     }
 }

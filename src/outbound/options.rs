@@ -21,12 +21,12 @@ pub type ConnectHook = dyn Fn(&ConnectEvent) + Send + Sync;
 /// given up, on the connection's thread.
 pub type DisconnectHook = dyn Fn(&DisconnectEvent) + Send + Sync;
 
-/// Options for [`Clients::connect`](super::Clients::connect): public fields with defaults,
+/// Options for [`Connections::connect`](super::Connections::connect): public fields with defaults,
 /// and chaining setters.
 ///
 /// ```
 /// use std::time::Duration;
-/// use signalhub::{ConnectOptions, ReconnectPolicy};
+/// use signalhub::outbound::{ConnectOptions, ReconnectPolicy};
 ///
 /// let options = ConnectOptions::new()
 ///     .content_type("text/plain")

@@ -1,4 +1,4 @@
-//! [`Clients`]: the registry of named outbound connections.
+//! [`Connections`]: the registry of named outbound connections.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,19 +22,19 @@ use crate::{Error, Result};
 ///
 /// ## About threads and cloning
 ///
-/// `Clients` is `Send + Sync` and cheap to clone (an `Arc` inside): clones share the same
+/// `Connections` is `Send + Sync` and cheap to clone (an `Arc` inside): clones share the same
 /// connections, so one can be captured by HTTP routes, signal routes, timers and handlers of
 /// other connections, with or without a running [`Server`](crate::Server). Calls from a
 /// connection's own handler never wait for that connection (a reset or disconnect from
-/// there takes effect when the handler returns). [`shutdown`](Clients::shutdown) closes
+/// there takes effect when the handler returns). [`shutdown`](Connections::shutdown) closes
 /// every connection and waits for their threads (bounded); dropping the last clone does the
 /// same (a handler that holds a clone keeps the registry alive until `shutdown`).
 ///
 /// ```no_run
-/// use signalhub::{Clients, ConnectOptions, WsData};
+/// use signalhub::outbound::{ConnectOptions, Connections, WsData};
 ///
 /// # fn main() -> signalhub::Result<()> {
-/// let clients = Clients::new();
+/// let clients = Connections::new();
 /// clients.connect("feed", "ws://127.0.0.1:8091/messages", ConnectOptions::new(), |event| {
 ///     if let WsData::Json(value) = &event.data {
 ///         println!("{}: {value}", event.name);
@@ -49,7 +49,7 @@ use crate::{Error, Result};
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default)]
-pub struct Clients {
+pub struct Connections {
     inner: Arc<Registry>,
 }
 
@@ -71,10 +71,10 @@ impl Drop for Registry {
     }
 }
 
-impl Clients {
+impl Connections {
     /// An empty registry.
-    pub fn new() -> Clients {
-        Clients::default()
+    pub fn new() -> Connections {
+        Connections::default()
     }
 
     /// Connects to `url` (`ws://` or `wss://`) under `name`, and returns once connected.
@@ -139,14 +139,14 @@ impl Clients {
     ///
     /// # Errors
     ///
-    /// As [`send`](Clients::send).
+    /// As [`send`](Connections::send).
     pub fn send_binary(&self, name: &str, bytes: impl AsRef<[u8]>) -> Result<()> {
         self.get(name)?.send(&frame::binary(bytes.as_ref()))
     }
 
     /// Closes connection `name` (close code 1000) and waits for the server's reply, at most
     /// the close timeout, then for its thread. The entry stays, `Disconnected`;
-    /// [`reset`](Clients::reset) connects it again. Closing an already closed connection
+    /// [`reset`](Connections::reset) connects it again. Closing an already closed connection
     /// does nothing.
     ///
     /// # Errors
@@ -156,7 +156,7 @@ impl Clients {
         self.get(name)?.disconnect()
     }
 
-    /// Closes connection `name`, as [`disconnect`](Clients::disconnect), and forgets it:
+    /// Closes connection `name`, as [`disconnect`](Connections::disconnect), and forgets it:
     /// the name is free at once.
     ///
     /// # Errors
@@ -215,9 +215,9 @@ fn stop_all(conns: Vec<Arc<Conn>>) {
     }
 }
 
-impl fmt::Debug for Clients {
+impl fmt::Debug for Connections {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Clients")
+        f.debug_struct("Connections")
             .field("names", &self.names())
             .finish()
     }
