@@ -3,8 +3,8 @@
 //! and for its HTTP side (`http`).
 //!
 //! ```text
-//! cargo build --release --example loadgen
-//! L=target/release/examples/loadgen
+//! cargo build --release -p loadgen
+//! L=target/release/loadgen
 //! $L fanout --url ws://127.0.0.1:PORT/ --clients 100 --messages 2000 --payload 64 --pid PID
 //! $L direct --url ws://127.0.0.1:PORT/ --clients 100 --messages 1000 --pid PID
 //! $L idle   --url ws://127.0.0.1:PORT/ --clients 10000 --hold 5 --pid PID
