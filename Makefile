@@ -20,9 +20,10 @@ run-example:
 ## conformance, and the example in a real browser.
 test: lint unit conformance browser-test
 
+## --workspace: signalhub and tools/loadgen; then signalhub with every feature.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
 ## Default features, then every optional one (pkcs12, self-signed, redis) on top. The Redis
@@ -56,10 +57,10 @@ conformance:
 browser-test:
 	CARGO="$(CARGO)" ./tests/browser/run.sh
 
-## Our own load scenarios (fan-out, direct, idle) against the example server; against the
-## binary, 15,000 connections, HTTP (GET / and POST /broadcast over 50 keep-alive connections,
-## alone and beside 50 stalled requests) and the RSS growth for one 8 MiB broadcast to 20
-## clients that do not read (target: about one copy); the two-node Redis case; and the
+## Our own load scenarios (tools/loadgen: fan-out, direct, idle) against the example server;
+## against the binary, 15,000 connections, HTTP (GET / and POST /broadcast over 50 keep-alive
+## connections, alone and beside 50 stalled requests) and the RSS growth for one 8 MiB broadcast
+## to 20 clients that do not read (target: about one copy); the two-node Redis case; and the
 ## binary's size, RSS after start and time to listening.
 bench:
 	./scripts/bench.sh

@@ -10,7 +10,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   exit 0
 fi
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --example loadgen
+cargo build --release -p loadgen
 cargo build --release --features redis --bin signalhub
 target=${CARGO_TARGET_DIR:-target}/release
 logs=$(mktemp -d)
@@ -41,9 +41,9 @@ start_node node2 "${backplane[@]}"; node2_port=$node_port
 run=(fanout --clients 1000 --messages 200 --payload 64)
 : >"$logs/results"
 for _ in $(seq "${ROUNDS:-3}"); do
-  "$target/examples/loadgen" "${run[@]}" --url "ws://127.0.0.1:$one_port/" --pid "$one_pid" \
+  "$target/loadgen" "${run[@]}" --url "ws://127.0.0.1:$one_port/" --pid "$one_pid" \
     --label one-node 2>/dev/null >>"$logs/results" || true
-  "$target/examples/loadgen" "${run[@]}" --url "ws://127.0.0.1:$node1_port/" \
+  "$target/loadgen" "${run[@]}" --url "ws://127.0.0.1:$node1_port/" \
     --url2 "ws://127.0.0.1:$node2_port/" --pid "$node1_pid" --label two-nodes 2>/dev/null \
     >>"$logs/results" || true
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark signalhub's example server with examples/loadgen.rs: one fresh server per scenario,
+# Benchmark signalhub's example server with tools/loadgen: one fresh server per scenario,
 # raw JSON reports appended to bench-results/bench-DATE.jsonl, then a Markdown summary.
 #
 # Usage: scripts/bench.sh
@@ -27,14 +27,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-loadgen=$target/release/examples/loadgen
+loadgen=$target/release/loadgen
 
 ulimit -n "$(ulimit -Hn)" # 10,000 idle connections need more than the usual 1024 files
-if [ -n "${SERVER_CMD:-}" ]; then
-  cargo build --release --example loadgen
-else
-  cargo build --release --example loadgen --example signal_server
-fi
+cargo build --release -p loadgen
+[ -n "${SERVER_CMD:-}" ] || cargo build --release --example signal_server
 server_cmd=${SERVER_CMD:-"$target/release/examples/signal_server 127.0.0.1:0"}
 out=${OUT:-bench-results/bench-$(date +%Y%m%d-%H%M%S).jsonl}
 mkdir -p "$(dirname "$out")"

@@ -12,12 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-loadgen=$target/release/examples/loadgen
+loadgen=$target/release/loadgen
 secs=${SOAK_SECS:-600}
 out=${OUT:-bench-results/soak-$(date +%Y%m%d-%H%M%S).json}
 
 ulimit -n "$(ulimit -Hn)" # 2,500 connections on each side need more than 1024 files
-cargo build --release --example loadgen --bin signalhub
+cargo build --release -p loadgen
+cargo build --release --bin signalhub
 mkdir -p "$(dirname "$out")"
 logdir=$(mktemp -d)
 pid=
