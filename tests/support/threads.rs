@@ -28,22 +28,6 @@ pub fn named(prefix: &str) -> Vec<Task> {
         .collect()
 }
 
-/// The calling thread.
-pub fn current() -> Task {
-    // "/proc/thread-self" links to "<pid>/task/<tid>".
-    let link = fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-    let tid = link
-        .file_name()
-        .expect("a thread id")
-        .to_string_lossy()
-        .into_owned();
-    let name = fs::read_to_string(format!("/proc/self/task/{tid}/comm")).expect("comm");
-    Task {
-        tid,
-        name: name.trim_end().to_owned(),
-    }
-}
-
 impl Task {
     /// Its scheduler state: `R` running, `S` asleep in a wait that a signal or an event ends
     /// (a blocking read, poll, a channel), `D`, `T`, `Z`... `None` once it has ended.
@@ -64,10 +48,32 @@ impl Task {
         Some(count("voluntary_ctxt_switches:")? + count("nonvoluntary_ctxt_switches:")?)
     }
 
-    /// Waits (at most [`super::WAIT`]) until the thread is asleep.
-    pub fn wait_asleep(&self) {
-        super::wait_until(&format!("thread {} to sleep", self.name), || {
-            self.state() == Some('S')
+    /// Waits (at most [`super::WAIT`]) until the thread is blocked: asleep, and not woken
+    /// once over ten checks in a row (so not between two steps of its work).
+    pub fn wait_blocked(&self) {
+        let mut last = None;
+        let mut still = 0;
+        super::wait_until(&format!("thread {} to block", self.name), || {
+            let now = self.switches();
+            still = if self.state() == Some('S') && now == last {
+                still + 1
+            } else {
+                0
+            };
+            last = now;
+            still >= 10
         });
     }
+}
+
+/// The one thread named `name` (names are cut to 15 bytes, as Linux keeps them); panics if
+/// there is not exactly one.
+pub fn only(name: &str) -> Task {
+    let name: String = name.chars().take(15).collect();
+    let mut found: Vec<Task> = named(&name)
+        .into_iter()
+        .filter(|task| task.name == name)
+        .collect();
+    assert_eq!(found.len(), 1, "threads named {name}: {found:?}");
+    found.remove(0)
 }
