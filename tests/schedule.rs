@@ -411,28 +411,39 @@ fn shutdown_is_prompt_and_waits_for_a_run_in_progress() {
         .timer("idle", Duration::from_secs(10), |_| Ok(()))
         .expect("timer");
     let (started, running) = crossbeam_channel::unbounded();
+    // The slow run goes on when the test says so.
+    let (release, released) = crossbeam_channel::bounded::<()>(1);
     let finished = Arc::new(AtomicBool::new(false));
     let done = finished.clone();
     scheduler
         .timer("slow", 20 * MS, move |event| {
             if event.run == 1 {
                 let _ = started.send(());
-                std::thread::sleep(200 * MS);
+                let _ = released.recv_timeout(WAIT);
                 done.store(true, Ordering::SeqCst);
             }
             Ok(())
         })
         .expect("timer");
     running.recv_timeout(WAIT).expect("the slow run starts");
-    // Prompt: it does not wait for the idle timer's next run, 10 s away, beyond WAIT...
+    let (stopped, stopping) = crossbeam_channel::bounded(1);
     let handle = scheduler.clone();
-    within_wait("shutdown", move || handle.shutdown());
-    // ...but it does wait for the run in progress.
+    std::thread::spawn(move || {
+        handle.shutdown();
+        let _ = stopped.send(());
+    });
+    // Shutdown forgets the timers at once (its first step), then waits for the run in
+    // progress: it has not returned while the run is held.
+    wait_until("shutdown to begin", || scheduler.names().is_empty());
+    assert!(stopping.try_recv().is_err(), "returned during the run");
+    release.send(()).expect("the run waits");
+    // Prompt: it returns (within WAIT) once the run is done, without waiting for the idle
+    // timer's next run, 10 s away.
+    stopping.recv_timeout(WAIT).expect("shutdown returns");
     assert!(
         finished.load(Ordering::SeqCst),
         "the run in progress finished"
     );
-    assert!(scheduler.names().is_empty());
     // Later calls return too.
     within_wait("a second shutdown", move || scheduler.shutdown());
 }
