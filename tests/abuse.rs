@@ -60,15 +60,12 @@ fn settles_at(server: &ServerHandle, clients: u64) {
     });
 }
 
-/// A broadcast from the server reaches every client, within `limit` for all of them.
-fn broadcast_reaches(server: &ServerHandle, clients: &mut [Client], text: &str, limit: Duration) {
-    let sent = Instant::now();
+/// A broadcast from the server reaches every client (each read bounded by [`WAIT`]).
+fn broadcast_reaches(server: &ServerHandle, clients: &mut [Client], text: &str) {
     server.signals().send(text).expect("send");
     for client in clients.iter_mut() {
         assert_eq!(client.recv(), text);
     }
-    let took = sent.elapsed();
-    assert!(took < limit, "broadcast took {took:?}");
 }
 
 /// Makes the next drop of `stream` reset the connection (RST) instead of closing it.
@@ -118,7 +115,6 @@ fn a_thousand_silent_and_slowloris_connections_do_not_hold_up_new_clients() {
     let server = start_with(config, |_| {});
     let address = server.endpoints()[0].address;
 
-    let started = Instant::now();
     let silent: Vec<TcpStream> = (0..500)
         .map(|_| TcpStream::connect(address).expect("tcp connect"))
         .collect();
@@ -131,38 +127,36 @@ fn a_thousand_silent_and_slowloris_connections_do_not_hold_up_new_clients() {
             stream
         })
         .collect();
-    // Slowloris: one more byte on each every 200 ms, until told to stop.
+    // Slowloris: one more byte on each every 200 ms, until told to stop; `trickled` counts
+    // the rounds.
     let stop = Arc::new(AtomicBool::new(false));
+    let trickled = Arc::new(AtomicUsize::new(0));
     let trickle = {
-        let stop = stop.clone();
+        let (stop, trickled) = (stop.clone(), trickled.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 for stream in &mut slow {
                     stream.write_all(b"a").expect("trickle");
                 }
+                trickled.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(200));
             }
             slow
         })
     };
 
-    let connecting = Instant::now();
-    let mut clients = Vec::new();
-    for i in 0..20 {
-        let before = Instant::now();
-        clients.push(connect(&server, &format!("/real{}", i % 3)));
-        let took = before.elapsed();
-        assert!(took < Duration::from_secs(1), "client {i} took {took:?}");
-    }
-    let connect_time = connecting.elapsed();
+    // Every client gets in: each handshake's read is bounded by WAIT, far inside the
+    // abusers' 30 s, so a door that waited on them would fail here.
+    let mut clients: Vec<Client> = (0..20)
+        .map(|i| connect(&server, &format!("/real{}", i % 3)))
+        .collect();
     for round in 0..5 {
-        broadcast_reaches(
-            &server,
-            &mut clients,
-            &format!("round {round}"),
-            Duration::from_secs(1),
-        );
-        std::thread::sleep(Duration::from_millis(100));
+        broadcast_reaches(&server, &mut clients, &format!("round {round}"));
+        // The slowloris connections send more between rounds.
+        let seen = trickled.load(Ordering::SeqCst);
+        wait_until("another trickle round", || {
+            trickled.load(Ordering::SeqCst) > seen
+        });
     }
     clients[0].send_json(json!({"message": "from a client"}));
     for client in &mut clients {
@@ -184,11 +178,6 @@ fn a_thousand_silent_and_slowloris_connections_do_not_hold_up_new_clients() {
     for stream in &mut slow {
         read_until_closed(stream);
     }
-    eprintln!(
-        "1000 pending: opened in {:?}, 20 clients connected in {connect_time:?}, all in {:?}",
-        connecting - started,
-        started.elapsed()
-    );
 }
 
 // --- Garbage instead of an HTTP request ---
@@ -224,24 +213,22 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Sends `bytes` on a fresh connection; the response must be a 400 (or 431, or 408 for a
-/// head that never ends) or nothing, and the server must end the connection (bounded by
-/// `limit`).
-fn refused_or_closed(server: &ServerHandle, bytes: &[u8], limit: Duration) -> String {
+/// Sends `bytes` on a fresh connection and returns the whole response, once the server has
+/// ended the connection (bounded by [`WAIT`]).
+fn response_to(server: &ServerHandle, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(server.endpoints()[0].address).expect("tcp connect");
     // The peer may have closed already; a failed write is fine.
     let _ = stream.write_all(bytes);
-    let started = Instant::now();
-    let response = String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned();
-    assert!(
-        started.elapsed() < limit,
-        "closed after {:?}",
-        started.elapsed()
-    );
+    String::from_utf8_lossy(&read_until_closed(&mut stream)).into_owned()
+}
+
+/// Sends `bytes` to a server whose handshake timeout is longer than [`WAIT`]: the server must
+/// end the connection within the wait (so not by the timeout), with a 400 or 431 or nothing.
+fn refused_or_closed(server: &ServerHandle, bytes: &[u8]) -> String {
+    let response = response_to(server, bytes);
     assert!(
         response.is_empty()
             || response.starts_with("HTTP/1.1 400 ")
-            || response.starts_with("HTTP/1.1 408 ")
             || response.starts_with("HTTP/1.1 431 "),
         "{response:?}"
     );
@@ -252,26 +239,35 @@ fn refused_or_closed(server: &ServerHandle, bytes: &[u8], limit: Duration) -> St
 fn garbage_instead_of_a_request_gets_400_or_a_close_and_others_carry_on() {
     let _serial = serial();
     let mut config = config();
-    config.handshake_timeout = Duration::from_secs(2);
+    // Longer than any wait here: whatever ends within one was refused for what it is.
+    config.handshake_timeout = Duration::from_secs(60);
     let server = start_with(config, |_| {});
     let mut client = connect(&server, "/");
-    let quick = Duration::from_millis(1500);
 
-    let response = refused_or_closed(&server, &tls_client_hello(), quick);
+    let response = refused_or_closed(&server, &tls_client_hello());
     assert!(response.starts_with("HTTP/1.1 400 "), "{response:?}");
     for seed in 1..=20 {
-        refused_or_closed(&server, &noise(seed, 64 << (seed % 8)), quick);
+        refused_or_closed(&server, &noise(seed, 64 << (seed % 8)));
     }
-    refused_or_closed(&server, &[0u8; 1000], quick);
-    // Empty lines before a request line are skipped (RFC 9112 2.2): it waits for more, up to
-    // the handshake timeout.
-    refused_or_closed(&server, b"\r\n\r\n\r\n\r\n", Duration::from_secs(4));
-    refused_or_closed(&server, b"GET / HTTP/1.1\r\n\x00\x01\x02: x\r\n\r\n", quick);
-    refused_or_closed(&server, b"GET / HTTP/9.9\r\n\r\n", quick);
-    refused_or_closed(&server, b"SSH-2.0-OpenSSH_9.6\r\n", Duration::from_secs(4));
+    refused_or_closed(&server, &[0u8; 1000]);
+    refused_or_closed(&server, b"GET / HTTP/1.1\r\n\x00\x01\x02: x\r\n\r\n");
+    refused_or_closed(&server, b"GET / HTTP/9.9\r\n\r\n");
+    refused_or_closed(&server, b"SSH-2.0-OpenSSH_9.6\r\n");
     // No line end at all, bigger than the head limit: refused as soon as it is too big.
-    let response = refused_or_closed(&server, &vec![b'A'; 20_000], quick);
+    let response = refused_or_closed(&server, &vec![b'A'; 20_000]);
     assert!(!response.is_empty(), "an over-long head gets an answer");
+
+    // Empty lines before a request line are skipped (RFC 9112 2.2): it waits for more, up to
+    // the handshake timeout (a short one, on a server of its own), then gets a 408.
+    let mut config = support::config();
+    config.handshake_timeout = Duration::from_millis(300);
+    let patient = start_with(config, |_| {});
+    let sent = Instant::now();
+    let response = response_to(&patient, b"\r\n\r\n\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response:?}");
+    // Not before: the timeout ended it, not the blank lines.
+    assert!(sent.elapsed() >= Duration::from_millis(300));
+    patient.shutdown();
 
     server.signals().send("unaffected").expect("send");
     assert_eq!(client.recv(), "unaffected");
@@ -391,28 +387,37 @@ fn a_message_that_never_finishes_is_dropped_by_the_idle_timeout_alone() {
         server.metrics().snapshot().clients_connected == 3
     });
 
-    // The steady client keeps answering pings while the other two are dropped.
-    let started = Instant::now();
+    // The steady client keeps answering pings while the other two are dropped (each
+    // read_until_closed is bounded by WAIT).
     let watcher = std::thread::spawn(move || {
-        let silent_bytes = read_until_closed(&mut silent);
-        let silent_after = started.elapsed();
-        let endless_bytes = read_until_closed(&mut endless);
-        (silent_bytes, silent_after, endless_bytes, started.elapsed())
+        read_until_closed(&mut silent);
+        read_until_closed(&mut endless);
     });
+    let deadline = Instant::now() + 2 * WAIT;
     while !watcher.is_finished() {
-        assert!(started.elapsed() < WAIT, "not dropped in time");
+        assert!(Instant::now() < deadline, "the watcher never returned");
         if let Ok(text) = steady.try_recv(Duration::from_millis(50)) {
             panic!("unexpected message {text:?}");
         }
     }
     endless_done.store(true, Ordering::Relaxed);
     feeder.join().expect("feeder");
-    let (_, silent_after, _, endless_after) = watcher.join().expect("watcher");
-    // Idle 400 ms, checked every 100 ms, close timeout 500 ms: well inside 2 s.
-    assert!(silent_after < Duration::from_secs(2), "{silent_after:?}");
-    assert!(endless_after < Duration::from_secs(2), "{endless_after:?}");
+    watcher.join().expect("both were dropped");
 
     settles_at(&server, 1);
+    // Both by the idle timeout, and nothing else. (`idle` is at least 2, not exactly: the
+    // fan-out thread counts an idle client again on every keepalive tick until its
+    // connection has ended.)
+    let d = server.metrics().snapshot().disconnects;
+    let others = [
+        d.normal,
+        d.abrupt,
+        d.protocol_error,
+        d.invalid_utf8,
+        d.message_too_big,
+        d.slow,
+    ];
+    assert!(d.idle >= 2 && others == [0; 6], "{d:?}");
     steady.send_json(json!({"message": "still here"}));
     assert_eq!(steady.recv(), "still here");
     drop(steady);
@@ -449,7 +454,8 @@ fn a_close_the_peer_never_answers_is_cut_after_the_close_timeout() {
     let _serial = serial();
     let mut config = config();
     config.max_message_size = 1024;
-    config.close_timeout = Duration::from_millis(500);
+    let close_timeout = Duration::from_millis(500);
+    config.close_timeout = close_timeout;
     let server = start_with(config, |_| {});
     let mut steady = connect(&server, "/steady");
 
@@ -458,9 +464,10 @@ fn a_close_the_peer_never_answers_is_cut_after_the_close_timeout() {
         let mut abuser = raw_upgrade(&server, "/abuse");
         // A frame head announcing 2000 bytes: over the maximum at once.
         let head = masked_frame(true, TEXT, &[b'x'; 2000]);
+        // Before the server can have sent its close (and started waiting for the reply).
+        let sent = Instant::now();
         abuser.write_all(&head[..20]).expect("write");
         assert_eq!(read_close_code(&mut abuser), 1009);
-        let closed_at = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let chatter = chatty.then(|| {
             let mut stream = abuser.try_clone().expect("clone");
@@ -471,16 +478,18 @@ fn a_close_the_peer_never_answers_is_cut_after_the_close_timeout() {
                 }
             })
         });
+        // Cut: the server ends the connection (bounded by WAIT)...
         let rest = read_until_closed(&mut abuser);
-        let took = closed_at.elapsed();
+        let waited = sent.elapsed();
         stop.store(true, Ordering::Relaxed);
         if let Some(chatter) = chatter {
             chatter.join().expect("chatter");
         }
         assert!(rest.is_empty(), "nothing after the close frame: {rest:?}");
+        // ...and not before the close timeout: it waited for the reply first.
         assert!(
-            took < Duration::from_millis(1500),
-            "chatty={chatty}: cut after {took:?}"
+            waited >= close_timeout,
+            "chatty={chatty}: cut after {waited:?}, before the close timeout"
         );
         settles_at(&server, 1);
     }
@@ -565,7 +574,8 @@ fn churn_once(server: &ServerHandle, how: usize) {
 fn ten_thousand_clients_churning_do_not_disturb_a_steady_one() {
     const TARGET: usize = 10_000;
     const WORKERS: usize = 4;
-    const BUDGET: Duration = Duration::from_secs(20);
+    /// One broadcast each time this many more clients have started churning.
+    const BROADCAST_EVERY: usize = 50;
     let _serial = serial();
     ensure_open_files(4096);
     let server = Arc::new(start());
@@ -576,50 +586,38 @@ fn ten_thousand_clients_churning_do_not_disturb_a_steady_one() {
     });
     let threads_before = 1;
 
-    let done = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
+    // Clients that have started churning (each worker takes the next number).
+    let begun = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
             let server = server.clone();
-            let done = done.clone();
+            let begun = begun.clone();
             std::thread::spawn(move || {
                 let mut i = w;
-                while started.elapsed() < BUDGET {
-                    let n = done.fetch_add(1, Ordering::Relaxed);
-                    if n >= TARGET {
-                        done.fetch_sub(1, Ordering::Relaxed);
-                        break;
-                    }
+                while begun.fetch_add(1, Ordering::SeqCst) < TARGET {
                     churn_once(&server, i);
                     i += 1;
                 }
             })
         })
         .collect();
-    // Broadcasts while the churn goes on; the steady client reads them afterwards.
+    // Broadcasts while the churn goes on, paced by it (not by the clock); the steady client
+    // reads them afterwards.
     let mut sent = 0;
-    while !workers.iter().all(|w| w.is_finished()) {
+    for mark in (0..TARGET).step_by(BROADCAST_EVERY) {
+        wait_until("the churn to go on", || {
+            begun.load(Ordering::SeqCst) >= mark
+        });
         server.signals().send(format!("b{sent}")).expect("send");
         sent += 1;
-        std::thread::sleep(Duration::from_millis(10));
     }
     for worker in workers {
         worker.join().expect("churn worker");
     }
-    let churned = done.load(Ordering::Relaxed);
-    let took = started.elapsed();
     for i in 0..sent {
         assert_eq!(steady.recv(), format!("b{i}"), "broadcast {i} of {sent}");
     }
-    eprintln!(
-        "churn: {churned} clients in {took:?} ({:.0}/s), {sent} broadcasts all received",
-        churned as f64 / took.as_secs_f64()
-    );
-    assert!(
-        churned >= 2000,
-        "only {churned} churned in {BUDGET:?}: too slow to mean much"
-    );
-    assert!(sent > 0);
+    assert_eq!(sent, TARGET / BROADCAST_EVERY);
 
     wait_for("the churned clients to leave", 2 * WAIT, || {
         server.metrics().snapshot().clients_connected == 1
@@ -628,7 +626,7 @@ fn ten_thousand_clients_churning_do_not_disturb_a_steady_one() {
         connection_threads() == threads_before
     });
     let metrics = server.metrics().snapshot();
-    assert_eq!(metrics.connections_total, churned as u64 + 1);
+    assert_eq!(metrics.connections_total, TARGET as u64 + 1);
     assert_eq!(metrics.clients_by_path.get("/steady"), Some(&1));
     steady.send_json(json!({"message": "after the storm"}));
     assert_eq!(steady.recv(), "after the storm");
@@ -637,6 +635,19 @@ fn ten_thousand_clients_churning_do_not_disturb_a_steady_one() {
     assert_eq!(connection_threads(), 0);
 }
 
+/// Whether nothing has come on `stream` and it is still open (a read would block).
+fn still_open(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let read = (&*stream).read(&mut [0u8; 1]);
+    stream.set_nonblocking(false).expect("blocking");
+    matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Connections still sending their request head are handshakes in progress: bounded by
+/// `max_pending_handshakes` (1024 by default), not counted against `max_connections`, which
+/// counts connections in use (src/server/door/mod.rs). So silent connections as many as
+/// `max_connections` take no place from real clients: the next real client is upgraded
+/// (`101`), and only real connections fill the cap.
 #[test]
 fn silent_connections_up_to_the_cap_do_not_lock_out_real_clients() {
     let _serial = serial();
@@ -645,26 +656,35 @@ fn silent_connections_up_to_the_cap_do_not_lock_out_real_clients() {
     config.handshake_timeout = Duration::from_secs(30);
     let server = start_with(config, |_| {});
     let address = server.endpoints()[0].address;
+    // The accept queue is first in, first out: the door takes all ten before the real client.
     let silent: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(address).expect("tcp connect"))
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
-    // A real client must be served (or at least refused with 503) promptly, not left
-    // unanswered for the abusers' 30 s handshake timeout.
-    let mut stream = TcpStream::connect(address).expect("tcp connect");
-    stream
-        .write_all(upgrade_request("/real", "").as_bytes())
-        .expect("write");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let mut head = [0u8; 12];
-    let answered = stream.read_exact(&mut head);
-    drop(stream);
-    drop(silent);
+    let mut real = vec![connect(&server, "/real")]; // panics unless it gets a 101
+    server.signals().send("served").expect("send");
+    assert_eq!(real[0].recv(), "served");
+    // The silent ones are held, not dropped to make room (their 30 s are far from over).
+    assert!(
+        silent.iter().all(still_open),
+        "a silent connection was dropped"
+    );
+
+    // The cap: nine more real clients fill it, and the eleventh gets a 503.
+    real.extend((0..9).map(|_| connect(&server, "/real")));
+    let Err(refused) = try_connect(&url(&server, "/real"), &[]) else {
+        panic!("an eleventh real client got in over the cap of ten");
+    };
+    assert_eq!(refused_status(&refused), Some(503), "{refused}");
+    assert_eq!(server.metrics().snapshot().connections_refused, 1);
+    wait_until("ten clients", || {
+        server.metrics().snapshot().clients_connected == 10
+    });
+    assert!(
+        silent.iter().all(still_open),
+        "a silent connection was dropped"
+    );
+    drop((real, silent));
     server.shutdown();
-    answered.expect("an answer within 2 s");
-    assert!(head.starts_with(b"HTTP/1.1 101") || head.starts_with(b"HTTP/1.1 503"));
 }
 
 #[test]
@@ -682,12 +702,9 @@ fn at_the_pending_bound_the_oldest_silent_handshake_makes_room() {
     let mut client = connect(&server, "/real");
     server.signals().send("served").expect("send");
     assert_eq!(client.recv(), "served");
-    let oldest = &mut silent[0];
-    oldest.set_read_timeout(Some(WAIT)).expect("timeout");
-    assert!(
-        matches!(oldest.read(&mut [0u8; 8]), Ok(0) | Err(_)),
-        "the oldest silent connection was dropped to make room"
-    );
+    // The oldest was closed without a word, within WAIT: long before its 30 s were up.
+    let said = read_until_closed(&mut silent[0]);
+    assert!(said.is_empty(), "{said:?}");
     drop((client, silent));
     server.shutdown();
 }

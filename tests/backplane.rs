@@ -238,14 +238,9 @@ fn signals_cross_nodes_once_in_order_and_direct_stays_local() {
     assert!(mb
         .to_prometheus()
         .contains("signalhub_backplane_published_total"));
-    // Shutdown joins the backplane threads without waiting for a heartbeat.
-    let started = Instant::now();
-    drop((a, b, c));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    // Shutdown joins the backplane threads without waiting for a heartbeat (15 s apart,
+    // beyond WAIT).
+    within_wait("shutting the nodes down", move || drop((a, b, c)));
 }
 
 #[test]
@@ -322,12 +317,8 @@ fn a_node_starts_and_stops_without_redis() {
     a1.send_json(json!({ "message": "local" }));
     assert_eq!(a1.recv(), "local");
     assert_eq!(a2.recv(), "local");
-    let started = Instant::now();
-    a.shutdown();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "shutdown waited on Redis"
-    );
+    // It does not wait on Redis: the wait for it is bounded by WAIT.
+    within_wait("shutdown", move || a.shutdown());
 }
 
 #[test]

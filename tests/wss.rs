@@ -12,7 +12,7 @@ use signalhub::http::WebResponse;
 use signalhub::tls::Certificate;
 use signalhub::{ClientId, Endpoint, Server, ServerConfig, ServerHandle};
 use support::certs::TestCerts;
-use support::{config, WAIT};
+use support::{config, read_until_closed, WAIT};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -152,15 +152,9 @@ fn stalled_handshakes_are_dropped_without_holding_up_others() {
     let (mut client, _) = tls_connect(&server, &certs, "/");
     send(&mut client, json!({"message": "still served"}));
     assert_eq!(recv(&mut client), "still served");
+    // Both dropped: the server ends them (EOF or reset) within WAIT, not a read timeout.
     for mut stalled in [silent, half_hello] {
-        stalled.set_read_timeout(Some(WAIT)).expect("timeout");
-        let started = Instant::now();
-        let mut sink = [0u8; 64];
-        let ended = matches!(stalled.read(&mut sink), Ok(0) | Err(_));
-        assert!(
-            ended && started.elapsed() < WAIT,
-            "a stalled handshake was not dropped"
-        );
+        read_until_closed(&mut stalled);
     }
     drop(client);
     server.shutdown();

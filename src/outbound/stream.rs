@@ -239,35 +239,80 @@ impl Write for ClientStream {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::sync::mpsc;
     use std::time::Instant;
+
+    /// The longest a test here waits for anything.
+    const WAIT: Duration = Duration::from_secs(5);
 
     fn pair() -> (Arc<Link>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        server.set_read_timeout(Some(WAIT)).unwrap();
         (Arc::new(Link::new(client, None)), server)
+    }
+
+    /// Reads once from `stream` on a thread of its own, which says (before reading) which
+    /// thread it is; returns once that thread is asleep, which after that point can only be in
+    /// the read. The read's result comes on the channel.
+    fn blocked_read(mut stream: ClientStream) -> mpsc::Receiver<io::Result<(usize, u8)>> {
+        let (ready, reading) = mpsc::channel();
+        let (result, results) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = ready.send(thread_id());
+            let mut byte = [0u8; 1];
+            let _ = result.send(stream.read(&mut byte).map(|n| (n, byte[0])));
+        });
+        let tid = reading.recv_timeout(WAIT).expect("the reader starts");
+        wait_asleep(tid.as_deref());
+        results
+    }
+
+    /// The calling thread's id, as `/proc/self/task` names it (Linux).
+    fn thread_id() -> Option<String> {
+        let link = std::fs::read_link("/proc/thread-self").ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// Waits (at most [`WAIT`]) until thread `tid` is asleep. Without `/proc`, returns at once.
+    fn wait_asleep(tid: Option<&str>) {
+        let Some(tid) = tid else { return };
+        let deadline = Instant::now() + WAIT;
+        let stat = format!("/proc/self/task/{tid}/stat");
+        loop {
+            let text = std::fs::read_to_string(&stat).expect("the reader's stat");
+            // The state follows the name, which is in parentheses.
+            let state = text[text.rfind(')').expect("stat") + 1..].trim_start();
+            if state.starts_with('S') {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reader never blocked: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
     fn a_write_does_not_wait_for_a_blocked_read() {
         let (link, mut server) = pair();
-        let mut stream = ClientStream::new(link.clone());
-        let reader = std::thread::spawn(move || {
-            let mut byte = [0u8; 1];
-            stream.read(&mut byte).map(|n| (n, byte[0]))
+        let read = blocked_read(ClientStream::new(link.clone()));
+        // The write goes out while the read is blocked: the server gets it (within its read
+        // timeout) before it has sent the reader anything. A write waiting for the read
+        // would never finish.
+        let writer = std::thread::spawn({
+            let link = link.clone();
+            move || link.send(b"abc")
         });
-        std::thread::sleep(Duration::from_millis(50)); // let the reader block
-        let started = Instant::now();
-        link.send(b"abc").unwrap();
-        assert!(started.elapsed() < Duration::from_millis(500));
         let mut got = [0u8; 3];
         server.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"abc");
+        writer.join().unwrap().unwrap();
+        assert!(read.try_recv().is_err(), "the read is still blocked");
         server.write_all(b"z").unwrap();
-        assert_eq!(reader.join().unwrap().unwrap(), (1, b'z'));
+        assert_eq!(read.recv_timeout(WAIT).unwrap().unwrap(), (1, b'z'));
     }
 
     #[test]
@@ -292,11 +337,9 @@ mod tests {
     #[test]
     fn cutting_wakes_a_blocked_reader() {
         let (link, _server) = pair();
-        let mut stream = ClientStream::new(link.clone());
-        let reader = std::thread::spawn(move || stream.read(&mut [0u8; 8]));
-        std::thread::sleep(Duration::from_millis(50));
+        let read = blocked_read(ClientStream::new(link.clone()));
         link.cut();
-        assert_eq!(reader.join().unwrap().unwrap(), 0);
+        assert_eq!(read.recv_timeout(WAIT).unwrap().unwrap().0, 0);
         assert!(link.send(b"x").is_err());
     }
 }

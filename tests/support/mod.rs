@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod http;
+pub mod threads;
 
 use std::io;
 use std::net::TcpStream;
@@ -166,6 +167,24 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `call` on a thread of its own and returns what it returns; panics if it has not
+/// returned within [`WAIT`]. For calls that must not block (a shutdown, a disconnect): a hang
+/// fails the test instead of stalling it. The bound only limits the wait; it says nothing of
+/// how fast the call is.
+pub fn within_wait<T: Send + 'static>(what: &str, call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, returned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(call());
+    });
+    match returned.recv_timeout(WAIT) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not return within {WAIT:?}")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
     }
 }
 

@@ -321,20 +321,22 @@ impl Door {
 
     fn accept_all(&mut self) {
         loop {
-            match self.room(Instant::now()) {
-                Room::Free => {}
-                Room::Evict(key) => {
-                    if let Some(oldest) = self.conns.remove(&key) {
-                        log::debug!("dropping {}: too many pending handshakes", oldest.peer);
-                    }
-                }
+            let evict = match self.room(Instant::now()) {
+                Room::Free => None,
+                Room::Evict(key) => Some(key),
                 Room::Full(_) => return,
-            }
+            };
             if self.accept_paused_until.is_some() {
                 return;
             }
             match self.socket.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => {
+                    // The oldest makes room only for a connection that is really there.
+                    if let Some(oldest) = evict.and_then(|key| self.conns.remove(&key)) {
+                        log::debug!("dropping {}: too many pending handshakes", oldest.peer);
+                    }
+                    self.admit(stream, peer);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_out_of_files(&e) => {
                     log::warn!(

@@ -539,12 +539,16 @@ impl FanOut {
         let idle_limit = self.keepalive.idle_timeout.map(|d| d.as_millis() as u64);
         let send_ping = self.keepalive.ping_interval.is_some();
         for receiver in self.registry.values_mut() {
+            if receiver.closed {
+                continue; // closing already (idle, or its close is out): counted once
+            }
             if idle_limit.is_some_and(|limit| receiver.sink.idle_millis() > limit) {
                 log::debug!(
                     "closing a client idle for {} ms",
                     receiver.sink.idle_millis()
                 );
                 receiver.sink.close(Some(1001), "idle timeout");
+                receiver.closed = true;
                 self.metrics.disconnected(Disconnect::Idle);
             } else if send_ping {
                 receiver.sink.send_frames(&[&ping]);
