@@ -72,9 +72,9 @@ pub(crate) struct Shared {
 /// server.endpoint(Endpoint::ws("127.0.0.1:0"))?;
 /// // Pode's [date] route: reply with the time, everything else goes where the client asked.
 /// server.route("/messages", |event| {
-///     let mut message = event.data.message.clone();
+///     let message = &event.data.message;
 ///     if message.as_str().is_some_and(|m| m.eq_ignore_ascii_case("[date]")) {
-///         message = format!("{:?}", std::time::SystemTime::now()).into();
+///         return event.send(httpdate::fmt_http_date(std::time::SystemTime::now()));
 ///     }
 ///     event.send(message)
 /// })?;
