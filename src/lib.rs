@@ -43,7 +43,7 @@
 //! }
 //! ```
 // One unsafe call in the crate: glibc's malloc_trim, returning free memory after a burst of
-// connections (src/server/memory.rs, measured there). Everything else is safe Rust.
+// connections (src/server/memory.rs; why in docs/PERFORMANCE.md). Everything else is safe Rust.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 

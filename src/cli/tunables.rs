@@ -16,27 +16,16 @@
 //!
 //! Why: a server whose connections come and go leaves glibc holding memory it no longer
 //! uses, and `malloc_trim` (which the server calls after a burst) cannot reach most of it.
-//! Measured with `make soak`'s load for 40 s (500 steady clients, 2,000 churning), end RSS
-//! over start RSS:
 //!
-//! | settings | end / start |
-//! |---|---|
-//! | glibc's defaults | 1.37 |
-//! | no thread-stack cache | 1.19 |
-//! | that, one arena, then `malloc_trim` | 1.11 |
-//! | that, and no per-thread cache (these settings) | 1.05 |
-//!
-//! - `glibc.pthread.stack_cache_size=0`: glibc keeps up to 40 MiB of exited threads' stacks,
-//!   and each cached stack keeps 8 KiB resident (its thread descriptor and TLS): 80 stacks
-//!   of 512 KiB, 640 KiB, after churn.
+//! - `glibc.pthread.stack_cache_size=0`: glibc keeps exited threads' stacks for reuse, and
+//!   each cached stack keeps its thread descriptor and TLS resident.
 //! - `glibc.malloc.arena_max=1`: `malloc_trim` returns free pages from the middle of the main
 //!   heap, but never the top of another arena's heap, where most churn memory ended up.
 //! - `glibc.malloc.tcache_count=0`: each long-lived thread (fan-out, listener, drain) caches
-//!   up to 7 freed chunks per size; after churn they held about 450 each, scattered over
-//!   pages that otherwise would have been returned.
+//!   freed chunks per size, scattered over pages that otherwise would have been returned.
 //!
-//! Speed did not suffer: in the same `shared/bench` run (3 rounds, medians) fan-out to 1000
-//! clients went from 0.78 M to 0.91 M deliveries/s and direct round trips from 85 k to 88 k/s.
+//! What each setting saved, and that speed did not suffer, is measured in
+//! `docs/PERFORMANCE.md` ("Measurements behind choices").
 
 use std::ffi::OsString;
 

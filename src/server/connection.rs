@@ -3,8 +3,8 @@
 //! The loop stays shallow (the handshake happened on the listener thread) because a thread's
 //! stack stays resident at its deepest use. For the same reason what runs per message, at the
 //! start and at the end is kept out of line (`#[inline(never)]`): inlined into the read loop,
-//! its locals made one 5 KiB frame under every blocking read, 12 instead of 8 KiB of stack
-//! resident per idle connection. The thread only ever blocks in `read`; everything
+//! its locals would sit in one big frame under every blocking read, resident for every idle
+//! connection (docs/PERFORMANCE.md). The thread only ever blocks in `read`; everything
 //! it writes (pongs, close frames) goes through the [`Outbox`] without blocking.
 
 use std::io::{self, Read, Write};

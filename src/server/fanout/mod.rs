@@ -28,8 +28,8 @@ use crate::ClientId;
 pub(crate) const MAX_BATCH: usize = 256;
 
 /// Commands that may wait for the fan-out thread before senders block: four full batches.
-/// A bounded channel allocates and initialises every slot at once (about 80 bytes each), so
-/// this is memory from the start: 16,384 slots were 1.3 MiB of the binary's RSS.
+/// A bounded channel allocates and initialises every slot at once, so this is resident from
+/// the start; kept small for that (docs/PERFORMANCE.md).
 pub(crate) const COMMAND_QUEUE: usize = 4 * MAX_BATCH;
 
 /// A signal on its way: the encoded frame and its receivers.
@@ -130,8 +130,8 @@ impl Keepalive {
 const QUEUED_KEEP: usize = 8;
 
 /// Batches reaching fewer receivers are written by this thread alone (handing work over
-/// costs a wake-up and a pass over 100 receivers is short: sharing it made fan-out to 100
-/// clients 10% slower), unless a writer still has work queued for some of them.
+/// costs a wake-up, more than a short pass; docs/PERFORMANCE.md), unless a writer still has
+/// work queued for some of them.
 const SHARE_MIN_RECEIVERS: usize = 256;
 
 /// The longest [`FanOut::gather`] waits for more signals before a big pass...
