@@ -21,9 +21,10 @@
 //! and log once when Redis is back.
 //!
 //! Wire format of one message (binary, big-endian):
-//! `b"SHB1"`, node id (16 bytes), kind (1 byte: 0 all, 1 path, 2 client, 3 wake-up),
-//! opcode (1 byte: 1 text, 2 binary), target length (u16) and target (the path, or the
-//! client id as text), then the frame's payload (the bytes receivers get).
+//! `b"SHB1"`, node id (16 bytes), kind (1 byte: 0 all, 1 path, 2 client, 3 wake-up, 4 group,
+//! 5 user, 6 list of clients), opcode (1 byte: 1 text, 2 binary), target length (u16) and
+//! target (the path, the client id as text, the group, the user id, or the listed client
+//! ids as 16 big-endian bytes each), then the frame's payload (the bytes receivers get).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -61,6 +62,12 @@ const KIND_PATH: u8 = 1;
 const KIND_CLIENT: u8 = 2;
 /// Sent by a stopping node to itself, to unblock its subscriber.
 const KIND_WAKE: u8 = 3;
+const KIND_GROUP: u8 = 4;
+const KIND_USER: u8 = 5;
+const KIND_CLIENTS: u8 = 6;
+
+/// The most client ids one message lists (its target length is a u16).
+pub(crate) const MAX_LISTED: usize = u16::MAX as usize / 16;
 
 /// Where a server shares its signals with other nodes: a Redis server and a cluster name.
 /// Set it in [`ServerConfig::backplane`](crate::ServerConfig::backplane).
@@ -519,13 +526,25 @@ fn encode(buf: &mut Vec<u8>, node: &[u8; 16], target: &Target, frame: &Frame) ->
     if !matches!(opcode, OPCODE_TEXT | OPCODE_BINARY) {
         return false;
     }
-    let client;
+    let owned: Vec<u8>;
     let (kind, target): (u8, &[u8]) = match target {
         Target::All => (KIND_ALL, b""),
         Target::Path(path) => (KIND_PATH, path.as_bytes()),
         Target::Client(id) => {
-            client = id.to_string();
-            (KIND_CLIENT, client.as_bytes())
+            owned = id.to_string().into_bytes();
+            (KIND_CLIENT, &owned)
+        }
+        Target::Clients(ids) => {
+            owned = ids
+                .iter()
+                .flat_map(|id| id.as_u128().to_be_bytes())
+                .collect();
+            (KIND_CLIENTS, &owned)
+        }
+        Target::User(user) => (KIND_USER, user.as_bytes()),
+        // A client's group message is checked (the sender is a member) before it is offered.
+        Target::Group(group) | Target::GroupOfSender { group, .. } => {
+            (KIND_GROUP, group.as_bytes())
         }
     };
     let Ok(target_len) = u16::try_from(target.len()) else {
@@ -567,6 +586,15 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         KIND_ALL if target.is_empty() => Target::All,
         KIND_PATH => Target::Path(std::str::from_utf8(target).ok()?.to_owned()),
         KIND_CLIENT => Target::Client(std::str::from_utf8(target).ok()?.parse().ok()?),
+        KIND_GROUP => Target::Group(std::str::from_utf8(target).ok()?.to_owned()),
+        KIND_USER => Target::User(std::str::from_utf8(target).ok()?.to_owned()),
+        KIND_CLIENTS if target.len() % 16 == 0 => {
+            let ids = target.chunks_exact(16).map(|bytes| {
+                let bytes: [u8; 16] = bytes.try_into().unwrap_or_default();
+                ClientId::from_u128(u128::from_be_bytes(bytes))
+            });
+            Target::clients(ids.collect())
+        }
         KIND_WAKE => return Some(Decoded::Wake),
         _ => return None,
     };
@@ -613,6 +641,12 @@ mod tests {
             Frame::binary(&[1u8; 70_000]),
         );
         round_trip(Target::All, Frame::text(b""));
+        round_trip(Target::Group("ops".into()), Frame::text(b"g"));
+        round_trip(Target::User("alice".into()), Frame::binary(b"u"));
+        round_trip(
+            Target::clients((0..MAX_LISTED).map(|_| ClientId::random()).collect()),
+            Frame::text(b"many"),
+        );
     }
 
     #[test]

@@ -30,6 +30,12 @@ impl ClientId {
     pub fn as_u128(self) -> u128 {
         self.0
     }
+
+    /// The id with this number (backplane messages carry ids as numbers).
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_u128(n: u128) -> ClientId {
+        ClientId(n)
+    }
 }
 
 impl fmt::Display for ClientId {

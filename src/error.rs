@@ -37,6 +37,8 @@ pub enum Error {
     NotRunning,
     /// `Mode::Direct` was used outside a signal route, where there is no sender to reply to.
     DirectOutsideRoute,
+    /// A close code a server may not send (`Signals::disconnect`).
+    InvalidCloseCode(u16),
     /// A value could not be serialized to JSON.
     Json(serde_json::Error),
     /// The server stopped by itself because a part of it it cannot do without failed: the
@@ -134,6 +136,9 @@ impl fmt::Display for Error {
             Error::NotRunning => f.write_str("the server is not running"),
             Error::DirectOutsideRoute => {
                 f.write_str("direct mode needs a signal route's event to know the sender")
+            }
+            Error::InvalidCloseCode(code) => {
+                write!(f, "{code} is not a close code a server may send")
             }
             Error::Json(_) => f.write_str("value cannot be serialized to json"),
             Error::ServerFailed(part) => {

@@ -1,7 +1,8 @@
 //! What user code is handed: connected clients and the signals they send.
 
+use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -89,6 +90,86 @@ pub struct ClientInfo {
     /// The subprotocol agreed on in the handshake (the first of the server's that the client
     /// offered), if any.
     pub subprotocol: Option<String>,
+    /// The user id the [`authorize`](crate::Server::authorize) hook gave it, if any: sends
+    /// to this user reach all of that user's connections.
+    pub user: Option<String>,
+    /// When its upgrade was accepted.
+    pub connected_at: SystemTime,
+    /// What the authorize hook attached to it.
+    pub(crate) data: Option<ClientData>,
+    /// Its groups now, kept by the fan-out thread as it applies joins and leaves.
+    pub(crate) groups: Arc<GroupList>,
+}
+
+#[cfg(test)]
+impl ClientInfo {
+    /// A client on `path` of `user`, in `groups`, from 127.0.0.1, for tests without sockets.
+    pub(crate) fn for_tests(
+        id: ClientId,
+        path: &str,
+        user: Option<&str>,
+        groups: &[&str],
+    ) -> Arc<ClientInfo> {
+        let address: SocketAddr = ([127, 0, 0, 1], 1).into();
+        Arc::new(ClientInfo {
+            id,
+            path: path.to_owned(),
+            endpoint: Arc::new(EndpointInfo {
+                name: "ws".into(),
+                address,
+                protocol: Protocol::Ws,
+            }),
+            remote_addr: address,
+            headers: Pairs::default(),
+            query: Pairs::default(),
+            subprotocol: None,
+            user: user.map(str::to_owned),
+            connected_at: SystemTime::now(),
+            data: None,
+            groups: Arc::new(GroupList::new(
+                groups.iter().map(|g| g.to_string()).collect(),
+            )),
+        })
+    }
+}
+
+/// What an authorize hook attached to a connection, of the hook's own type.
+#[derive(Clone)]
+pub(crate) struct ClientData(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl std::fmt::Debug for ClientData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientData(..)")
+    }
+}
+
+/// A client's groups as handlers see them. Only the fan-out thread writes it, in step with
+/// the registry (which routes by it), so a handler sees every join and leave routed before
+/// the message it is handling.
+#[derive(Debug, Default)]
+pub(crate) struct GroupList(Mutex<Vec<String>>);
+
+impl GroupList {
+    pub(crate) fn new(groups: Vec<String>) -> GroupList {
+        GroupList(Mutex::new(groups))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a join (once).
+    pub(crate) fn join(&self, group: &str) {
+        let mut groups = self.lock();
+        if !groups.iter().any(|g| g == group) {
+            groups.push(group.to_owned());
+        }
+    }
+
+    /// Notes a leave.
+    pub(crate) fn leave(&self, group: &str) {
+        self.lock().retain(|g| g != group);
+    }
 }
 
 impl ClientInfo {
@@ -100,6 +181,38 @@ impl ClientInfo {
     /// The first query parameter with this name (case-sensitive, as in URLs).
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name)
+    }
+
+    /// The groups it is in now, in the order joined.
+    pub fn groups(&self) -> Vec<String> {
+        self.groups.lock().clone()
+    }
+
+    /// Whether it is in `group` now.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.lock().iter().any(|g| g == group)
+    }
+
+    /// What the [`authorize`](crate::Server::authorize) hook attached with
+    /// [`Accepted::data`](crate::auth::Accepted::data), if it is a `T`.
+    ///
+    /// ```
+    /// use signalhub::auth::{Accepted, UpgradeRequest};
+    ///
+    /// struct Account { plan: &'static str }
+    ///
+    /// let mut server = signalhub::Server::new();
+    /// server.authorize(|_request: &UpgradeRequest| {
+    ///     Ok(Accepted::user("alice").data(Account { plan: "pro" }))
+    /// });
+    /// server.on_connect("*", |client| {
+    ///     if let Some(account) = client.data::<Account>() {
+    ///         log::info!("{} is on the {} plan", client.id, account.plan);
+    ///     }
+    /// });
+    /// ```
+    pub fn data<T: Any>(&self) -> Option<&T> {
+        self.data.as_ref()?.0.downcast_ref()
     }
 }
 
@@ -146,7 +259,8 @@ impl MessageEvent<'_> {
     }
 }
 
-/// What a client's message said: `{"message": ..., "path": ..., "clientId": ..., "direct": ...}`.
+/// What a client's message said: `{"message": ..., "path": ..., "clientId": ..., "group": ...,
+/// "direct": ...}`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SignalData {
@@ -159,6 +273,9 @@ pub struct SignalData {
     pub path: Option<String>,
     /// The client id the client asked to send to, if any (as sent: it may name nobody).
     pub client_id: Option<String>,
+    /// The group the client asked to send to, if any (reached only when the client is a
+    /// member).
+    pub group: Option<String>,
     /// Whether the client asked for the message to come back to itself only.
     pub direct: bool,
 }
@@ -204,7 +321,8 @@ impl SignalEvent {
     }
 
     /// Sends `value` with [`Mode::Auto`](crate::Mode::Auto): to the event's `clientId` if it
-    /// gave one, else to its `path`, else to everyone; to the sender alone when the event said
+    /// gave one, else to its `group` (if the sender is a member), else to its `path`, else to
+    /// everyone; to the sender alone when the event said
     /// `direct` or named the sender's own id. A string goes out raw, `null` or `""` sends nothing.
     pub fn send(&self, value: impl Serialize) -> Result<()> {
         self.send_with(value, &SendOptions::default())

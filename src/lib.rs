@@ -47,6 +47,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 #[cfg(feature = "redis")]
 mod backplane;
 mod client_id;
@@ -56,6 +57,7 @@ pub mod http;
 pub mod metrics;
 pub mod outbound;
 mod pairs;
+mod presence;
 mod protocol;
 mod random;
 pub mod schedule;
@@ -73,6 +75,7 @@ pub use event::{
     ClientInfo, EndpointInfo, MessageEvent, Protocol, RawMessage, SignalData, SignalEvent,
 };
 pub use pairs::{Pairs, PairsIter};
+pub use presence::{Presence, PresenceFilter};
 pub use server::config::{default_max_connections, Endpoint, Tuning};
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use signals::{Mode, SendOptions, Signals};

@@ -32,16 +32,19 @@ pub(crate) enum Disconnect {
     TooBig,
     /// Closed with 1001: silent for longer than the idle timeout.
     Idle,
+    /// Closed by the server's own choice ([`Signals::disconnect`](crate::Signals::disconnect)).
+    Server,
 }
 
 impl Disconnect {
-    const ALL: [Disconnect; 6] = [
+    const ALL: [Disconnect; 7] = [
         Disconnect::Normal,
         Disconnect::Abrupt,
         Disconnect::ProtocolError,
         Disconnect::InvalidUtf8,
         Disconnect::TooBig,
         Disconnect::Idle,
+        Disconnect::Server,
     ];
 }
 
@@ -52,7 +55,11 @@ pub(crate) struct Counters {
     /// Client messages that were not understood (not a JSON object with `message`, ...).
     pub(crate) messages_ignored: AtomicU64,
     /// Departures by [`Disconnect`] (its index in [`Disconnect::ALL`]).
-    disconnects: [AtomicU64; 6],
+    disconnects: [AtomicU64; 7],
+    /// Client messages to a group the sender is not in (dropped).
+    pub(crate) group_messages_refused: AtomicU64,
+    /// Upgrades the authorize hook refused.
+    pub(crate) connections_unauthorized: AtomicU64,
     pub(crate) signals_sent: AtomicU64,
     pub(crate) frames_delivered: AtomicU64,
     pub(crate) clients_dropped_slow: AtomicU64,
@@ -105,6 +112,8 @@ impl Counters {
             clients_by_path: by_path,
             messages_received: self.messages_received.load(Ordering::Relaxed),
             messages_ignored: self.messages_ignored.load(Ordering::Relaxed),
+            group_messages_refused: self.group_messages_refused.load(Ordering::Relaxed),
+            connections_unauthorized: self.connections_unauthorized.load(Ordering::Relaxed),
             disconnects: Disconnects {
                 normal: self.count(Disconnect::Normal),
                 abrupt: self.count(Disconnect::Abrupt),
@@ -112,6 +121,7 @@ impl Counters {
                 invalid_utf8: self.count(Disconnect::InvalidUtf8),
                 message_too_big: self.count(Disconnect::TooBig),
                 idle: self.count(Disconnect::Idle),
+                server: self.count(Disconnect::Server),
                 slow: self.clients_dropped_slow.load(Ordering::Relaxed),
             },
             signals_sent: self.signals_sent.load(Ordering::Relaxed),
@@ -152,6 +162,9 @@ pub struct Disconnects {
     pub message_too_big: u64,
     /// Closed with 1001: silent for longer than `idle_timeout`.
     pub idle: u64,
+    /// Closed by the server's own choice, with the code it gave
+    /// ([`Signals::disconnect`](crate::Signals::disconnect)).
+    pub server: u64,
     /// Closed with 1008: they did not read fast enough (the same as
     /// [`MetricsSnapshot::clients_dropped_slow`]).
     pub slow: u64,
@@ -159,7 +172,7 @@ pub struct Disconnects {
 
 impl Disconnects {
     /// Each reason with its Prometheus label.
-    fn labelled(&self) -> [(&'static str, u64); 7] {
+    fn labelled(&self) -> [(&'static str, u64); 8] {
         [
             ("normal", self.normal),
             ("abrupt", self.abrupt),
@@ -167,6 +180,7 @@ impl Disconnects {
             ("invalid_utf8", self.invalid_utf8),
             ("message_too_big", self.message_too_big),
             ("idle", self.idle),
+            ("server", self.server),
             ("slow", self.slow),
         ]
     }
@@ -207,6 +221,11 @@ pub struct MetricsSnapshot {
     /// Client messages ignored because they were not understood (not a JSON object with a
     /// `message`, a key of the wrong type, ...); the client stays connected.
     pub messages_ignored: u64,
+    /// Client messages naming a group the sender is not in: dropped, the client stays
+    /// connected.
+    pub group_messages_refused: u64,
+    /// WebSocket upgrades the [`authorize`](crate::Server::authorize) hook refused.
+    pub connections_unauthorized: u64,
     /// Clients that have left, by why.
     pub disconnects: Disconnects,
     /// Signals routed by the fan-out thread (one per send, whatever the number of receivers).
@@ -267,6 +286,18 @@ impl MetricsSnapshot {
             "counter",
             "Client messages ignored as not understood.",
             self.messages_ignored,
+        );
+        metric(
+            "signalhub_group_messages_refused_total",
+            "counter",
+            "Client messages to a group the sender is not in.",
+            self.group_messages_refused,
+        );
+        metric(
+            "signalhub_connections_unauthorized_total",
+            "counter",
+            "WebSocket upgrades refused by the authorize hook.",
+            self.connections_unauthorized,
         );
         metric(
             "signalhub_signals_sent_total",

@@ -4,16 +4,18 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
 use crate::event::SignalEvent;
+use crate::presence::{Presence, PresenceFilter};
 use crate::protocol::{resolve_target, EventTargets, Frame, Target};
-use crate::server::{Command, Outgoing, COMMAND_QUEUE};
+use crate::server::{Command, Disconnection, Outgoing, COMMAND_QUEUE};
 use crate::{ClientId, Error, Result};
 
 /// How a signal picks its receivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// `client_id` if given, else `path`, else everyone. Inside a signal route, unset targets
-    /// default to the event's data and the signal goes to the sender alone when the event says
-    /// `direct` or names the sender's own id.
+    /// Client ids if given, else a user, else a group, else a path, else everyone (see
+    /// [`SendOptions`]). Inside a signal route, unset targets default to the event's data
+    /// (a `group` the client named reaches it only if the client is a member) and the signal
+    /// goes to the sender alone when the event says `direct` or names the sender's own id.
     #[default]
     Auto,
     /// Like `Auto` but never takes anything from the event.
@@ -24,19 +26,34 @@ pub enum Mode {
 
 /// Targeting for [`Signals::send_with`] and [`SignalEvent::send_with`].
 ///
+/// A send goes to the clients it names: client ids if any are given, else a user's
+/// connections, else a group's members, else a path's clients, else everyone. Paths compare
+/// case-insensitively; user ids and group names are compared exactly.
+///
 /// ```
-/// use signalhub::{Mode, SendOptions};
+/// use signalhub::{ClientId, Mode, SendOptions};
 /// let to_path = SendOptions::new().path("/response-times");
+/// let to_ops = SendOptions::new().group("ops");
+/// let to_alice = SendOptions::new().user("alice"); // every connection of hers
 /// let everyone = SendOptions::new().mode(Mode::Broadcast);
-/// # let _ = (to_path, everyone);
+/// let two = SendOptions::new().client_ids([ClientId::random(), ClientId::random()]);
+/// # let _ = (to_path, to_ops, to_alice, everyone, two);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SendOptions {
     /// Send to the clients connected on this path (case-insensitive).
     pub path: Option<String>,
-    /// Send to this client only; `path` is then ignored.
+    /// Send to this client only (with [`client_ids`](SendOptions::client_ids): to all of
+    /// them); every other target is then ignored.
     pub client_id: Option<ClientId>,
+    /// Send to these clients (each once); every other target is then ignored.
+    pub client_ids: Vec<ClientId>,
+    /// Send to every connection of this user id (see [`Accepted::user`](crate::Accepted));
+    /// `group` and `path` are then ignored.
+    pub user: Option<String>,
+    /// Send to the members of this group; `path` is then ignored.
+    pub group: Option<String>,
     /// How receivers are picked.
     pub mode: Mode,
     /// Inside a signal route: do not default targets from the event.
@@ -58,6 +75,24 @@ impl SendOptions {
     /// Targets one client.
     pub fn client_id(mut self, id: ClientId) -> SendOptions {
         self.client_id = Some(id);
+        self
+    }
+
+    /// Targets these clients, each once (with [`client_id`](SendOptions::client_id) too).
+    pub fn client_ids(mut self, ids: impl IntoIterator<Item = ClientId>) -> SendOptions {
+        self.client_ids.extend(ids);
+        self
+    }
+
+    /// Targets every connection of a user.
+    pub fn user(mut self, user: impl Into<String>) -> SendOptions {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Targets the members of a group.
+    pub fn group(mut self, group: impl Into<String>) -> SendOptions {
+        self.group = Some(group.into());
         self
     }
 
@@ -166,7 +201,80 @@ impl Signals {
 
     /// Queues a signal for the fan-out thread; [`Error::NotRunning`] once the server is gone.
     fn send_frame(&self, outgoing: Outgoing) -> Result<()> {
-        (self.commands.send(Command::Signal(outgoing))).map_err(|_| Error::NotRunning)
+        self.command(Command::Signal(outgoing))
+    }
+
+    fn command(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::NotRunning)
+    }
+
+    /// Puts client `id` in `group` (names compare exactly). Signals to the group sent after
+    /// this (from any thread, once this returns) reach it; joining twice changes nothing, and
+    /// an id not connected to this server is ignored.
+    ///
+    /// ```no_run
+    /// # fn main() -> signalhub::Result<()> {
+    /// use signalhub::{SendOptions, Server};
+    /// let mut server = Server::new();
+    /// let signals = server.signals();
+    /// server.route("/rooms", move |event| {
+    ///     if let Some(room) = event.data.message["join"].as_str() {
+    ///         event.signals().join(event.client_id(), room)?;
+    ///         return event.signals().send_with("someone joined", &SendOptions::new().group(room));
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # let _ = signals;
+    /// # Ok(()) }
+    /// ```
+    pub fn join(&self, id: ClientId, group: impl Into<String>) -> Result<()> {
+        self.command(Command::Join(id, group.into()))
+    }
+
+    /// Takes client `id` out of `group`; a client not in it (or not connected) is ignored.
+    pub fn leave(&self, id: ClientId, group: impl Into<String>) -> Result<()> {
+        self.command(Command::Leave(id, group.into()))
+    }
+
+    /// Closes client `id` with close `code` and `reason`, after the signals routed to it
+    /// before; returns whether it was connected to this server (on any node's server with
+    /// the backplane, only its own clients are found). The code must be one a server may
+    /// send (1000-1003, 1007-1014 or 3000-4999; else [`Error::InvalidCloseCode`]); the reason
+    /// is cut to the 123 bytes a close frame holds. Waits for the fan-out thread's answer.
+    pub fn disconnect(&self, id: ClientId, code: u16, reason: &str) -> Result<bool> {
+        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+            return Err(Error::InvalidCloseCode(code));
+        }
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (found, answer) = crossbeam_channel::bounded(1);
+        self.command(Command::Disconnect(Disconnection {
+            id,
+            code,
+            reason: reason[..end].to_owned(),
+            found,
+        }))?;
+        answer.recv().map_err(|_| Error::NotRunning)
+    }
+
+    /// Who is connected to this server now, as `filter` picks (with the backplane: this
+    /// node's clients only). Waits for the fan-out thread's answer.
+    ///
+    /// ```no_run
+    /// # fn main() -> signalhub::Result<()> {
+    /// use signalhub::PresenceFilter;
+    /// # let signals = signalhub::Server::new().signals();
+    /// for client in signals.presence(&PresenceFilter::new().group("ops"))? {
+    ///     println!("{} ({:?}) since {:?}", client.client_id, client.user, client.connected_at);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn presence(&self, filter: &PresenceFilter) -> Result<Vec<Presence>> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.command(Command::Presence(filter.clone(), reply))?;
+        answer.recv().map_err(|_| Error::NotRunning)
     }
 }
 
@@ -176,6 +284,7 @@ impl<'a> From<&'a SignalEvent> for EventTargets<'a> {
             sender: event.client.id,
             path: event.data.path.as_deref(),
             client_id: event.data.client_id.as_deref(),
+            group: event.data.group.as_deref(),
             direct: event.data.direct,
         }
     }

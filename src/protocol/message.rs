@@ -1,7 +1,7 @@
 //! What a client sends, and what its receivers get (SPEC 3, 5).
 //!
 //! A client sends a text frame holding a JSON object such as
-//! `{"message": ..., "path": "/x", "clientId": "...", "direct": true}`; keys
+//! `{"message": ..., "path": "/x", "clientId": "...", "group": "ops", "direct": true}`; keys
 //! match ASCII case-insensitively and only `message` is required. Receivers get
 //! a string message as its unescaped text and any other value as compact JSON;
 //! `null` and `""` send nothing.
@@ -24,6 +24,8 @@ pub(crate) struct ClientMessage<'a> {
     pub(crate) path: Option<String>,
     /// The client id to send to, if given.
     pub(crate) client_id: Option<String>,
+    /// The group to send to, if given (reached only when the sender is a member).
+    pub(crate) group: Option<String>,
     /// Whether the signal goes straight back to the sender only.
     pub(crate) direct: bool,
 }
@@ -96,13 +98,21 @@ enum Field {
     Path,
     /// `clientId`
     ClientId,
+    /// `group`
+    Group,
     /// `direct`
     Direct,
 }
 
 impl Field {
     /// Every known field, for key lookup.
-    const ALL: [Field; 4] = [Field::Message, Field::Path, Field::ClientId, Field::Direct];
+    const ALL: [Field; 5] = [
+        Field::Message,
+        Field::Path,
+        Field::ClientId,
+        Field::Group,
+        Field::Direct,
+    ];
 
     /// The canonical spelling of the key.
     fn name(self) -> &'static str {
@@ -110,6 +120,7 @@ impl Field {
             Field::Message => "message",
             Field::Path => "path",
             Field::ClientId => "clientId",
+            Field::Group => "group",
             Field::Direct => "direct",
         }
     }
@@ -155,6 +166,8 @@ struct RawFields<'a> {
     path: Option<&'a RawValue>,
     /// Raw `clientId` value.
     client_id: Option<&'a RawValue>,
+    /// Raw `group` value.
+    group: Option<&'a RawValue>,
     /// Raw `direct` value.
     direct: Option<&'a RawValue>,
     /// The first known key seen twice, if any.
@@ -168,6 +181,7 @@ impl<'a> RawFields<'a> {
             Field::Message => &mut self.message,
             Field::Path => &mut self.path,
             Field::ClientId => &mut self.client_id,
+            Field::Group => &mut self.group,
             Field::Direct => &mut self.direct,
         }
     }
@@ -192,6 +206,7 @@ impl<'a> RawFields<'a> {
             message,
             path: optional_typed(self.path, Field::Path)?,
             client_id: optional_typed(self.client_id, Field::ClientId)?,
+            group: optional_typed(self.group, Field::Group)?,
             direct: optional_typed(self.direct, Field::Direct)?.unwrap_or(false),
         })
     }

@@ -1,6 +1,8 @@
 //! Who receives a signal, and how a send's options and the event it answers pick them
 //! (SPEC 4, 8).
 
+use std::sync::Arc;
+
 use crate::signals::{Mode, SendOptions};
 use crate::{ClientId, Error, Result};
 
@@ -13,6 +15,24 @@ pub(crate) enum Target {
     Path(String),
     /// One client.
     Client(ClientId),
+    /// Several clients, each once (see [`Target::clients`]).
+    Clients(Arc<[ClientId]>),
+    /// Every connection of this user id.
+    User(String),
+    /// Every member of this group.
+    Group(String),
+    /// A group a client named in its own message: its members, but only when that client
+    /// (the sender) is one of them; nobody otherwise.
+    GroupOfSender { group: String, sender: ClientId },
+}
+
+impl Target {
+    /// The clients with these ids, each once however often it is listed.
+    pub(crate) fn clients(mut ids: Vec<ClientId>) -> Target {
+        ids.sort_unstable();
+        ids.dedup();
+        Target::Clients(ids.into())
+    }
 }
 
 /// The parts of an event that targeting looks at.
@@ -21,10 +41,16 @@ pub(crate) struct EventTargets<'a> {
     pub(crate) sender: ClientId,
     pub(crate) path: Option<&'a str>,
     pub(crate) client_id: Option<&'a str>,
+    pub(crate) group: Option<&'a str>,
     pub(crate) direct: bool,
 }
 
 /// Where a signal goes (SPEC 8), or `None` when it names nobody (an id that is not a GUID).
+///
+/// The send's own targets come first, then (in mode `Auto`, inside a signal route) the
+/// event's; of those, client ids beat a user, a user beats a group, a group beats a path,
+/// and with none of them it goes to everyone. A group taken from the event was named by the
+/// client: it reaches the group only if the client is a member.
 pub(crate) fn resolve_target(
     options: &SendOptions,
     event: Option<EventTargets<'_>>,
@@ -35,37 +61,51 @@ pub(crate) fn resolve_target(
             None => Err(Error::DirectOutsideRoute),
         };
     }
+    if let Some(target) = explicit_target(options) {
+        return Ok(Some(target));
+    }
     let event = event.filter(|_| options.mode == Mode::Auto && !options.ignore_event);
     let Some(event) = event else {
-        return Ok(Some(explicit_target(
-            options.client_id,
-            options.path.as_deref(),
-        )));
+        return Ok(Some(match &options.path {
+            Some(path) => Target::Path(path.to_lowercase()),
+            None => Target::All,
+        }));
     };
     if event.direct {
         return Ok(Some(Target::Client(event.sender)));
     }
-    let client_id = match (options.client_id, event.client_id) {
-        (Some(id), _) => Some(id),
-        (None, Some(text)) => match text.parse::<ClientId>() {
-            Ok(id) => Some(id),
-            Err(_) => return Ok(None),
-        },
-        (None, None) => None,
-    };
-    if client_id == Some(event.sender) {
-        return Ok(Some(Target::Client(event.sender)));
+    if let Some(text) = event.client_id {
+        return Ok(match text.parse::<ClientId>() {
+            Ok(id) => Some(Target::Client(id)),
+            Err(_) => None,
+        });
+    }
+    if let Some(group) = event.group {
+        return Ok(Some(Target::GroupOfSender {
+            group: group.to_owned(),
+            sender: event.sender,
+        }));
     }
     let path = options.path.as_deref().or(event.path);
-    Ok(Some(explicit_target(client_id, path)))
+    Ok(Some(match path {
+        Some(path) => Target::Path(path.to_lowercase()),
+        None => Target::All,
+    }))
 }
 
-fn explicit_target(client_id: Option<ClientId>, path: Option<&str>) -> Target {
-    match (client_id, path) {
-        (Some(id), _) => Target::Client(id),
-        (None, Some(path)) => Target::Path(path.to_lowercase()),
-        (None, None) => Target::All,
+/// The targets a send names itself, beyond a path: client ids, a user or a group.
+fn explicit_target(options: &SendOptions) -> Option<Target> {
+    let mut ids = options.client_ids.clone();
+    ids.extend(options.client_id);
+    match ids.len() {
+        0 => {}
+        1 => return Some(Target::Client(ids[0])),
+        _ => return Some(Target::clients(ids)),
     }
+    if let Some(user) = &options.user {
+        return Some(Target::User(user.clone()));
+    }
+    options.group.clone().map(Target::Group)
 }
 
 #[cfg(test)]
@@ -81,6 +121,7 @@ mod tests {
             sender,
             path: None,
             client_id: None,
+            group: None,
             direct: false,
         }
     }

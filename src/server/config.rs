@@ -48,6 +48,10 @@ pub struct ServerConfig {
     /// [`ClientInfo::subprotocol`](crate::ClientInfo::subprotocol); with none in common, or
     /// none offered, the connection is accepted without one (RFC 6455). Default: none.
     pub subprotocols: Vec<String>,
+    /// Most [`authorize`](crate::Server::authorize) hooks running at once (each on its
+    /// connection's thread); further upgrades wait for one to finish, and get `503` if
+    /// their `handshake_timeout` passes first. Default 64.
+    pub max_authorizing: usize,
     /// `Origin` values allowed to connect (compared case-insensitively); others get `403`.
     /// `None` (the default, as in Pode) allows every origin.
     pub allowed_origins: Option<Vec<String>>,
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             max_request_head: 8 << 10,
             max_pending_handshakes: 1024,
             subprotocols: Vec::new(),
+            max_authorizing: 64,
             allowed_origins: None,
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -167,6 +172,7 @@ impl ServerConfig {
                 self.max_connections_per_ip == 0,
                 "max_connections_per_ip must be above 0",
             ),
+            (self.max_authorizing == 0, "max_authorizing must be above 0"),
             (
                 self.max_request_head < 256,
                 "max_request_head must be at least 256",

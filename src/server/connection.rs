@@ -259,6 +259,7 @@ impl Connection {
             sender: self.info.id,
             path: message.path.as_deref(),
             client_id: message.client_id.as_deref(),
+            group: message.group.as_deref(),
             direct: message.direct,
         };
         let Ok(Some(target)) = resolve_target(&SendOptions::default(), Some(event)) else {
@@ -293,6 +294,7 @@ impl Connection {
             message: value,
             path: message.path,
             client_id: message.client_id,
+            group: message.group,
             direct: message.direct,
         };
         let event = SignalEvent {

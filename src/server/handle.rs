@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tungstenite::protocol::WebSocketConfig;
 
+use super::admission::Gate;
 use super::door::{Door, HttpPort, StopSignal};
 use super::drain::{self, DrainHandle};
 use super::fanout::{Command, FanOut, Keepalive};
@@ -97,6 +98,7 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
     let shared = Arc::new(Shared {
+        authorizing: Gate::new(config.max_authorizing),
         config,
         routes,
         metrics,
@@ -228,6 +230,16 @@ impl ServerHandle {
     /// The handle that sends signals.
     pub fn signals(&self) -> Signals {
         self.shared.signals.clone()
+    }
+
+    /// Who is connected now, as `filter` picks: see [`Signals::presence`].
+    pub fn presence(&self, filter: &crate::PresenceFilter) -> Result<Vec<crate::Presence>> {
+        self.shared.signals.presence(filter)
+    }
+
+    /// Closes one client with a close code and reason: see [`Signals::disconnect`].
+    pub fn disconnect(&self, id: crate::ClientId, code: u16, reason: &str) -> Result<bool> {
+        self.shared.signals.disconnect(id, code, reason)
     }
 
     /// The timers and schedules: add and remove them while the server runs.

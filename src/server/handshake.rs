@@ -2,8 +2,10 @@
 //!
 //! Pure functions over bytes, so every refusal is unit-tested without sockets.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::auth::Refused;
 use crate::protocol::url::split_target;
 use crate::{ClientId, Pairs};
 
@@ -46,7 +48,7 @@ impl Upgrade {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     pub(crate) status: u16,
-    pub(crate) reason: &'static str,
+    pub(crate) reason: Cow<'static, str>,
     pub(crate) extra_headers: &'static str,
 }
 
@@ -54,7 +56,7 @@ impl Refusal {
     pub(crate) const fn new(status: u16, reason: &'static str) -> Refusal {
         Refusal {
             status,
-            reason,
+            reason: Cow::Borrowed(reason),
             extra_headers: "",
         }
     }
@@ -73,10 +75,33 @@ impl Refusal {
     }
 }
 
+/// An authorize hook's refusal; a `401` says how to authenticate (a bearer token).
+impl From<Refused> for Refusal {
+    fn from(refused: Refused) -> Refusal {
+        Refusal {
+            status: refused.status,
+            reason: Cow::Owned(refused.reason),
+            extra_headers: match refused.status {
+                401 => "WWW-Authenticate: Bearer\r\n",
+                _ => "",
+            },
+        }
+    }
+}
+
 fn status_text(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        410 => "Gone",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        504 => "Gateway Timeout",
         405 => "Method Not Allowed",
         411 => "Length Required",
         413 => "Content Too Large",

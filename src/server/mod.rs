@@ -10,6 +10,7 @@
 //! - the drain thread ([`drain`]): flushes what sockets could not take at once;
 //! - HTTP worker threads (`crate::http`): answer complete requests handed over by the doors.
 
+pub(crate) mod admission;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod door;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 use tungstenite::protocol::WebSocketConfig;
 
+use crate::auth::{Accepted, Refused, UpgradeRequest};
 use crate::event::{ClientInfo, SignalEvent};
 use crate::http::{Assets, HttpApp, WebEvent, WebResponse};
 use crate::metrics::{Counters, Metrics};
@@ -49,7 +51,7 @@ use ports::{bind_ports, Port};
 use routes::Routes;
 
 /// What the rest of the crate sends the fan-out thread: [`Signals`] and the backplane.
-pub(crate) use fanout::{Command, Outgoing, COMMAND_QUEUE};
+pub(crate) use fanout::{Command, Disconnection, Outgoing, COMMAND_QUEUE};
 
 /// What every server thread shares.
 pub(crate) struct Shared {
@@ -60,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) drain: DrainHandle,
     pub(crate) connections: Arc<Connections>,
     pub(crate) ws_config: WebSocketConfig,
+    /// Bounds the authorize hooks running at once.
+    pub(crate) authorizing: admission::Gate,
 }
 
 /// A signal server being set up: endpoints, signal routes and hooks. [`Server::start`] runs it.
@@ -172,6 +176,37 @@ impl Server {
     {
         self.routes.add(path, Some(endpoint), Arc::new(handler))?;
         Ok(self)
+    }
+
+    /// Decides who may connect: `hook` sees every WebSocket upgrade request (path, query,
+    /// headers with cookies, peer address, offered subprotocols) before anything is
+    /// answered, and accepts it (with a user id, first groups and data of your own) or
+    /// refuses it with an HTTP status the client gets instead of `101`. It runs on the new
+    /// connection's own thread, so a slow hook (one asking a database) delays only its own
+    /// client; at most [`ServerConfig::max_authorizing`] run at once. A hook that panics
+    /// refuses with `500`. Set again, it replaces the one before. See [`crate::auth`].
+    ///
+    /// ```
+    /// use signalhub::auth::{Accepted, Refused};
+    /// use signalhub::Server;
+    ///
+    /// let mut server = Server::new();
+    /// server.authorize(|request| {
+    ///     match request.cookie("session") {
+    ///         Some("s3cret") => Ok(Accepted::user("alice").groups(["ops", "eu"])),
+    ///         _ => Err(Refused::unauthorized("log in first")),
+    ///     }
+    /// });
+    /// ```
+    pub fn authorize<F>(&mut self, hook: F) -> &mut Server
+    where
+        F: Fn(&UpgradeRequest<'_>) -> std::result::Result<Accepted, Refused>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.routes.set_authorize_hook(Arc::new(hook));
+        self
     }
 
     /// Runs `hook` on the new connection's thread when a client connects on a path matching

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::AuthorizeHook;
 use crate::event::{ClientInfo, MessageEvent, SignalEvent};
 use crate::{Error, Result};
 
@@ -39,6 +40,7 @@ pub(crate) struct Routes {
     on_connect: Vec<Hook>,
     on_disconnect: Vec<Hook>,
     on_message: Vec<(String, Arc<MessageHandler>)>,
+    authorize: Option<Arc<AuthorizeHook>>,
 }
 
 impl Routes {
@@ -70,6 +72,15 @@ impl Routes {
     /// Endpoint names the routes are limited to, for checking at start.
     pub(crate) fn endpoint_names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().filter_map(|r| r.endpoint.as_deref())
+    }
+
+    pub(crate) fn set_authorize_hook(&mut self, hook: Arc<AuthorizeHook>) {
+        self.authorize = Some(hook);
+    }
+
+    /// The authorize hook, if one is set.
+    pub(crate) fn authorize_hook(&self) -> Option<&AuthorizeHook> {
+        self.authorize.as_deref()
     }
 
     pub(crate) fn add_connect_hook(&mut self, pattern: &str, hook: Arc<ClientHook>) {

@@ -496,6 +496,7 @@ impl Door {
                 leftover,
                 upgrade,
                 slot,
+                std::time::Instant::now() + self.shared.config.handshake_timeout,
             );
         }
     }

@@ -12,9 +12,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::borrow::Cow;
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::event::ClientInfo;
 use crate::metrics::{Counters, Disconnect};
+use crate::presence::{Presence, PresenceFilter};
 use crate::protocol::{Frame, Target};
 use crate::server::lifecycle::Lifecycle;
 use crate::server::memory::{self, BurstWatch};
@@ -88,12 +92,19 @@ pub(crate) enum Scope {
 #[derive(Debug)]
 struct WriterDied;
 
-/// A client going live.
+/// A client going live: who it is (its path, user and first groups) and where its frames go.
 pub(crate) struct Registration {
-    pub(crate) id: ClientId,
-    /// The connection path, lowercased.
-    pub(crate) path: String,
+    pub(crate) info: Arc<ClientInfo>,
     pub(crate) sink: Arc<dyn FrameSink>,
+}
+
+/// A server-initiated close of one client ([`Signals::disconnect`](crate::Signals::disconnect)).
+pub(crate) struct Disconnection {
+    pub(crate) id: ClientId,
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+    /// Told whether the client was connected here.
+    pub(crate) found: Sender<bool>,
 }
 
 /// What the fan-out thread is asked to do.
@@ -102,6 +113,14 @@ pub(crate) enum Command {
     Register(Registration),
     /// Forget a client (its connection ended).
     Unregister(ClientId),
+    /// Put a client in a group.
+    Join(ClientId, String),
+    /// Take a client out of a group.
+    Leave(ClientId, String),
+    /// Close a client with this code and reason, after what was routed to it before.
+    Disconnect(Disconnection),
+    /// List who is connected.
+    Presence(PresenceFilter, Sender<Vec<Presence>>),
     /// Deliver a signal.
     Signal(Outgoing),
     /// Close a client (with this code, or none: an echo of a close without one) once what
@@ -143,6 +162,7 @@ const GATHER_MIN_RECEIVERS: usize = 64;
 const WRITER_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 struct Subscriber {
+    info: Arc<ClientInfo>,
     sink: Arc<dyn FrameSink>,
     /// Indexes into the batch's frames, in order.
     queued: Vec<u32>,
@@ -155,7 +175,7 @@ struct Subscriber {
 }
 
 /// A close code (none for an echo of a close without one) and reason.
-pub(crate) type Closing = (Option<u16>, &'static str);
+pub(crate) type Closing = (Option<u16>, Cow<'static, str>);
 
 impl Subscriber {
     fn clear_queue(&mut self) {
@@ -246,15 +266,19 @@ impl FanOut {
         if outgoing.scope != Scope::Cluster {
             return;
         }
-        if let Target::Client(_) = outgoing.target {
-            let mut here = false;
-            self.registry
-                .for_each_target(&outgoing.target, |_, _| here = true);
-            if here {
-                return; // client ids are unique across nodes
+        // Client ids are unique across nodes: only those not connected here are published.
+        match &outgoing.target {
+            Target::Client(_) if self.registry.holds_all(&outgoing.target) => {}
+            Target::Clients(ids) => {
+                let elsewhere: Vec<ClientId> = (ids.iter().copied())
+                    .filter(|id| !self.registry.holds_all(&Target::Client(*id)))
+                    .collect();
+                for chunk in elsewhere.chunks(crate::backplane::MAX_LISTED) {
+                    outlet.offer(&Target::Clients(chunk.into()), &outgoing.frame);
+                }
             }
+            target => outlet.offer(target, &outgoing.frame),
         }
-        outlet.offer(&outgoing.target, &outgoing.frame);
     }
 
     /// Runs until shutdown has closed every client.
@@ -309,11 +333,7 @@ impl FanOut {
     /// rest. Yields the core meanwhile, for at most [`GATHER_FOR`]; only for a signal to
     /// many receivers (never for one to a single client, such as a direct reply).
     fn gather(&mut self, batch: &mut Vec<Command>) {
-        let reaches_many = |target: &Target| match target {
-            Target::All => self.registry.len() >= GATHER_MIN_RECEIVERS,
-            Target::Path(path) => self.registry.path_len(path) >= GATHER_MIN_RECEIVERS,
-            Target::Client(_) => false,
-        };
+        let reaches_many = |target: &Target| self.registry.reach(target) >= GATHER_MIN_RECEIVERS;
         let big = batch
             .iter()
             .any(|c| matches!(c, Command::Signal(o) if reaches_many(&o.target)));
@@ -376,7 +396,7 @@ impl FanOut {
             match command {
                 Command::Signal(outgoing) => {
                     Counters::add(&self.metrics.signals_sent, 1);
-                    if self.closing_since.is_some() {
+                    if self.closing_since.is_some() || !self.admits(&outgoing.target) {
                         continue;
                     }
                     #[cfg(feature = "redis")]
@@ -405,11 +425,19 @@ impl FanOut {
                         if receiver.queued.is_empty() {
                             touched.push(slot);
                         }
-                        receiver.closing = Some((code, reason));
+                        receiver.closing = Some((code, Cow::Borrowed(reason)));
                     });
                     if !found {
                         log::debug!("close for client {id}, which is gone");
                     }
+                }
+                Command::Disconnect(disconnection) => {
+                    self.disconnect(disconnection, &mut touched);
+                }
+                Command::Join(id, group) => self.join(id, &group),
+                Command::Leave(id, group) => self.leave(id, &group),
+                Command::Presence(filter, reply) => {
+                    let _ = reply.send(self.presence(&filter));
                 }
                 Command::Register(registration) => self.register(registration),
                 Command::Unregister(id) => {
@@ -485,7 +513,7 @@ impl FanOut {
             }
             if let Some((code, reason)) = receiver.closing.take() {
                 receiver.closed = true;
-                sink.close(code, reason);
+                sink.close(code, &reason);
             }
             receiver.clear_queue();
         }
@@ -502,16 +530,20 @@ impl FanOut {
     }
 
     fn register(&mut self, registration: Registration) {
-        let Registration { id, path, sink } = registration;
+        let Registration { info, sink } = registration;
         if self.closing_since.is_some() {
             sink.close(Some(1001), "server shutting down");
         }
         let writer = self.next_writer;
         self.next_writer = (writer + 1) % (self.writers.len() + 1);
+        let path = info.path.to_lowercase();
         self.registry.insert(
-            id,
+            info.id,
             path.clone(),
+            info.user.clone(),
+            &info.groups(),
             Subscriber {
+                info,
                 sink,
                 queued: Vec::new(),
                 writer,
@@ -531,6 +563,84 @@ impl FanOut {
             self.metrics
                 .set_path_count(&path, self.registry.path_len(&path));
         }
+    }
+
+    /// Whether a signal may be routed: a group a client named in its own message is reached
+    /// only when that client is a member (else it is counted and dropped).
+    fn admits(&self, target: &Target) -> bool {
+        let Target::GroupOfSender { group, sender } = target else {
+            return true;
+        };
+        if self.registry.is_member(*sender, group) {
+            return true;
+        }
+        Counters::add(&self.metrics.group_messages_refused, 1);
+        log::debug!("client {sender} sent to group {group:?}, which it is not in: dropped");
+        false
+    }
+
+    fn join(&mut self, id: ClientId, group: &str) {
+        if self.registry.join(id, group) {
+            let mut info = None;
+            self.registry
+                .for_each_target(&Target::Client(id), |_, r| info = Some(r.info.clone()));
+            if let Some(info) = info {
+                info.groups.join(group);
+            }
+        } else {
+            log::debug!("join {group:?} for client {id}, which is not connected here");
+        }
+    }
+
+    fn leave(&mut self, id: ClientId, group: &str) {
+        if self.registry.leave(id, group) {
+            self.registry
+                .for_each_target(&Target::Client(id), |_, r| r.info.groups.leave(group));
+        }
+    }
+
+    /// Closes one client after what was routed to it before; tells the caller whether it was
+    /// connected here.
+    fn disconnect(&mut self, disconnection: Disconnection, touched: &mut Vec<usize>) {
+        let Disconnection {
+            id,
+            code,
+            reason,
+            found,
+        } = disconnection;
+        let mut here = false;
+        let mut reason = Some(reason);
+        let metrics = &self.metrics;
+        self.registry
+            .for_each_target(&Target::Client(id), |slot, receiver| {
+                here = true;
+                if receiver.closed || receiver.closing.is_some() {
+                    return;
+                }
+                if receiver.queued.is_empty() {
+                    touched.push(slot);
+                }
+                let reason = reason.take().unwrap_or_default();
+                receiver.closing = Some((Some(code), Cow::Owned(reason)));
+                metrics.disconnected(Disconnect::Server);
+            });
+        let _ = found.send(here);
+    }
+
+    /// Who is connected, as `filter` picks.
+    fn presence(&self, filter: &PresenceFilter) -> Vec<Presence> {
+        (self.registry.clients())
+            .filter(|c| !c.value.closed && filter.admits(c.path, c.user, c.groups()))
+            .map(|c| Presence {
+                client_id: c.id,
+                path: c.value.info.path.clone(),
+                user: c.user.map(str::to_owned),
+                groups: c.groups().map(str::to_owned).collect(),
+                remote_addr: c.value.info.remote_addr,
+                endpoint: c.value.info.endpoint.name.clone(),
+                connected_at: c.value.info.connected_at,
+            })
+            .collect()
     }
 
     /// Pings everyone (one frame, encoded once) and closes clients silent for too long.

@@ -134,8 +134,7 @@ impl Bench {
             closed: AtomicBool::new(false),
         });
         self.send(Command::Register(Registration {
-            id,
-            path: path.into(),
+            info: ClientInfo::for_tests(id, path, None, &[]),
             sink,
         }));
         number

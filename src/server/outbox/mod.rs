@@ -180,6 +180,15 @@ impl Inner {
         }
     }
 
+    /// Paused, nothing sent: takes back the handshake response, the last chunk queued.
+    fn pop_greeting(&mut self) {
+        if self.front_done == 0 && self.records.is_empty() {
+            if let Some(chunk) = self.queue.pop_back() {
+                self.waiting -= chunk.len();
+            }
+        }
+    }
+
     fn clear(&mut self) {
         self.queue = VecDeque::new();
         self.front_done = 0;
@@ -203,10 +212,12 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox holding `greeting` (the handshake response), paused until [`Outbox::open`].
+    /// An outbox holding `unsent` (plaintext the door could not send yet) and `greeting`
+    /// (the handshake response), paused until [`Outbox::open`] (or [`Outbox::refuse`]).
     pub(crate) fn new(
         socket: TcpStream,
         tls: Option<Box<ServerConnection>>,
+        unsent: Vec<u8>,
         greeting: Vec<u8>,
         limit: usize,
         close_grace: Duration,
@@ -222,6 +233,7 @@ impl Outbox {
             watched: false,
             tls,
         };
+        inner.push(Chunk::Own(unsent));
         inner.push(Chunk::Own(greeting));
         Arc::new_cyclic(|me| Outbox {
             me: me.clone(),
@@ -475,7 +487,7 @@ impl Outbox {
     pub(crate) fn refuse(&self, response: &[u8]) {
         let mut inner = self.lock();
         if inner.state == State::Paused {
-            inner.clear();
+            inner.pop_greeting();
             inner.push(Chunk::Own(response.to_vec()));
             let _ = self.send_waiting(&mut inner);
         }

@@ -39,6 +39,7 @@ impl Setup {
             ours,
             None,
             Vec::new(),
+            Vec::new(),
             limit,
             Duration::from_secs(5),
             self.drain.clone(),

@@ -1,0 +1,200 @@
+//! Letting an upgraded connection in, on its own thread: the authorize hook (if any) decides,
+//! then the client is registered with the fan-out thread and its `101` goes out.
+//!
+//! The hook runs here rather than on the door's poll loop, which serves every connection of
+//! its port: a hook that asks a database delays only its own client. A [`Gate`] bounds how
+//! many hooks run at once; an upgrade that cannot get in before its handshake time is up is
+//! answered `503`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Instant, SystemTime};
+
+use crate::auth::{Accepted, AuthorizeHook, UpgradeRequest};
+use crate::event::{ClientInfo, EndpointInfo, GroupList};
+use crate::metrics::Counters;
+use crate::server::connection::Connection;
+use crate::server::fanout::{Command, Registration};
+use crate::server::handshake::{Refusal, Upgrade};
+use crate::server::limits::{Slot, ThreadGuard};
+use crate::server::outbox::Outbox;
+use crate::server::Shared;
+use crate::ClientId;
+
+/// Bounds how many authorize hooks run at once.
+pub(crate) struct Gate {
+    running: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+/// A place taken in the [`Gate`], given back when dropped.
+struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    pub(crate) fn new(max: usize) -> Gate {
+        Gate {
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// Takes a place, waiting for one until `until` at the latest.
+    fn enter(&self, until: Instant) -> Option<Pass<'_>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= self.max {
+            let left = until.checked_duration_since(Instant::now())?;
+            running = (self.freed.wait_timeout(running, left))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *running += 1;
+        Some(Pass(self))
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// An upgraded connection waiting to be let in: everything its thread needs.
+pub(crate) struct Admission {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) endpoint: Arc<EndpointInfo>,
+    pub(crate) id: ClientId,
+    pub(crate) upgrade: Upgrade,
+    pub(crate) protocol: Option<String>,
+    pub(crate) remote_addr: std::net::SocketAddr,
+    /// Holds the `101`, paused.
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) leftover: Vec<u8>,
+    /// When its handshake time is up.
+    pub(crate) deadline: Instant,
+    pub(crate) slot: Slot,
+    pub(crate) thread: ThreadGuard,
+}
+
+impl Admission {
+    /// Decides, and for an accepted client registers it and sends the `101`. Returns the
+    /// connection to run, or `None` when it was refused (answered and cut) or the server is
+    /// stopping.
+    #[inline(never)]
+    pub(crate) fn admit(self) -> Option<Connection> {
+        let accepted = match self.authorize() {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                log::debug!(
+                    "refused the upgrade of {} to {:?}: {} {}",
+                    self.remote_addr,
+                    self.upgrade.path,
+                    refusal.status,
+                    refusal.reason
+                );
+                self.outbox.refuse(&refusal.response());
+                return None;
+            }
+        };
+        let Admission {
+            shared,
+            endpoint,
+            id,
+            upgrade,
+            protocol,
+            remote_addr,
+            outbox,
+            leftover,
+            slot,
+            thread,
+            ..
+        } = self;
+        let Accepted { user, groups, data } = accepted;
+        let mut unique: Vec<String> = Vec::with_capacity(groups.len());
+        for group in groups {
+            if !unique.contains(&group) {
+                unique.push(group);
+            }
+        }
+        let path_key = upgrade.path.to_lowercase();
+        let info = Arc::new(ClientInfo {
+            id,
+            path: upgrade.path,
+            endpoint: endpoint.clone(),
+            remote_addr,
+            headers: upgrade.headers,
+            query: upgrade.query,
+            subprotocol: protocol,
+            user,
+            connected_at: SystemTime::now(),
+            data,
+            groups: Arc::new(GroupList::new(unique)),
+        });
+        let registration = Registration {
+            info: info.clone(),
+            sink: outbox.clone(),
+        };
+        if (shared.signals.commands())
+            .send(Command::Register(registration))
+            .is_err()
+        {
+            outbox.shutdown();
+            return None; // shutting down
+        }
+        Counters::add(&shared.metrics.connections_total, 1);
+        outbox.open();
+        let route = shared.routes.find(&path_key, &endpoint.name);
+        Some(Connection {
+            info,
+            outbox,
+            leftover,
+            route,
+            shared,
+            slot,
+            thread,
+        })
+    }
+
+    /// The hook's answer (accepted as nobody when there is none), or the refusal to send.
+    fn authorize(&self) -> Result<Accepted, Refusal> {
+        let Some(hook) = self.shared.routes.authorize_hook() else {
+            return Ok(Accepted::anonymous());
+        };
+        let metrics = &self.shared.metrics;
+        let Some(_pass) = self.shared.authorizing.enter(self.deadline) else {
+            Counters::add(&metrics.connections_refused, 1);
+            log::warn!("an upgrade waited too long for an authorize hook to be free: 503");
+            return Err(Refusal::new(503, "server busy authorizing"));
+        };
+        let answer = run_hook(hook, &self.request());
+        if answer.is_err() {
+            Counters::add(&metrics.connections_unauthorized, 1);
+        }
+        answer
+    }
+
+    fn request(&self) -> UpgradeRequest<'_> {
+        UpgradeRequest {
+            path: &self.upgrade.path,
+            query: &self.upgrade.query,
+            headers: &self.upgrade.headers,
+            remote_addr: self.remote_addr,
+            endpoint: &self.endpoint,
+            protocols: &self.upgrade.protocols,
+        }
+    }
+}
+
+/// Runs the hook, containing its panics (answered `500`).
+fn run_hook(hook: &AuthorizeHook, request: &UpgradeRequest<'_>) -> Result<Accepted, Refusal> {
+    match catch_unwind(AssertUnwindSafe(|| hook(request))) {
+        Ok(Ok(accepted)) => Ok(accepted),
+        Ok(Err(refused)) => Err(Refusal::from(refused)),
+        Err(_) => {
+            log::error!("the authorize hook panicked; the upgrade is refused with 500");
+            Err(Refusal::new(500, "authorization failed"))
+        }
+    }
+}
