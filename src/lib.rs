@@ -48,6 +48,8 @@ mod event;
 mod http;
 mod metrics;
 mod pairs;
+#[cfg(test)]
+mod proptest_runner;
 mod protocol;
 mod random;
 mod schedule;

@@ -25,6 +25,9 @@ pub(crate) mod registry;
 pub(crate) mod routes;
 pub(crate) mod writer;
 
+#[cfg(test)]
+mod properties;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
