@@ -58,6 +58,8 @@ pub mod metrics;
 pub mod outbound;
 mod pairs;
 mod presence;
+#[cfg(test)]
+mod proptest_runner;
 mod protocol;
 mod random;
 pub mod schedule;

@@ -10,3 +10,6 @@ pub(crate) mod url;
 pub(crate) use frame::Frame;
 pub(crate) use message::{parse_client_message, ClientMessage};
 pub(crate) use target::{resolve_target, EventTargets, Target};
+
+#[cfg(test)]
+mod properties;

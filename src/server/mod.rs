@@ -27,6 +27,9 @@ pub(crate) mod registry;
 pub(crate) mod routes;
 pub(crate) mod writer;
 
+#[cfg(test)]
+mod properties;
+
 use std::sync::Arc;
 use std::time::Duration;
 
