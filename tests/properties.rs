@@ -91,8 +91,14 @@ fn the_router_matches_the_spec_and_never_closes_for_a_text_message() {
         });
     });
     let mut pair = Pair {
-        sender: connect(&server, &format!("/a?groups={}", model::SENDER_GROUPS.join(","))),
-        other: connect(&server, &format!("/b?groups={}", model::OTHER_GROUPS.join(","))),
+        sender: connect(
+            &server,
+            &format!("/a?groups={}", model::SENDER_GROUPS.join(",")),
+        ),
+        other: connect(
+            &server,
+            &format!("/b?groups={}", model::OTHER_GROUPS.join(",")),
+        ),
         unknown: ClientId::random(),
     };
     let case = std::cell::Cell::new(0u64);

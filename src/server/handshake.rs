@@ -229,12 +229,17 @@ pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head
             (h.name.to_owned(), value)
         })
         .collect();
-    let outcome = if !has_token(&headers, "Upgrade", "websocket") {
+    let minor_version = request.version.unwrap_or(1);
+    let hosts = lines(&headers, "Host").count();
+    // RFC 9112 3.2: more than one Host is refused whatever the request; RFC 9110 7.8: an
+    // HTTP/1.0 request's Upgrade is ignored.
+    let outcome = if hosts > 1 {
+        Request::Refuse(Refusal::new(400, "more than one Host header"))
+    } else if minor_version == 0 || !has_token(&headers, "Upgrade", "websocket") {
         let ascii = request.headers.iter().all(|h| h.value.is_ascii());
-        let minor_version = request.version.unwrap_or(1);
         if !ascii {
             Request::Refuse(Refusal::new(400, "request headers must be ascii"))
-        } else if minor_version == 1 && find(&headers, "Host").is_none() {
+        } else if minor_version == 1 && hosts == 0 {
             Request::Refuse(Refusal::new(400, "missing Host header"))
         } else {
             Request::Http(PlainRequest {
@@ -254,14 +259,22 @@ pub(crate) fn parse_head(buf: &[u8], allowed_origins: Option<&[String]>) -> Head
 }
 
 fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+    lines(headers, name).next()
+}
+
+/// The values of every line of header `name`.
+fn lines<'a, 'n>(
+    headers: &'a [(String, String)],
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+    (headers.iter())
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
 
+/// Whether list header `name` holds `token`, its lines joined (RFC 9110 5.3).
 fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
-    find(headers, name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    (lines(headers, name).flat_map(|v| v.split(','))).any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 fn check_upgrade(
@@ -276,6 +289,9 @@ fn check_upgrade(
             400,
             "a websocket upgrade must be an HTTP/1.1 GET",
         ));
+    }
+    if find("Host").is_none() {
+        return Err(Refusal::new(400, "missing Host header"));
     }
     if !has_token("Connection", "upgrade") {
         return Err(Refusal::new(400, "missing \"Connection: Upgrade\""));
@@ -432,8 +448,11 @@ mod tests {
         assert_eq!(outcome(&bad_key).unwrap_err().status, 400);
         let post = request("/", "").replacen("GET", "POST", 1);
         assert_eq!(outcome(&post).unwrap_err().status, 400);
+        // HTTP/1.0 knows no upgrade: a plain request, 426 where only WebSockets are served.
         let old = request("/", "").replace("HTTP/1.1", "HTTP/1.0");
-        assert_eq!(outcome(&old).unwrap_err().status, 400);
+        assert_eq!(outcome(&old).unwrap_err().status, 426);
+        let no_host = request("/", "").replace("Host: x\r\n", "");
+        assert_eq!(outcome(&no_host).unwrap_err().status, 400);
         let v8 = request("/", "").replace("Version: 13", "Version: 8");
         assert_eq!(outcome(&v8).unwrap_err().status, 426);
         let no_conn = request("/", "").replace("keep-alive, Upgrade", "keep-alive");

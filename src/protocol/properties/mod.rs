@@ -139,7 +139,10 @@ fn reach(ids: &Ids, target: Option<&Target>) -> (bool, bool) {
         Some(Target::Client(id)) => (*id == ids.sender, *id == ids.other),
         Some(Target::GroupOfSender { group, sender }) => {
             let member = *sender == ids.sender && model::SENDER_GROUPS.contains(&group.as_str());
-            (member, member && model::OTHER_GROUPS.contains(&group.as_str()))
+            (
+                member,
+                member && model::OTHER_GROUPS.contains(&group.as_str()),
+            )
         }
         Some(other) => panic!("a client's message never targets {other:?}"),
     }

@@ -1,7 +1,5 @@
-//! Examples the properties turned up: where the server departs from the RFCs.
-//!
-//! Each is ignored until the server is fixed; `rules::TODAY` lets the properties accept the
-//! server's present answer in these cases only. `cargo test --lib -- --ignored` runs them.
+//! Examples the properties turned up where the server departed from the RFCs (all fixed
+//! since), kept as plain examples.
 
 use crate::server::handshake::{parse_head, Head, Request};
 
@@ -42,36 +40,30 @@ fn status(head: &str) -> Option<u16> {
 
 /// RFC 9110 5.3: a list header's lines mean their values joined, so `Upgrade: h2c` and
 /// `Upgrade: websocket` on two lines ask for a WebSocket as `Upgrade: h2c, websocket` does.
-/// The server reads only the first line (`find` in `handshake.rs`): today a plain request
-/// (`426` on a WebSocket port, served on an HTTP port).
+/// The server once read only the first line.
 #[test]
-#[ignore = "known bug: only the first Upgrade line is read"]
 fn an_upgrade_token_on_a_second_upgrade_line_counts() {
     let head = upgrade_with("Upgrade: h2c\r\nUpgrade: websocket\r\n");
     assert!(matches!(outcome(&head), Request::Upgrade(_)), "{head:?}");
 }
 
-/// Likewise for `Connection`: `keep-alive` and `Upgrade` on two lines. Today `400`.
+/// Likewise for `Connection`: `keep-alive` and `Upgrade` on two lines. (Once `400`.)
 #[test]
-#[ignore = "known bug: only the first Connection line is read"]
 fn an_upgrade_token_on_a_second_connection_line_counts() {
     let head = upgrade_with("Connection: keep-alive\r\nConnection: Upgrade\r\n");
     assert!(matches!(outcome(&head), Request::Upgrade(_)), "{head:?}");
 }
 
 /// RFC 6455 4.2.1 (2) and RFC 9112 3.2: an upgrade needs a Host, and a server refuses a
-/// handshake without one (`400`). Today it is accepted.
+/// handshake without one (`400`). (Once accepted.)
 #[test]
-#[ignore = "known bug: an upgrade without Host is accepted"]
 fn an_upgrade_without_a_host_is_refused() {
     let head = upgrade_with("").replace("Host: h\r\n", "");
     assert_eq!(status(&head), Some(400), "{head:?}");
 }
 
-/// RFC 9112 3.2: a request with two Host lines is answered `400`. Today both a plain
-/// request and an upgrade with two are accepted (the first Host counts).
+/// RFC 9112 3.2: a request with two Host lines is answered `400`. (Once accepted.)
 #[test]
-#[ignore = "known bug: two Host lines are accepted"]
 fn two_hosts_are_refused() {
     let upgrade = upgrade_with("Host: h\r\nHost: evil\r\n");
     assert_eq!(status(&upgrade), Some(400), "{upgrade:?}");
@@ -80,9 +72,9 @@ fn two_hosts_are_refused() {
 }
 
 /// RFC 9110 7.8: a server ignores `Upgrade` in an HTTP/1.0 request, which is then a plain
-/// request. Today it is refused as a broken upgrade (`400`).
+/// request. (Once refused as a
+/// broken upgrade.)
 #[test]
-#[ignore = "known bug: Upgrade in HTTP/1.0 is not ignored"]
 fn upgrade_in_http_1_0_is_ignored() {
     let head = "GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
     assert!(matches!(outcome(head), Request::Http(_)), "{head:?}");

@@ -92,34 +92,6 @@ pub(super) fn well_formed(bytes: &[u8]) -> Option<WellFormed> {
     })
 }
 
-/// How a head's headers are read.
-#[derive(Debug, Clone, Copy)]
-struct Reading {
-    /// A list header's lines joined (RFC 9110 5.3), or its first line alone.
-    joined_lists: bool,
-    /// A Host exactly once in HTTP/1.1, at most once in 1.0, for upgrades too (RFC 9112
-    /// 3.2, RFC 6455 4.1); or else only present in a plain HTTP/1.1 request.
-    host_once: bool,
-    /// `Upgrade` ignored in an HTTP/1.0 request (RFC 9110 7.8), or read as in 1.1.
-    upgrade_ignored_in_1_0: bool,
-}
-
-/// As the RFCs say.
-const RFC: Reading = Reading {
-    joined_lists: true,
-    host_once: true,
-    upgrade_ignored_in_1_0: true,
-};
-
-/// As the server reads heads today, where it departs from the RFCs: the model allows its
-/// answer too. Each departure has an ignored example in `super::examples`; fixing one
-/// means setting its field here as in [`RFC`] and un-ignoring its example.
-const TODAY: Reading = Reading {
-    joined_lists: false,
-    host_once: false,
-    upgrade_ignored_in_1_0: false,
-};
-
 /// What a head asks for, as the model sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -149,37 +121,21 @@ impl WellFormed {
     }
 
     /// What the head may be answered with, or `None` where the RFCs leave it open (a header
-    /// that must appear once appears more often, and the server may take either). Where the
-    /// server departs from the RFCs ([`TODAY`]), its answer is allowed too.
+    /// that must appear once appears more often, and the server may take either). List
+    /// headers are read with their lines joined (RFC 9110 5.3); Host must appear once in
+    /// HTTP/1.1 and at most once in 1.0, upgrades included (RFC 9112 3.2, RFC 6455 4.1); an
+    /// HTTP/1.0 request's `Upgrade` is ignored (RFC 9110 7.8).
     pub(super) fn kinds(&self, allowed_origins: Option<&[String]>) -> Option<Vec<Kind>> {
-        let mut kinds = self.kinds_read(allowed_origins, RFC)?;
-        for kind in self.kinds_read(allowed_origins, TODAY)? {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-        Some(kinds)
-    }
-
-    fn kinds_read(&self, allowed_origins: Option<&[String]>, read: Reading) -> Option<Vec<Kind>> {
         if self.headers.len() > MAX_HEADERS {
             return Some(vec![Kind::Refuse(431)]);
         }
         let has_token = |name: &str, token: &str| {
-            let lines = self.lines(name);
-            let lines = match read.joined_lists {
-                true => &lines[..],
-                false => &lines[..lines.len().min(1)],
-            };
-            (lines.iter().flat_map(|v| v.split(','))).any(|t| t.trim().eq_ignore_ascii_case(token))
+            (self.lines(name).iter().flat_map(|v| v.split(',')))
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
         };
         let hosts = self.lines("Host").len();
-        let host_ok = match read.host_once {
-            true => hosts == 1 || (hosts == 0 && self.minor == 0),
-            false => hosts > 0 || self.minor == 0,
-        };
-        let ignored = read.upgrade_ignored_in_1_0 && self.minor == 0;
-        if ignored || !has_token("Upgrade", "websocket") {
+        let host_ok = hosts == 1 || (hosts == 0 && self.minor == 0);
+        if self.minor == 0 || !has_token("Upgrade", "websocket") {
             if !self.ascii || !host_ok {
                 return Some(vec![Kind::Refuse(400), Kind::NotUpgrade]);
             }
@@ -187,7 +143,7 @@ impl WellFormed {
         }
         // RFC 6455 4.2.1, each check on its own; a server may name any failing one.
         let mut refusals = Vec::new();
-        if self.method != "GET" || self.minor != 1 || (read.host_once && hosts != 1) {
+        if self.method != "GET" || self.minor != 1 || hosts != 1 {
             refusals.push(400);
         }
         if !has_token("Connection", "upgrade") {
