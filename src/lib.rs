@@ -17,7 +17,7 @@
 //!   ([`schedule`]).
 //!
 //! The crate root holds the server and what its handlers see; the rest is grouped by
-//! subject: [`http`], [`outbound`], [`schedule`], [`metrics`], [`tls`].
+//! subject: [`http`], [`outbound`], [`schedule`], [`metrics`], [`tls`], [`auth`].
 //!
 //! ## About threads
 //!
@@ -47,6 +47,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 #[cfg(feature = "redis")]
 mod backplane;
 mod client_id;
