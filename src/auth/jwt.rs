@@ -337,3 +337,6 @@ impl fmt::Display for JwtError {
 }
 
 impl std::error::Error for JwtError {}
+
+#[cfg(test)]
+mod tests;
