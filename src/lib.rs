@@ -17,7 +17,7 @@
 //!   ([`schedule`]).
 //!
 //! The crate root holds the server and what its handlers see; the rest is grouped by
-//! subject: [`http`], [`outbound`], [`schedule`], [`metrics`], [`tls`].
+//! subject: [`http`], [`outbound`], [`schedule`], [`metrics`], [`tls`], [`auth`].
 //!
 //! ## About threads
 //!

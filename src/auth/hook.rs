@@ -58,13 +58,8 @@ impl UpgradeRequest<'_> {
     /// of a `token` query parameter: browsers cannot set headers on a WebSocket, so they pass
     /// tokens in the URL.
     pub fn bearer_token(&self) -> Option<&str> {
-        let header = self.header("authorization").and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        header
-            .or_else(|| self.query("token"))
-            .filter(|t| !t.is_empty())
+        (self.header("authorization").and_then(super::bearer_token))
+            .or_else(|| self.query("token").filter(|t| !t.is_empty()))
     }
 }
 

@@ -13,6 +13,7 @@ use std::fmt;
 use ring::hmac;
 
 use super::{WebEvent, WebResponse};
+use crate::auth::bearer_token;
 use crate::{Error, Result};
 
 /// The body of the `401` a request without the right token gets.
@@ -127,16 +128,6 @@ impl fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiToken(..)")
     }
-}
-
-/// The token of a `Bearer` credential (`Bearer <token>`, scheme in any case, one or more
-/// spaces after it, surrounding whitespace ignored); `None` for any other value.
-fn bearer_token(value: &str) -> Option<&str> {
-    let blank = |c: char| c == ' ' || c == '\t';
-    let value = value.trim_matches(blank);
-    let (scheme, token) = value.split_once(blank)?;
-    let token = token.trim_start_matches(blank);
-    (scheme.eq_ignore_ascii_case("Bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
