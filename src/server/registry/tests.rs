@@ -198,8 +198,10 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// What the registry should hold: client number to (path, user, groups).
-type Model = BTreeMap<usize, (u8, Option<u8>, BTreeSet<u8>)>;
+/// A client as the model files it: path, user, groups.
+type Filing = (u8, Option<u8>, BTreeSet<u8>);
+/// What the registry should hold: client number to its filing.
+type Model = BTreeMap<usize, Filing>;
 
 proptest! {
     /// Any sequence of arrivals, departures, joins, leaves and compactions leaves every
@@ -236,7 +238,7 @@ proptest! {
                 }
                 Step::Compact => registry.compact_if_sparse(),
             }
-            let expect = |f: &dyn Fn(&(u8, Option<u8>, BTreeSet<u8>)) -> bool| {
+            let expect = |f: &dyn Fn(&Filing) -> bool| {
                 model.iter().filter(|(_, v)| f(v)).map(|(c, _)| *c).collect::<Vec<_>>()
             };
             prop_assert_eq!(receivers(&mut registry, &Target::All), expect(&|_| true));
