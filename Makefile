@@ -11,9 +11,10 @@ build:
 
 ## The browser example (Pode's web-signal): the page on http://127.0.0.1:8090/, WebSockets on
 ## 8091 (SIGNALHUB_HTTP / SIGNALHUB_WS change them; the same address for both shares one port).
-## It prints the URL to open in two browsers.
+## It prints the URL to open in two browsers. Its /time clock is a cron schedule: feature
+## schedules.
 run-example:
-	$(CARGO) build --release --example web_signal
+	$(CARGO) build --release --features schedules --example web_signal
 	./target/release/examples/web_signal
 
 ## Everything CI checks: formatting, lints, unit, integration and doc tests, Autobahn
@@ -26,13 +27,13 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
-## Default features, then every optional one (pkcs12, self-signed, redis) on top. The Redis
-## backplane's tests start their own redis-server (installed here when missing; without it
-## they say SKIPPING and pass).
+## Default features (cli, webpki-roots), then every optional one (schedules, redis) on top.
+## The Redis backplane's tests start their own redis-server (installed here when missing;
+## without it they say SKIPPING and pass).
 unit: redis-server
 	$(CARGO) test --all-targets
-	$(CARGO) test --doc
-	$(CARGO) test --all-features --lib --bins --test tls_certs --test wss --test backplane
+	$(CARGO) test --doc --all-features
+	$(CARGO) test --all-features --lib --bins --test schedule --test tls_certs --test wss --test backplane
 
 ## Debian's redis-server for tests/backplane.rs, when missing (needs root and apt-get).
 redis-server:
