@@ -69,6 +69,7 @@ const KIND_WAKE: u8 = 3;
 /// let mut config = signalhub::ServerConfig::default();
 /// config.backplane = Some(signalhub::Backplane::redis("redis://127.0.0.1:6379/").cluster("chat"));
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backplane {
     url: String,
