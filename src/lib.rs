@@ -32,6 +32,10 @@
 //! - `self-signed`: [`tls::Certificate::SelfSigned`], a certificate generated at start.
 //! - `redis`: [`Backplane`], signals shared by several servers through Redis.
 //!
+//! Linux only (Android's kernel too, untested): the crate calls the kernel through rustix,
+//! and rustix offers some of those calls on Linux alone (`getrandom(2)`; macOS lacks
+//! `pipe2(2)` and `MSG_NOSIGNAL` too). Other systems get a `compile_error!` that says so.
+//!
 //! ## About threads
 //!
 //! The server is synchronous, one thread per WebSocket connection. A door thread per port
@@ -72,6 +76,15 @@
     )),
     allow(rustdoc::broken_intra_doc_links)
 )]
+
+// rustix's getrandom is Linux's (and Android's) alone; pipe2 and MSG_NOSIGNAL are missing on
+// macOS too. Without this, other targets fail deep inside the crate with unresolved names.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+compile_error!(
+    "signalhub supports Linux only: it calls the kernel through rustix, and some of those \
+     calls (getrandom(2) among them) exist there alone; macOS, the BSDs and Windows are not \
+     supported"
+);
 
 #[cfg(feature = "redis")]
 mod backplane;
