@@ -21,19 +21,25 @@ run-example:
 ## conformance, and the example in a real browser.
 test: lint unit conformance browser-test
 
-## --workspace: signalhub and tools/loadgen; then signalhub with every feature.
+## --workspace: signalhub and tools/loadgen; then signalhub with every feature, and as a
+## library alone (no default feature: no binary, no cli dependencies). clippy.toml's msrv makes
+## clippy flag anything newer than the declared rust-version. The API documentation must build
+## without a warning (broken or private links).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
-## Default features (cli, webpki-roots), then every optional one (schedules, redis) on top.
-## The Redis backplane's tests start their own redis-server (installed here when missing;
-## without it they say SKIPPING and pass).
+## Default features (cli, webpki-roots), then every optional one (schedules, redis) on top,
+## then the library alone. The Redis backplane's tests start their own redis-server (installed
+## here when missing; without it they say SKIPPING and pass).
 unit: redis-server
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc --all-features
 	$(CARGO) test --all-features --lib --bins --test schedule --test tls_certs --test wss --test backplane
+	$(CARGO) test --no-default-features --lib
 
 ## Debian's redis-server for tests/backplane.rs, when missing (needs root and apt-get).
 redis-server:
