@@ -11,28 +11,35 @@ build:
 
 ## The browser example (Pode's web-signal): the page on http://127.0.0.1:8090/, WebSockets on
 ## 8091 (SIGNALHUB_HTTP / SIGNALHUB_WS change them; the same address for both shares one port).
-## It prints the URL to open in two browsers.
+## It prints the URL to open in two browsers. Its /time clock is a cron schedule: feature
+## schedules.
 run-example:
-	$(CARGO) build --release --example web_signal
+	$(CARGO) build --release --features schedules --example web_signal
 	./target/release/examples/web_signal
 
 ## Everything CI checks: formatting, lints, unit, integration and doc tests, Autobahn
 ## conformance, and the example in a real browser.
 test: lint unit conformance browser-test
 
-## --workspace: signalhub and tools/loadgen; then signalhub with every feature.
+## --workspace: signalhub and tools/loadgen; then signalhub with every feature, and as a
+## library alone (no default feature: no binary, no cli dependencies). clippy.toml's msrv makes
+## clippy flag anything newer than the declared rust-version. The API documentation must build
+## without a warning (broken or private links).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
 
-## Default features, then every optional one (pkcs12, self-signed, redis) on top. The Redis
-## backplane's tests start their own redis-server (installed here when missing; without it
-## they say SKIPPING and pass).
+## Default features (cli, webpki-roots), then every optional one (schedules, redis) on top,
+## then the library alone. The Redis backplane's tests start their own redis-server (installed
+## here when missing; without it they say SKIPPING and pass).
 unit: redis-server
 	$(CARGO) test --all-targets
-	$(CARGO) test --doc
-	$(CARGO) test --all-features --lib --bins --test tls_certs --test wss --test backplane
+	$(CARGO) test --doc --all-features
+	$(CARGO) test --all-features --lib --bins --test schedule --test tls_certs --test wss --test backplane
+	$(CARGO) test --no-default-features --lib
 
 ## Debian's redis-server for tests/backplane.rs, when missing (needs root and apt-get).
 redis-server:

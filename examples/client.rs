@@ -2,7 +2,7 @@
 //! WebSocket and echoes every message it hears back to everyone, as `echo: <message>`.
 //!
 //! ```sh
-//! cargo run --example web_signal          # one terminal: the page on 8090, ws on 8091
+//! cargo run --features schedules --example web_signal   # one terminal: page 8090, ws 8091
 //! cargo run --example client              # another one (or: -- ws://HOST:PORT/PATH)
 //! # chat in http://127.0.0.1:8090/ in a browser and watch the echoes arrive
 //! ```

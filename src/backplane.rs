@@ -76,6 +76,7 @@ pub(crate) const MAX_LISTED: usize = u16::MAX as usize / 16;
 /// let mut config = signalhub::ServerConfig::default();
 /// config.backplane = Some(signalhub::Backplane::redis("redis://127.0.0.1:6379/").cluster("chat"));
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backplane {
     url: String,

@@ -19,6 +19,23 @@
 //! The crate root holds the server and what its handlers see; the rest is grouped by
 //! subject: [`http`], [`outbound`], [`schedule`], [`metrics`], [`tls`], [`auth`].
 //!
+//! ## Features
+//!
+//! - `cli` (default): the `signalhub` binary and what only it uses (argh, ctrlc, simplelog); it
+//!   turns on `pkcs12` and `self-signed`. An embedder turns it off with
+//!   `default-features = false`.
+//! - `webpki-roots` (default): Mozilla's root certificates for outbound `wss://` when no CA
+//!   file is given.
+//! - `schedules`: cron expressions ([`Server::schedule`], [`schedule::Scheduler::schedule`]);
+//!   timers need no feature.
+//! - `pkcs12`: [`tls::Certificate::Pkcs12`], `.pfx`/`.p12` files with a password.
+//! - `self-signed`: [`tls::Certificate::SelfSigned`], a certificate generated at start.
+//! - `redis`: [`Backplane`], signals shared by several servers through Redis.
+//!
+//! Linux only (Android's kernel too, untested): the crate calls the kernel through rustix,
+//! and rustix offers some of those calls on Linux alone (`getrandom(2)`; macOS lacks
+//! `pipe2(2)` and `MSG_NOSIGNAL` too). Other systems get a `compile_error!` that says so.
+//!
 //! ## About threads
 //!
 //! The server is synchronous, one thread per WebSocket connection. A door thread per port
@@ -46,6 +63,28 @@
 // connections (src/server/memory.rs; why in docs/PERFORMANCE.md). Everything else is safe Rust.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs (`--cfg docsrs`, see Cargo.toml) labels feature-gated items with their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The docs link to feature-gated items (Server::schedule, Backplane, ...), which resolve only
+// with their features; `make lint` checks every link with every feature on.
+#![cfg_attr(
+    not(all(
+        feature = "schedules",
+        feature = "pkcs12",
+        feature = "self-signed",
+        feature = "redis"
+    )),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
+// rustix's getrandom is Linux's (and Android's) alone; pipe2 and MSG_NOSIGNAL are missing on
+// macOS too. Without this, other targets fail deep inside the crate with unresolved names.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+compile_error!(
+    "signalhub supports Linux only: it calls the kernel through rustix, and some of those \
+     calls (getrandom(2) among them) exist there alone; macOS, the BSDs and Windows are not \
+     supported"
+);
 
 pub mod auth;
 #[cfg(feature = "redis")]
@@ -70,6 +109,7 @@ pub mod tls;
 mod waker;
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use backplane::Backplane;
 pub use client_id::{ClientId, InvalidClientId};
 pub use error::{Error, Result};

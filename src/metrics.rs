@@ -240,13 +240,16 @@ pub struct MetricsSnapshot {
     pub connections_total: u64,
     /// Backplane (feature `redis`): signals this node published to the other nodes.
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub backplane_published: u64,
     /// Backplane (feature `redis`): signals received from the other nodes.
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub backplane_received: u64,
     /// Backplane (feature `redis`): signals delivered here only because Redis was unavailable
     /// or the publish queue was full.
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub backplane_dropped: u64,
 }
 

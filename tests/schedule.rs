@@ -607,6 +607,7 @@ fn a_cron_schedule_runs_on_whole_seconds_and_reaches_clients() {
 
 // ---- the binary ----
 
+#[cfg(feature = "cli")]
 mod binary {
     use std::io::{BufRead, BufReader};
     use std::process::{Child, Command, Stdio};

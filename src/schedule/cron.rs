@@ -15,6 +15,7 @@ use crate::{Error, Result};
 /// forward runs once, right after the gap (`0 30 2 * * *` at 03:00 that day), and one that
 /// happens twice when they go back runs once, the first time. Wildcard and step fields
 /// (`*/5 * * * *`) simply skip the missing hour and run in both copies of the repeated one.
+#[cfg_attr(docsrs, doc(cfg(feature = "schedules")))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CronZone {

@@ -26,6 +26,7 @@ use clock::When;
 #[cfg(feature = "schedules")]
 use cron::CronSpec;
 #[cfg(feature = "schedules")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schedules")))]
 pub use cron::CronZone;
 use runner::{Added, Command, Runner};
 use worker::Worker;
@@ -237,6 +238,7 @@ impl Scheduler {
     /// (`@hourly`, `@daily`...). An expression that cannot be parsed or never matches a date
     /// is [`Error::InvalidSchedule`], naming it.
     #[cfg(feature = "schedules")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schedules")))]
     pub fn schedule<F>(&self, name: &str, cron: &str, handler: F) -> Result<()>
     where
         F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
@@ -246,6 +248,7 @@ impl Scheduler {
 
     /// Like [`Scheduler::schedule`], with the expression read in `zone`.
     #[cfg(feature = "schedules")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schedules")))]
     pub fn schedule_in<F>(&self, name: &str, cron: &str, zone: CronZone, handler: F) -> Result<()>
     where
         F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,

@@ -76,6 +76,7 @@ pub struct ServerConfig {
     /// Feature `redis`: share signals with the other nodes of a cluster through Redis
     /// pub/sub (SPEC 15). `None` (the default): this process alone.
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub backplane: Option<crate::Backplane>,
 }
 

@@ -335,6 +335,7 @@ impl Server {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "schedules")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schedules")))]
     pub fn schedule<F>(&mut self, name: &str, cron: &str, handler: F) -> Result<&mut Server>
     where
         F: Fn(&ScheduleEvent) -> Result<()> + Send + Sync + 'static,
@@ -345,6 +346,7 @@ impl Server {
 
     /// Like [`Server::schedule`], with the expression read in `zone`.
     #[cfg(feature = "schedules")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schedules")))]
     pub fn schedule_in<F>(
         &mut self,
         name: &str,

@@ -55,6 +55,7 @@ pub enum Certificate {
     },
     /// A PKCS#12 (.pfx/.p12) file and its password (feature "pkcs12"): Pode's usual form.
     #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     Pkcs12 {
         /// The .pfx/.p12 file.
         file: PathBuf,
@@ -64,6 +65,7 @@ pub enum Certificate {
     /// A certificate generated at start for development (feature "self-signed"), for the
     /// given host names, e.g. `["localhost", "127.0.0.1"]`. Browsers will not trust it.
     #[cfg(feature = "self-signed")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "self-signed")))]
     SelfSigned {
         /// Host names and IP addresses the certificate is for.
         names: Vec<String>,
@@ -81,6 +83,7 @@ impl Certificate {
 
     /// A PKCS#12 (.pfx/.p12) file and its password.
     #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn pkcs12(file: impl Into<PathBuf>, password: impl Into<String>) -> Certificate {
         Certificate::Pkcs12 {
             file: file.into(),
@@ -90,6 +93,7 @@ impl Certificate {
 
     /// A self-signed certificate, generated at start, for these host names or IP addresses.
     #[cfg(feature = "self-signed")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "self-signed")))]
     pub fn self_signed<I>(names: I) -> Certificate
     where
         I: IntoIterator,
