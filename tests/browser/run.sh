@@ -46,7 +46,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 
-"$cargo" build --release --example web_signal
+"$cargo" build --release --features schedules --example web_signal
 target_dir=${CARGO_TARGET_DIR:-target}
 export WEB_SIGNAL_BIN=$target_dir/release/examples/web_signal
 export CHROMIUM=$chromium
