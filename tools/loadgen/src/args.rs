@@ -30,6 +30,10 @@ pub struct Opts {
     pub url2: Option<(String, SocketAddr)>,
     /// fanout: once every client is connected, try one more and report its HTTP status.
     pub one_more: bool,
+    /// fanout: the JSON fields after `message` in what the sender sends, naming its
+    /// receivers (`--to all`, `--to path:/p`, `--to group:g`): empty, `,"path":"/p"` or
+    /// `,"group":"g"`.
+    pub to: String,
     pub soak: SoakOpts,
     pub http: HttpOpts,
 }
@@ -143,6 +147,7 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
         tls,
         url2,
         one_more: f.get("one-more", false)?,
+        to: target_fields(&f.get("to", "all".to_owned())?)?,
         soak,
         http,
     };
@@ -188,6 +193,17 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String, &'static str), String> {
         host.to_owned(),
         scheme,
     ))
+}
+
+/// The JSON fields a `--to` value adds to the sender's messages.
+fn target_fields(to: &str) -> Result<String, String> {
+    let field = |key: &str, value: &str| format!(r#","{key}":{}"#, serde_json::json!(value));
+    match to.split_once(':') {
+        None if to == "all" => Ok(String::new()),
+        Some(("path", path)) if path.starts_with('/') => Ok(field("path", path)),
+        Some(("group", group)) if !group.is_empty() => Ok(field("group", group)),
+        _ => Err(format!("bad --to {to:?}: want all, path:/PATH or group:NAME")),
+    }
 }
 
 /// `--header` values: `Name: value`, a token for the name and no line breaks.

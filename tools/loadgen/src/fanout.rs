@@ -157,7 +157,7 @@ fn probe(s: &mut Sender, o: &Opts, deadline: Instant) {
                 .add("probe: some receivers got no probe; sending anyway");
             return;
         }
-        s.send(format!(r#"{{"message":{{"probe":{k}}}}}"#));
+        s.send(format!(r#"{{"message":{{"probe":{k}}}{}}}"#, o.to));
         s.wait(Duration::from_millis(100), deadline, || sh.registered());
     }
 }
@@ -180,8 +180,9 @@ fn send_measured(s: &mut Sender, o: &Opts, deadline: Instant) -> usize {
             return sent;
         }
         let t = now_ns();
+        let to = &o.to;
         if !s.send(format!(
-            r#"{{"message":{{"seq":{i},"t":{t},"pad":"{pad}"}}}}"#
+            r#"{{"message":{{"seq":{i},"t":{t},"pad":"{pad}"}}{to}}}"#
         )) {
             break;
         }

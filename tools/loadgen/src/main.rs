@@ -12,6 +12,8 @@
 //! $L soak   --url ws://127.0.0.1:PORT/ --steady 500 --churn 2000 --duration 600 --rate 50 --pid PID
 //! $L http   --url http://127.0.0.1:PORT/ --connections 50 --requests 40000 --stalled 50 --pid PID
 //! $L make-cert DIR   # DIR/ca.pem, DIR/cert.pem, DIR/key.pem for a Wss server
+//! $L make-token SECRET bench   # an HS256 token (subject bench, group bench) for ?token=
+//! $L fanout --url "ws://127.0.0.1:PORT/bench?token=$TOKEN" --to group:bench --clients 1000
 //! $L fanout --url wss://127.0.0.1:PORT/ --ca DIR/ca.pem --clients 1000 --messages 200
 //! ```
 //!
@@ -93,6 +95,7 @@ mod idle;
 mod report;
 mod soak;
 mod tls;
+mod token;
 
 use log::warn;
 use serde_json::json;
@@ -109,17 +112,20 @@ use idle::run_idle;
 use report::{failure, merge, now_ns};
 use soak::run_soak;
 use tls::make_cert;
+use token::make_token;
 
 const USAGE: &str = "usage: loadgen fanout|direct|idle|soak --url ws[s]://127.0.0.1:PORT/PATH \
   [--ca CA.pem (wss)] [--clients N] [--messages M] [--payload BYTES] [--window W] \
   [--hold SECS] [--pid PID] [--threads T] [--batch B] [--stall SECS] [--timeout SECS] \
   [--label TEXT]
+       fanout: [--to all|path:/PATH|group:NAME] (what the sender's messages name)
        bigcast: [--clients N] [--size BYTES] --pid PID
        soak: [--steady N] [--churn N] [--churn-threads T] [--duration SECS] [--rate MSG/S] \
   [--settle SECS] --pid PID (--timeout defaults to --duration + 120)
        http: --url http://127.0.0.1:PORT/ [--connections N] [--requests TOTAL] [--stalled N] \
   [--mix alternate|get|post] [--header 'Name: value']... [--pid PID] [--stall SECS] [--timeout SECS]
-       loadgen make-cert DIR";
+       loadgen make-cert DIR
+       loadgen make-token SECRET [GROUP...]";
 
 /// Raise the soft open-file limit to the hard limit; returns the soft limit now in force.
 fn raise_nofile() -> Option<u64> {
@@ -152,6 +158,14 @@ fn main() {
             eprintln!("loadgen: make-cert: {e}");
             std::process::exit(1);
         }
+        return;
+    }
+    if args.first().is_some_and(|a| a == "make-token") {
+        let Some((secret, groups)) = args[1..].split_first() else {
+            eprintln!("loadgen: make-token needs a SECRET\n{USAGE}");
+            std::process::exit(2);
+        };
+        println!("{}", make_token(secret, groups));
         return;
     }
     let o = parse_args(&args).unwrap_or_else(|e| {
