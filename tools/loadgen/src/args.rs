@@ -202,7 +202,9 @@ fn target_fields(to: &str) -> Result<String, String> {
         None if to == "all" => Ok(String::new()),
         Some(("path", path)) if path.starts_with('/') => Ok(field("path", path)),
         Some(("group", group)) if !group.is_empty() => Ok(field("group", group)),
-        _ => Err(format!("bad --to {to:?}: want all, path:/PATH or group:NAME")),
+        _ => Err(format!(
+            "bad --to {to:?}: want all, path:/PATH or group:NAME"
+        )),
     }
 }
 
