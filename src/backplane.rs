@@ -25,6 +25,7 @@
 //! opcode (1 byte: 1 text, 2 binary), target length (u16) and target (the path, or the
 //! client id as text), then the frame's payload (the bytes receivers get).
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -69,7 +70,9 @@ const KIND_WAKE: u8 = 3;
 /// let mut config = signalhub::ServerConfig::default();
 /// config.backplane = Some(signalhub::Backplane::redis("redis://127.0.0.1:6379/").cluster("chat"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` form shows the URL with the password as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Backplane {
     url: String,
     cluster: String,
@@ -92,7 +95,8 @@ impl Backplane {
         self
     }
 
-    /// The Redis URL.
+    /// The Redis URL as given, password included: log the `Debug` form of the [`Backplane`]
+    /// instead, which hides it.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -110,7 +114,10 @@ impl Backplane {
     /// Checks the URL and the name, without connecting.
     pub(crate) fn validate(&self) -> Result<()> {
         redis::Client::open(self.url.as_str()).map_err(|e| {
-            Error::InvalidConfig(format!("backplane: bad Redis URL {:?}: {e}", self.url))
+            Error::InvalidConfig(format!(
+                "backplane: bad Redis URL {:?}: {e}",
+                redacted(&self.url)
+            ))
         })?;
         if self.cluster.is_empty() {
             return Err(Error::InvalidConfig(
@@ -118,6 +125,15 @@ impl Backplane {
             ));
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Backplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backplane")
+            .field("url", &redacted(&self.url))
+            .field("cluster", &self.cluster)
+            .finish()
     }
 }
 
@@ -277,14 +293,54 @@ fn wake_subscriber(
         .query::<i64>(&mut con);
 }
 
-/// The URL without its password, for logs.
+/// The URL with its password replaced by `***`, for logs, errors and `Debug`: the password
+/// of `user:password@` (a lone `name@` is hidden whole: it may be a password put there by
+/// mistake) and the value of a `pass=` or `password=` query parameter (the form of
+/// `redis+unix://` URLs). Hides too much rather than too little: an `@` anywhere counts as
+/// the end of the user information.
 fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+    let mut out = String::with_capacity(url.len());
+    let rest = match url.find("://") {
+        Some(i) => {
+            out.push_str(&url[..i + 3]);
+            &url[i + 3..]
         }
-        _ => url.to_owned(),
+        None => url,
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            match rest[..at].find(':') {
+                Some(colon) => {
+                    out.push_str(&rest[..colon]);
+                    out.push_str(":***@");
+                }
+                None => out.push_str("***@"),
+            }
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let Some((before, query)) = rest.split_once('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(before);
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") =>
+            {
+                out.push_str(key);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
     }
+    out
 }
 
 /// The waits between reconnects to Redis: the outbound clients' policy (doubling from
@@ -663,10 +719,44 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_logs() {
-        assert_eq!(
-            redacted("redis://:secret@host:6379/0"),
-            "redis://***@host:6379/0"
+        for (url, shown) in [
+            ("redis://:secret@host:6379/0", "redis://:***@host:6379/0"),
+            ("rediss://alice:secret@host/", "rediss://alice:***@host/"),
+            ("redis://alice:s%40c:r@et@host/", "redis://alice:***@host/"),
+            ("redis://secret@host/", "redis://***@host/"),
+            ("redis://host/", "redis://host/"),
+            (
+                "redis://host/?protocol=resp3",
+                "redis://host/?protocol=resp3",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&user=bob&pass=secret",
+                "redis+unix:///run/redis.sock?db=1&user=bob&pass=***",
+            ),
+            (
+                "unix:///run/redis.sock?PASSWORD=secret",
+                "unix:///run/redis.sock?PASSWORD=***",
+            ),
+            ("no-scheme:secret@host", "no-scheme:***@host"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn debug_and_errors_hide_the_password() {
+        let backplane = Backplane::redis("redis://alice:secret@127.0.0.1:6379/").cluster("c");
+        let debug = format!("{backplane:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(
+            debug.contains("redis://alice:***@127.0.0.1:6379/"),
+            "{debug}"
         );
-        assert_eq!(redacted("redis://host/"), "redis://host/");
+        let err = Backplane::redis("redis://:secret@127.0.0.1/notanumber")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(err.contains(":***@"), "{err}");
     }
 }
