@@ -15,10 +15,17 @@
 //!   hands it to the fan-out thread, marked remote so it is never published again. A node
 //!   drops its own publications (each message carries the random node id of its publisher).
 //!
-//! When Redis is down the node keeps serving its own clients: signals are delivered
-//! locally and not published (they are lost for the other nodes; they are not replayed).
-//! Both threads log the outage once, retry with a jittered backoff (100 ms doubling to 5 s)
-//! and log once when Redis is back.
+//! When Redis is down (or refuses the credentials, or its certificate) the node keeps serving
+//! its own clients: signals are delivered locally and not published (they are lost for the
+//! other nodes; they are not replayed). Both threads log the outage once, retry with a
+//! jittered backoff (100 ms doubling to 5 s) and log once when Redis is back.
+//!
+//! `rediss://` goes through the redis crate's rustls TLS (feature `tls-rustls`). That code
+//! builds its rustls config on the process-wide default crypto provider, so a node with a
+//! `rediss://` URL installs ring (the provider signalhub ships) as that default at start when
+//! the application has installed none; one the application installed is used as it is.
+//! Trust: the CA file of [`Backplane::ca_file`] alone, else Mozilla's roots (feature
+//! `webpki-roots`, on by default), else the system's roots (read by the redis crate).
 //!
 //! Wire format of one message (binary, big-endian):
 //! `b"SHB1"`, node id (16 bytes), kind (1 byte: 0 all, 1 path, 2 client, 3 wake-up),
@@ -26,6 +33,7 @@
 //! client id as text), then the frame's payload (the bytes receivers get).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,26 +74,59 @@ const KIND_WAKE: u8 = 3;
 /// Where a server shares its signals with other nodes: a Redis server and a cluster name.
 /// Set it in [`ServerConfig::backplane`](crate::ServerConfig::backplane).
 ///
+/// The URL forms (those of the `redis` crate):
+/// - `redis://host:port/db` (port 6379 and database 0 when left out; the database does not
+///   matter to pub/sub);
+/// - with credentials: `redis://:password@host/` (Redis' `requirepass`) or
+///   `redis://user:password@host/` (an ACL user); percent-encode `@`, `:`, `/` and `%` in
+///   them (`p@ss` is `p%40ss`);
+/// - `rediss://` instead of `redis://`: TLS (1.2 or 1.3, rustls), the certificate checked
+///   against the CA file of [`Backplane::ca_file`] when one is given, else Mozilla's roots
+///   (feature `webpki-roots`, on by default), else the system's; `#insecure` (no check) is
+///   refused;
+/// - `redis+unix:///path/redis.sock?db=0&user=u&pass=p`: a Unix socket.
+///
+/// Credentials go out in Redis' `AUTH` at each connection. Refused ones, like an unreachable
+/// Redis or a certificate that does not check, do not stop the server: it serves its own
+/// clients, logs the outage once and retries with a backoff. The password never shows in
+/// logs, errors or this type's `Debug` form (it shows as `***`).
+///
 /// ```
 /// let mut config = signalhub::ServerConfig::default();
 /// config.backplane = Some(signalhub::Backplane::redis("redis://127.0.0.1:6379/").cluster("chat"));
+/// // A managed Redis: TLS and an ACL user.
+/// let managed = signalhub::Backplane::redis("rediss://app:s3cret@redis.example.com:6380/");
+/// // A Redis with a certificate from a private CA.
+/// let private = signalhub::Backplane::redis("rediss://:s3cret@10.0.0.5:6379/")
+///     .ca_file("/etc/signalhub/redis-ca.pem");
+/// assert!(!format!("{private:?}").contains("s3cret"));
 /// ```
-///
-/// Its `Debug` form shows the URL with the password as `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Backplane {
     url: String,
     cluster: String,
+    ca_file: Option<PathBuf>,
 }
 
 impl Backplane {
-    /// Redis at `url` (`redis://host:port/`, `redis://:password@host/db`, `redis+unix:///path`),
-    /// cluster `default`.
+    /// Redis at `url` (see [`Backplane`] for the forms: `redis://host:port/`,
+    /// `rediss://user:password@host/`...), cluster `default`.
     pub fn redis(url: impl Into<String>) -> Backplane {
         Backplane {
             url: url.into(),
             cluster: "default".to_owned(),
+            ca_file: None,
         }
+    }
+
+    /// Trusts the CA certificates of this PEM file (one or more), and only them, for a
+    /// `rediss://` URL: for a Redis whose certificate comes from a private CA. The file is
+    /// read, and checked, when the server starts: a missing or unusable file stops the start
+    /// with an [`Error::Certificate`] naming it. A CA file with a `redis://` URL is an
+    /// [`Error::InvalidConfig`].
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Backplane {
+        self.ca_file = Some(path.into());
+        self
     }
 
     /// Sets the cluster name: only nodes with the same name share signals (the Redis channel
@@ -106,19 +147,19 @@ impl Backplane {
         &self.cluster
     }
 
+    /// The CA file given to [`Backplane::ca_file`], if any.
+    pub fn ca_file_path(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
     /// The Redis channel the cluster shares.
     pub fn channel(&self) -> String {
         format!("signalhub:{}", self.cluster)
     }
 
-    /// Checks the URL and the name, without connecting.
+    /// Checks the URL, the CA file and the name, without connecting.
     pub(crate) fn validate(&self) -> Result<()> {
-        redis::Client::open(self.url.as_str()).map_err(|e| {
-            Error::InvalidConfig(format!(
-                "backplane: bad Redis URL {:?}: {e}",
-                redacted(&self.url)
-            ))
-        })?;
+        self.client()?;
         if self.cluster.is_empty() {
             return Err(Error::InvalidConfig(
                 "backplane: the cluster name is empty".into(),
@@ -128,11 +169,53 @@ impl Backplane {
     }
 }
 
+impl Backplane {
+    /// The redis crate's client for this configuration, which connects nowhere yet: the URL
+    /// parsed, `#insecure` refused, the CA file read and checked.
+    fn client(&self) -> Result<redis::Client> {
+        use redis::IntoConnectionInfo;
+        let bad_url = |e: redis::RedisError| {
+            Error::InvalidConfig(format!(
+                "backplane: bad Redis URL {:?}: {e}",
+                redacted(&self.url)
+            ))
+        };
+        let info = self.url.as_str().into_connection_info().map_err(bad_url)?;
+        let tls = match info.addr() {
+            redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(Error::InvalidConfig(format!(
+                    "backplane: Redis URL {:?}: #insecure (no certificate check) is not \
+                     supported; give the server's CA with Backplane::ca_file",
+                    redacted(&self.url)
+                )))
+            }
+            redis::ConnectionAddr::TcpTls { .. } => true,
+            _ => false,
+        };
+        match &self.ca_file {
+            None => redis::Client::open(info).map_err(bad_url),
+            Some(path) if !tls => Err(Error::InvalidConfig(format!(
+                "backplane: a CA file ({}) needs a rediss:// URL, not {:?}",
+                path.display(),
+                redacted(&self.url)
+            ))),
+            Some(path) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(crate::tls::ca_file_pem(path)?),
+                };
+                redis::Client::build_with_tls(info, certificates).map_err(bad_url)
+            }
+        }
+    }
+}
+
 impl fmt::Debug for Backplane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Backplane")
             .field("url", &redacted(&self.url))
             .field("cluster", &self.cluster)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -218,8 +301,14 @@ pub(crate) fn start(
     commands: Sender<Command>,
     metrics: Arc<Counters>,
 ) -> Result<(Outlet, Running)> {
-    let client = redis::Client::open(config.url.as_str())
-        .map_err(|e| Error::InvalidConfig(format!("backplane: bad Redis URL: {e}")))?;
+    let client = config.client()?;
+    if matches!(
+        client.get_connection_info().addr(),
+        redis::ConnectionAddr::TcpTls { .. }
+    ) {
+        install_crypto_provider();
+    }
+    let shown: Arc<str> = redacted(&config.url).into();
     let node = ClientId::random().as_u128().to_be_bytes();
     let channel = config.channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -227,6 +316,7 @@ pub(crate) fn start(
     let (wake, woken) = crossbeam_channel::bounded::<()>(0);
     let publisher = Publisher {
         client: client.clone(),
+        shown: shown.clone(),
         channel: channel.clone(),
         node,
         queued,
@@ -234,6 +324,7 @@ pub(crate) fn start(
     };
     let subscriber = Subscriber {
         client: client.clone(),
+        shown: shown.clone(),
         channel: channel.clone(),
         node,
         commands,
@@ -258,17 +349,25 @@ pub(crate) fn start(
             return Err(e);
         }
     }
-    log::info!(
-        "backplane: cluster {:?} on {}",
-        config.cluster,
-        redacted(&config.url)
-    );
+    log::info!("backplane: cluster {:?} on {shown}", config.cluster);
     let outlet = Outlet {
         queue,
         metrics,
         full: false,
     };
     Ok((outlet, running))
+}
+
+/// For `rediss://`: the redis crate builds its rustls config on the process-wide default
+/// crypto provider, and rustls, when none is installed, installs the one its cargo features
+/// name, or panics when they name two (an application that also enables aws-lc-rs). So
+/// install ring, the provider signalhub ships, unless the application installed one.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        log::debug!("backplane: ring installed as the process's rustls provider, for rediss://");
+    }
 }
 
 /// Publishes a wake-up that only stops this node's subscriber (it checks the stop flag after
@@ -371,25 +470,42 @@ impl Backoff {
 /// Logs a Redis outage once and its end once.
 struct Outage {
     role: &'static str,
+    /// The Redis URL, password hidden.
+    shown: Arc<str>,
     since: Option<Instant>,
 }
 
 impl Outage {
-    fn down(&mut self, error: &dyn std::fmt::Display) {
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
-            log::warn!(
-                "backplane {}: Redis unavailable ({error}); serving local clients only, reconnecting",
-                self.role
-            );
+    fn new(role: &'static str, shown: &Arc<str>) -> Outage {
+        Outage {
+            role,
+            shown: shown.clone(),
+            since: None,
         }
+    }
+
+    fn down(&mut self, error: &redis::RedisError) {
+        if self.since.is_some() {
+            return;
+        }
+        self.since = Some(Instant::now());
+        let what = match error.kind() {
+            redis::ErrorKind::AuthenticationFailed => "refused the credentials of the URL",
+            _ => "unavailable",
+        };
+        log::warn!(
+            "backplane {}: Redis at {} {what} ({error}); serving local clients only, reconnecting",
+            self.role,
+            self.shown
+        );
     }
 
     fn up(&mut self) {
         if let Some(since) = self.since.take() {
             log::info!(
-                "backplane {}: Redis back after {:.1} s",
+                "backplane {}: Redis at {} back after {:.1} s",
                 self.role,
+                self.shown,
                 since.elapsed().as_secs_f64()
             );
         }
@@ -399,6 +515,8 @@ impl Outage {
 /// Publishes in the order the fan-out routed.
 struct Publisher {
     client: redis::Client,
+    /// The Redis URL, password hidden.
+    shown: Arc<str>,
     channel: String,
     node: [u8; 16],
     queued: Receiver<ToPublish>,
@@ -414,10 +532,7 @@ impl Publisher {
         let mut connection: Option<redis::Connection> = None;
         let mut backoff = Backoff::new();
         let mut retry_at = Instant::now();
-        let mut outage = Outage {
-            role: "publisher",
-            since: None,
-        };
+        let mut outage = Outage::new("publisher", &self.shown);
         let mut buf = Vec::new();
         for item in self.queued.iter() {
             if connection.is_none() && Instant::now() >= retry_at {
@@ -473,6 +588,8 @@ impl Publisher {
 /// Receives the cluster's signals and hands them to the fan-out thread.
 struct Subscriber {
     client: redis::Client,
+    /// The Redis URL, password hidden.
+    shown: Arc<str>,
     channel: String,
     node: [u8; 16],
     commands: Sender<Command>,
@@ -491,10 +608,7 @@ enum Ended {
 impl Subscriber {
     fn run(self) {
         let mut backoff = Backoff::new();
-        let mut outage = Outage {
-            role: "subscriber",
-            since: None,
-        };
+        let mut outage = Outage::new("subscriber", &self.shown);
         while !self.stop.load(Ordering::SeqCst) {
             match self.session(&mut outage, &mut backoff) {
                 Ended::Stopped => return,
@@ -741,6 +855,75 @@ mod tests {
         ] {
             assert_eq!(redacted(url), shown, "{url}");
         }
+    }
+
+    #[test]
+    fn credentials_come_from_the_url_percent_decoded() {
+        for (url, user, password) in [
+            (
+                "redis://alice:p%40ss%3Aw@127.0.0.1/",
+                Some("alice"),
+                Some("p@ss:w"),
+            ),
+            ("rediss://:secret@127.0.0.1:6380/2", None, Some("secret")),
+            ("redis://127.0.0.1/", None, None),
+            (
+                "redis+unix:///tmp/r.sock?user=bob&pass=pw",
+                Some("bob"),
+                Some("pw"),
+            ),
+        ] {
+            let client = Backplane::redis(url).client().unwrap();
+            let settings = client.get_connection_info().redis_settings();
+            assert_eq!(settings.username(), user, "{url}");
+            assert_eq!(settings.password(), password, "{url}");
+        }
+    }
+
+    #[test]
+    fn tls_urls_and_ca_files_are_checked_at_start() {
+        let tls = Backplane::redis("rediss://:pw@127.0.0.1:6380/")
+            .client()
+            .unwrap();
+        assert!(matches!(
+            tls.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls {
+                insecure: false,
+                ..
+            }
+        ));
+        let err = Backplane::redis("rediss://127.0.0.1/#insecure")
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("#insecure")),
+            "{err}"
+        );
+        let err = Backplane::redis("redis://127.0.0.1/")
+            .ca_file("/nonexistent/ca.pem")
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("needs a rediss:// URL")),
+            "{err}"
+        );
+        let err = Backplane::redis("rediss://127.0.0.1/")
+            .ca_file("/nonexistent/ca.pem")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "tls: /nonexistent/ca.pem: not found");
+        let not_pem =
+            std::env::temp_dir().join(format!("signalhub-bp-ca-{}.pem", ClientId::random()));
+        std::fs::write(&not_pem, "hello").unwrap();
+        let err = Backplane::redis("rediss://127.0.0.1/")
+            .ca_file(&not_pem)
+            .validate()
+            .unwrap_err();
+        let _ = std::fs::remove_file(&not_pem);
+        assert!(
+            matches!(&err, Error::Certificate { file, .. } if *file == not_pem),
+            "{err}"
+        );
     }
 
     #[test]
