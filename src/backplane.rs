@@ -489,8 +489,13 @@ impl Outage {
             return;
         }
         self.since = Some(Instant::now());
-        let what = match error.kind() {
-            redis::ErrorKind::AuthenticationFailed => "refused the credentials of the URL",
+        let what = match (error.kind(), error.code()) {
+            (redis::ErrorKind::AuthenticationFailed, _) => "refused the credentials of the URL",
+            (_, Some("NOAUTH")) => "wants credentials, and the URL has none",
+            (_, Some("NOPERM")) => {
+                "refused a command to the URL's user (its ACL needs PUBLISH, SUBSCRIBE and PING \
+                 on the channel)"
+            }
             _ => "unavailable",
         };
         log::warn!(
@@ -623,14 +628,14 @@ impl Subscriber {
 
     /// One connection: subscribe, then forward messages until it breaks or the node stops.
     fn session(&self, outage: &mut Outage, backoff: &mut Backoff) -> Ended {
-        let mut connection = match self.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+        let mut connection = match Publisher::connect_to(&self.client) {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
-        let mut pubsub = connection.as_pubsub();
-        if let Err(e) = pubsub.subscribe(&self.channel) {
+        if let Err(e) = subscribe(&mut connection, &self.channel) {
             return Ended::Lost(e);
         }
+        let mut pubsub = connection.as_pubsub();
         if let Err(e) = pubsub.set_read_timeout(Some(HEARTBEAT)) {
             return Ended::Lost(e);
         }
@@ -679,6 +684,43 @@ impl Subscriber {
                 None => log::warn!("backplane: ignored a malformed message on {}", self.channel),
             }
         }
+    }
+}
+
+/// Subscribes `connection` to `channel` and checks Redis' answer. The redis crate's
+/// `PubSub::subscribe` drops that answer, so a refusal (`NOAUTH` without a password where
+/// one is needed, `NOPERM` for an ACL user without the channel) would pass for a
+/// subscription: the node would wait, deaf, on a connection that never delivers.
+fn subscribe(connection: &mut redis::Connection, channel: &str) -> redis::RedisResult<()> {
+    use redis::{PushKind, Value};
+    let command = redis::cmd("SUBSCRIBE").arg(channel).get_packed_command();
+    connection.send_packed_command(&command)?;
+    let answer = connection.recv_response()?;
+    let confirmed = match &answer {
+        // RESP2: ["subscribe", channel, count].
+        Value::Array(items) => matches!(
+            items.as_slice(),
+            [Value::BulkString(kind), Value::BulkString(name), Value::Int(_)]
+                if kind.as_slice() == b"subscribe" && name.as_slice() == channel.as_bytes()
+        ),
+        // RESP3 (`?protocol=resp3`): a push of kind subscribe, [channel, count].
+        Value::Push {
+            kind: PushKind::Subscribe,
+            data,
+        } => matches!(
+            data.as_slice(),
+            [Value::BulkString(name), Value::Int(_)] if name.as_slice() == channel.as_bytes()
+        ),
+        _ => false,
+    };
+    match answer {
+        _ if confirmed => Ok(()),
+        Value::ServerError(e) => Err(e.into()),
+        other => Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected answer to SUBSCRIBE",
+            format!("{other:?}"),
+        ))),
     }
 }
 
