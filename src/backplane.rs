@@ -78,8 +78,8 @@ const KIND_WAKE: u8 = 3;
 /// - `redis://host:port/db` (port 6379 and database 0 when left out; the database does not
 ///   matter to pub/sub);
 /// - with credentials: `redis://:password@host/` (Redis' `requirepass`) or
-///   `redis://user:password@host/` (an ACL user); percent-encode `@`, `:`, `/` and `%` in
-///   them (`p@ss` is `p%40ss`);
+///   `redis://user:password@host/` (an ACL user); percent-encode `@`, `:`, `/`, `?`, `#`
+///   and `%` in them (`p@ss` is `p%40ss`);
 /// - `rediss://` instead of `redis://`: TLS (1.2 or 1.3, rustls), the certificate checked
 ///   against the CA file of [`Backplane::ca_file`] when one is given, else Mozilla's roots
 ///   (feature `webpki-roots`, on by default), else the system's; `#insecure` (no check) is
