@@ -463,7 +463,8 @@ fn a_bad_redis_url_is_a_config_error() {
 
 /// A wrong password leaves its node alone: it serves its own clients, logs the refusal once
 /// per thread (publisher, subscriber), retries with the backoff (a handful of connections, not
-/// a storm), and never logs a password.
+/// a storm), and never logs a password. `secrets`: every password of the test, the wrong one
+/// (that of `wrong_url`) last.
 fn wrong_password_stays_local(
     redis: &RedisServer,
     cluster: &str,
