@@ -15,10 +15,17 @@
 //!   hands it to the fan-out thread, marked remote so it is never published again. A node
 //!   drops its own publications (each message carries the random node id of its publisher).
 //!
-//! When Redis is down the node keeps serving its own clients: signals are delivered
-//! locally and not published (they are lost for the other nodes; they are not replayed).
-//! Both threads log the outage once, retry with a jittered backoff (100 ms doubling to 5 s)
-//! and log once when Redis is back.
+//! When Redis is down (or refuses the credentials, or its certificate) the node keeps serving
+//! its own clients: signals are delivered locally and not published (they are lost for the
+//! other nodes; they are not replayed). Both threads log the outage once, retry with a
+//! jittered backoff (100 ms doubling to 5 s) and log once when Redis is back.
+//!
+//! `rediss://` goes through the redis crate's rustls TLS (feature `tls-rustls`). That code
+//! builds its rustls config on the process-wide default crypto provider, so a node with a
+//! `rediss://` URL installs ring (the provider signalhub ships) as that default at start when
+//! the application has installed none; one the application installed is used as it is.
+//! Trust: the CA file of [`Backplane::ca_file`] alone, else Mozilla's roots (feature
+//! `webpki-roots`, on by default), else the system's roots (read by the redis crate).
 //!
 //! Wire format of one message (binary, big-endian):
 //! `b"SHB1"`, node id (16 bytes), kind (1 byte: 0 all, 1 path, 2 client, 3 wake-up, 4 group,
@@ -26,6 +33,8 @@
 //! target (the path, the client id as text, the group, the user id, or the listed client
 //! ids as 16 big-endian bytes each), then the frame's payload (the bytes receivers get).
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -72,25 +81,60 @@ pub(crate) const MAX_LISTED: usize = u16::MAX as usize / 16;
 /// Where a server shares its signals with other nodes: a Redis server and a cluster name.
 /// Set it in [`ServerConfig::backplane`](crate::ServerConfig::backplane).
 ///
+/// The URL forms (those of the `redis` crate):
+/// - `redis://host:port/db` (port 6379 and database 0 when left out; the database does not
+///   matter to pub/sub);
+/// - with credentials: `redis://:password@host/` (Redis' `requirepass`) or
+///   `redis://user:password@host/` (an ACL user); percent-encode `@`, `:`, `/`, `?`, `#`
+///   and `%` in them (`p@ss` is `p%40ss`);
+/// - `rediss://` instead of `redis://`: TLS (1.2 or 1.3, rustls), the certificate checked
+///   against the CA file of [`Backplane::ca_file`] when one is given, else Mozilla's roots
+///   (feature `webpki-roots`, on by default), else the system's; `#insecure` (no check) is
+///   refused;
+/// - `redis+unix:///path/redis.sock?db=0&user=u&pass=p`: a Unix socket.
+///
+/// Credentials go out in Redis' `AUTH` at each connection. Refused ones, like an unreachable
+/// Redis or a certificate that does not check, do not stop the server: it serves its own
+/// clients, logs the outage once and retries with a backoff. The password never shows in
+/// logs, errors or this type's `Debug` form (it shows as `***`).
+///
 /// ```
 /// let mut config = signalhub::ServerConfig::default();
 /// config.backplane = Some(signalhub::Backplane::redis("redis://127.0.0.1:6379/").cluster("chat"));
+/// // A managed Redis: TLS and an ACL user.
+/// let managed = signalhub::Backplane::redis("rediss://app:s3cret@redis.example.com:6380/");
+/// // A Redis with a certificate from a private CA.
+/// let private = signalhub::Backplane::redis("rediss://:s3cret@10.0.0.5:6379/")
+///     .ca_file("/etc/signalhub/redis-ca.pem");
+/// assert!(!format!("{private:?}").contains("s3cret"));
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Backplane {
     url: String,
     cluster: String,
+    ca_file: Option<PathBuf>,
 }
 
 impl Backplane {
-    /// Redis at `url` (`redis://host:port/`, `redis://:password@host/db`, `redis+unix:///path`),
-    /// cluster `default`.
+    /// Redis at `url` (see [`Backplane`] for the forms: `redis://host:port/`,
+    /// `rediss://user:password@host/`...), cluster `default`.
     pub fn redis(url: impl Into<String>) -> Backplane {
         Backplane {
             url: url.into(),
             cluster: "default".to_owned(),
+            ca_file: None,
         }
+    }
+
+    /// Trusts the CA certificates of this PEM file (one or more), and only them, for a
+    /// `rediss://` URL: for a Redis whose certificate comes from a private CA. The file is
+    /// read, and checked, when the server starts: a missing or unusable file stops the start
+    /// with an [`Error::Certificate`] naming it. A CA file with a `redis://` URL is an
+    /// [`Error::InvalidConfig`].
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Backplane {
+        self.ca_file = Some(path.into());
+        self
     }
 
     /// Sets the cluster name: only nodes with the same name share signals (the Redis channel
@@ -100,7 +144,8 @@ impl Backplane {
         self
     }
 
-    /// The Redis URL.
+    /// The Redis URL as given, password included: log the `Debug` form of the [`Backplane`]
+    /// instead, which hides it.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -110,22 +155,76 @@ impl Backplane {
         &self.cluster
     }
 
+    /// The CA file given to [`Backplane::ca_file`], if any.
+    pub fn ca_file_path(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
     /// The Redis channel the cluster shares.
     pub fn channel(&self) -> String {
         format!("signalhub:{}", self.cluster)
     }
 
-    /// Checks the URL and the name, without connecting.
+    /// Checks the URL, the CA file and the name, without connecting.
     pub(crate) fn validate(&self) -> Result<()> {
-        redis::Client::open(self.url.as_str()).map_err(|e| {
-            Error::InvalidConfig(format!("backplane: bad Redis URL {:?}: {e}", self.url))
-        })?;
+        self.client()?;
         if self.cluster.is_empty() {
             return Err(Error::InvalidConfig(
                 "backplane: the cluster name is empty".into(),
             ));
         }
         Ok(())
+    }
+}
+
+impl Backplane {
+    /// The redis crate's client for this configuration, which connects nowhere yet: the URL
+    /// parsed, `#insecure` refused, the CA file read and checked.
+    fn client(&self) -> Result<redis::Client> {
+        use redis::IntoConnectionInfo;
+        let bad_url = |e: redis::RedisError| {
+            Error::InvalidConfig(format!(
+                "backplane: bad Redis URL {:?}: {e}",
+                redacted(&self.url)
+            ))
+        };
+        let info = self.url.as_str().into_connection_info().map_err(bad_url)?;
+        let tls = match info.addr() {
+            redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(Error::InvalidConfig(format!(
+                    "backplane: Redis URL {:?}: #insecure (no certificate check) is not \
+                     supported; give the server's CA with Backplane::ca_file",
+                    redacted(&self.url)
+                )))
+            }
+            redis::ConnectionAddr::TcpTls { .. } => true,
+            _ => false,
+        };
+        match &self.ca_file {
+            None => redis::Client::open(info).map_err(bad_url),
+            Some(path) if !tls => Err(Error::InvalidConfig(format!(
+                "backplane: a CA file ({}) needs a rediss:// URL, not {:?}",
+                path.display(),
+                redacted(&self.url)
+            ))),
+            Some(path) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(crate::tls::ca_file_pem(path)?),
+                };
+                redis::Client::build_with_tls(info, certificates).map_err(bad_url)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Backplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backplane")
+            .field("url", &redacted(&self.url))
+            .field("cluster", &self.cluster)
+            .field("ca_file", &self.ca_file)
+            .finish()
     }
 }
 
@@ -210,8 +309,14 @@ pub(crate) fn start(
     commands: Sender<Command>,
     metrics: Arc<Counters>,
 ) -> Result<(Outlet, Running)> {
-    let client = redis::Client::open(config.url.as_str())
-        .map_err(|e| Error::InvalidConfig(format!("backplane: bad Redis URL: {e}")))?;
+    let client = config.client()?;
+    if matches!(
+        client.get_connection_info().addr(),
+        redis::ConnectionAddr::TcpTls { .. }
+    ) {
+        install_crypto_provider();
+    }
+    let shown: Arc<str> = redacted(&config.url).into();
     let node = ClientId::random().as_u128().to_be_bytes();
     let channel = config.channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -219,6 +324,7 @@ pub(crate) fn start(
     let (wake, woken) = crossbeam_channel::bounded::<()>(0);
     let publisher = Publisher {
         client: client.clone(),
+        shown: shown.clone(),
         channel: channel.clone(),
         node,
         queued,
@@ -226,6 +332,7 @@ pub(crate) fn start(
     };
     let subscriber = Subscriber {
         client: client.clone(),
+        shown: shown.clone(),
         channel: channel.clone(),
         node,
         commands,
@@ -250,17 +357,25 @@ pub(crate) fn start(
             return Err(e);
         }
     }
-    log::info!(
-        "backplane: cluster {:?} on {}",
-        config.cluster,
-        redacted(&config.url)
-    );
+    log::info!("backplane: cluster {:?} on {shown}", config.cluster);
     let outlet = Outlet {
         queue,
         metrics,
         full: false,
     };
     Ok((outlet, running))
+}
+
+/// For `rediss://`: the redis crate builds its rustls config on the process-wide default
+/// crypto provider, and rustls, when none is installed, installs the one its cargo features
+/// name, or panics when they name two (an application that also enables aws-lc-rs). So
+/// install ring, the provider signalhub ships, unless the application installed one.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        log::debug!("backplane: ring installed as the process's rustls provider, for rediss://");
+    }
 }
 
 /// Publishes a wake-up that only stops this node's subscriber (it checks the stop flag after
@@ -285,14 +400,54 @@ fn wake_subscriber(
         .query::<i64>(&mut con);
 }
 
-/// The URL without its password, for logs.
+/// The URL with its password replaced by `***`, for logs, errors and `Debug`: the password
+/// of `user:password@` (a lone `name@` is hidden whole: it may be a password put there by
+/// mistake) and the value of a `pass=` or `password=` query parameter (the form of
+/// `redis+unix://` URLs). Hides too much rather than too little: an `@` anywhere counts as
+/// the end of the user information.
 fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+    let mut out = String::with_capacity(url.len());
+    let rest = match url.find("://") {
+        Some(i) => {
+            out.push_str(&url[..i + 3]);
+            &url[i + 3..]
         }
-        _ => url.to_owned(),
+        None => url,
+    };
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            match rest[..at].find(':') {
+                Some(colon) => {
+                    out.push_str(&rest[..colon]);
+                    out.push_str(":***@");
+                }
+                None => out.push_str("***@"),
+            }
+            &rest[at + 1..]
+        }
+        None => rest,
+    };
+    let Some((before, query)) = rest.split_once('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(before);
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((key, _))
+                if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") =>
+            {
+                out.push_str(key);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
     }
+    out
 }
 
 /// The waits between reconnects to Redis: the outbound clients' policy (doubling from
@@ -323,25 +478,47 @@ impl Backoff {
 /// Logs a Redis outage once and its end once.
 struct Outage {
     role: &'static str,
+    /// The Redis URL, password hidden.
+    shown: Arc<str>,
     since: Option<Instant>,
 }
 
 impl Outage {
-    fn down(&mut self, error: &dyn std::fmt::Display) {
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
-            log::warn!(
-                "backplane {}: Redis unavailable ({error}); serving local clients only, reconnecting",
-                self.role
-            );
+    fn new(role: &'static str, shown: &Arc<str>) -> Outage {
+        Outage {
+            role,
+            shown: shown.clone(),
+            since: None,
         }
+    }
+
+    fn down(&mut self, error: &redis::RedisError) {
+        if self.since.is_some() {
+            return;
+        }
+        self.since = Some(Instant::now());
+        let what = match (error.kind(), error.code()) {
+            (redis::ErrorKind::AuthenticationFailed, _) => "refused the credentials of the URL",
+            (_, Some("NOAUTH")) => "wants credentials, and the URL has none",
+            (_, Some("NOPERM")) => {
+                "refused a command to the URL's user (its ACL needs PUBLISH, SUBSCRIBE and PING \
+                 on the channel)"
+            }
+            _ => "unavailable",
+        };
+        log::warn!(
+            "backplane {}: Redis at {} {what} ({error}); serving local clients only, reconnecting",
+            self.role,
+            self.shown
+        );
     }
 
     fn up(&mut self) {
         if let Some(since) = self.since.take() {
             log::info!(
-                "backplane {}: Redis back after {:.1} s",
+                "backplane {}: Redis at {} back after {:.1} s",
                 self.role,
+                self.shown,
                 since.elapsed().as_secs_f64()
             );
         }
@@ -351,6 +528,8 @@ impl Outage {
 /// Publishes in the order the fan-out routed.
 struct Publisher {
     client: redis::Client,
+    /// The Redis URL, password hidden.
+    shown: Arc<str>,
     channel: String,
     node: [u8; 16],
     queued: Receiver<ToPublish>,
@@ -366,10 +545,7 @@ impl Publisher {
         let mut connection: Option<redis::Connection> = None;
         let mut backoff = Backoff::new();
         let mut retry_at = Instant::now();
-        let mut outage = Outage {
-            role: "publisher",
-            since: None,
-        };
+        let mut outage = Outage::new("publisher", &self.shown);
         let mut buf = Vec::new();
         for item in self.queued.iter() {
             if connection.is_none() && Instant::now() >= retry_at {
@@ -425,6 +601,8 @@ impl Publisher {
 /// Receives the cluster's signals and hands them to the fan-out thread.
 struct Subscriber {
     client: redis::Client,
+    /// The Redis URL, password hidden.
+    shown: Arc<str>,
     channel: String,
     node: [u8; 16],
     commands: Sender<Command>,
@@ -443,10 +621,7 @@ enum Ended {
 impl Subscriber {
     fn run(self) {
         let mut backoff = Backoff::new();
-        let mut outage = Outage {
-            role: "subscriber",
-            since: None,
-        };
+        let mut outage = Outage::new("subscriber", &self.shown);
         while !self.stop.load(Ordering::SeqCst) {
             match self.session(&mut outage, &mut backoff) {
                 Ended::Stopped => return,
@@ -461,14 +636,14 @@ impl Subscriber {
 
     /// One connection: subscribe, then forward messages until it breaks or the node stops.
     fn session(&self, outage: &mut Outage, backoff: &mut Backoff) -> Ended {
-        let mut connection = match self.client.get_connection_with_timeout(CONNECT_TIMEOUT) {
+        let mut connection = match Publisher::connect_to(&self.client) {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
-        let mut pubsub = connection.as_pubsub();
-        if let Err(e) = pubsub.subscribe(&self.channel) {
+        if let Err(e) = subscribe(&mut connection, &self.channel) {
             return Ended::Lost(e);
         }
+        let mut pubsub = connection.as_pubsub();
         if let Err(e) = pubsub.set_read_timeout(Some(HEARTBEAT)) {
             return Ended::Lost(e);
         }
@@ -517,6 +692,43 @@ impl Subscriber {
                 None => log::warn!("backplane: ignored a malformed message on {}", self.channel),
             }
         }
+    }
+}
+
+/// Subscribes `connection` to `channel` and checks Redis' answer. The redis crate's
+/// `PubSub::subscribe` drops that answer, so a refusal (`NOAUTH` without a password where
+/// one is needed, `NOPERM` for an ACL user without the channel) would pass for a
+/// subscription: the node would wait, deaf, on a connection that never delivers.
+fn subscribe(connection: &mut redis::Connection, channel: &str) -> redis::RedisResult<()> {
+    use redis::{PushKind, Value};
+    let command = redis::cmd("SUBSCRIBE").arg(channel).get_packed_command();
+    connection.send_packed_command(&command)?;
+    let answer = connection.recv_response()?;
+    let confirmed = match &answer {
+        // RESP2: ["subscribe", channel, count].
+        Value::Array(items) => matches!(
+            items.as_slice(),
+            [Value::BulkString(kind), Value::BulkString(name), Value::Int(_)]
+                if kind.as_slice() == b"subscribe" && name.as_slice() == channel.as_bytes()
+        ),
+        // RESP3 (`?protocol=resp3`): a push of kind subscribe, [channel, count].
+        Value::Push {
+            kind: PushKind::Subscribe,
+            data,
+        } => matches!(
+            data.as_slice(),
+            [Value::BulkString(name), Value::Int(_)] if name.as_slice() == channel.as_bytes()
+        ),
+        _ => false,
+    };
+    match answer {
+        _ if confirmed => Ok(()),
+        Value::ServerError(e) => Err(e.into()),
+        other => Err(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected answer to SUBSCRIBE",
+            format!("{other:?}"),
+        ))),
     }
 }
 
@@ -698,10 +910,113 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_logs() {
-        assert_eq!(
-            redacted("redis://:secret@host:6379/0"),
-            "redis://***@host:6379/0"
+        for (url, shown) in [
+            ("redis://:secret@host:6379/0", "redis://:***@host:6379/0"),
+            ("rediss://alice:secret@host/", "rediss://alice:***@host/"),
+            ("redis://alice:s%40c:r@et@host/", "redis://alice:***@host/"),
+            ("redis://secret@host/", "redis://***@host/"),
+            ("redis://host/", "redis://host/"),
+            (
+                "redis://host/?protocol=resp3",
+                "redis://host/?protocol=resp3",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&user=bob&pass=secret",
+                "redis+unix:///run/redis.sock?db=1&user=bob&pass=***",
+            ),
+            (
+                "unix:///run/redis.sock?PASSWORD=secret",
+                "unix:///run/redis.sock?PASSWORD=***",
+            ),
+            ("no-scheme:secret@host", "no-scheme:***@host"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_the_url_percent_decoded() {
+        for (url, user, password) in [
+            (
+                "redis://alice:p%40ss%3Aw@127.0.0.1/",
+                Some("alice"),
+                Some("p@ss:w"),
+            ),
+            ("rediss://:secret@127.0.0.1:6380/2", None, Some("secret")),
+            ("redis://127.0.0.1/", None, None),
+            (
+                "redis+unix:///tmp/r.sock?user=bob&pass=pw",
+                Some("bob"),
+                Some("pw"),
+            ),
+        ] {
+            let client = Backplane::redis(url).client().unwrap();
+            let settings = client.get_connection_info().redis_settings();
+            assert_eq!(settings.username(), user, "{url}");
+            assert_eq!(settings.password(), password, "{url}");
+        }
+    }
+
+    #[test]
+    fn tls_urls_and_ca_files_are_checked_at_start() {
+        let tls = Backplane::redis("rediss://:pw@127.0.0.1:6380/")
+            .client()
+            .unwrap();
+        assert!(matches!(
+            tls.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls {
+                insecure: false,
+                ..
+            }
+        ));
+        let err = Backplane::redis("rediss://127.0.0.1/#insecure")
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("#insecure")),
+            "{err}"
         );
-        assert_eq!(redacted("redis://host/"), "redis://host/");
+        let err = Backplane::redis("redis://127.0.0.1/")
+            .ca_file("/nonexistent/ca.pem")
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("needs a rediss:// URL")),
+            "{err}"
+        );
+        let err = Backplane::redis("rediss://127.0.0.1/")
+            .ca_file("/nonexistent/ca.pem")
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "tls: /nonexistent/ca.pem: not found");
+        let not_pem =
+            std::env::temp_dir().join(format!("signalhub-bp-ca-{}.pem", ClientId::random()));
+        std::fs::write(&not_pem, "hello").unwrap();
+        let err = Backplane::redis("rediss://127.0.0.1/")
+            .ca_file(&not_pem)
+            .validate()
+            .unwrap_err();
+        let _ = std::fs::remove_file(&not_pem);
+        assert!(
+            matches!(&err, Error::Certificate { file, .. } if *file == not_pem),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_and_errors_hide_the_password() {
+        let backplane = Backplane::redis("redis://alice:secret@127.0.0.1:6379/").cluster("c");
+        let debug = format!("{backplane:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(
+            debug.contains("redis://alice:***@127.0.0.1:6379/"),
+            "{debug}"
+        );
+        let err = Backplane::redis("redis://:secret@127.0.0.1/notanumber")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(err.contains(":***@"), "{err}");
     }
 }

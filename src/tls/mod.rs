@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
 
 use crate::{Error, Result};
@@ -227,8 +228,13 @@ pub(crate) fn client_config(ca_pem: Option<&Path>) -> Result<Arc<ClientConfig>> 
 
 /// Every certificate of a PEM file as a trust anchor.
 fn roots_from_file(path: &Path) -> Result<RootCertStore> {
+    roots_from(path, source::pem_certificates(path)?)
+}
+
+/// The certificates read from `path` as trust anchors.
+fn roots_from(path: &Path, certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    for (n, cert) in source::pem_certificates(path)?.into_iter().enumerate() {
+    for (n, cert) in certs.into_iter().enumerate() {
         roots.add(cert).map_err(|e| {
             let n = n + 1;
             tls_error(
@@ -238,6 +244,16 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore> {
         })?;
     }
     Ok(roots)
+}
+
+/// A CA file's contents, for a TLS client that parses the PEM itself (the Redis backplane's
+/// `rediss://`), once it passed the checks [`client_config`] makes: readable, PEM, at least
+/// one certificate, each usable as a trust anchor. Errors name the file.
+#[cfg(feature = "redis")]
+pub(crate) fn ca_file_pem(path: &Path) -> Result<Vec<u8>> {
+    let bytes = source::read(path)?;
+    roots_from(path, source::pem_certificates_in(path, &bytes)?)?;
+    Ok(bytes)
 }
 
 /// Mozilla's root certificates, as shipped by the `webpki-roots` crate.

@@ -73,7 +73,7 @@ pub(super) fn load(cert: &Certificate) -> Result<Material> {
 }
 
 /// The whole file, with "not found" and "cannot read" said plainly.
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => tls_error(path, "not found"),
         _ => tls_error(path, format!("cannot read: {e}")),
@@ -82,12 +82,19 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// Every certificate in a PEM file, in order; at least one.
 pub(super) fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let bytes = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    pem_certificates_in(path, &read(path)?)
+}
+
+/// Every certificate in `bytes`, the contents of the PEM file `path`, in order; at least one.
+pub(super) fn pem_certificates_in(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_error(path, bad_pem(&e)))?;
     if certs.is_empty() {
-        return Err(tls_error(path, no_certificate(&bytes)));
+        return Err(tls_error(path, no_certificate(bytes)));
     }
     Ok(certs)
 }
