@@ -720,3 +720,83 @@ fn a_ca_file_needs_rediss_and_must_hold_a_certificate() {
         other => panic!("expected a certificate error, got {:?}", other.err()),
     }
 }
+
+/// A node whose clients say who they are in the query: `?user=U&groups=a,b`.
+fn node_with_groups(url: &str, cluster: &str) -> ServerHandle {
+    let mut config = config();
+    config.backplane = Some(Backplane::redis(url).cluster(cluster));
+    start_with(config, |server| {
+        server.authorize(|request| {
+            let groups = request.query("groups").unwrap_or_default().split(',');
+            let accepted = match request.query("user") {
+                Some(user) => signalhub::auth::Accepted::user(user),
+                None => signalhub::auth::Accepted::anonymous(),
+            };
+            Ok(accepted.groups(groups.filter(|g| !g.is_empty())))
+        });
+    })
+}
+
+#[test]
+fn groups_users_and_lists_of_ids_reach_members_on_every_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let cluster = cluster_name();
+    let a = node_with_groups(&redis.url(), &cluster);
+    let b = node_with_groups(&redis.url(), &cluster);
+    redis.wait_subscribed(&cluster, 2);
+    let mut alice_a = connect(&a, "/x?user=alice&groups=ops");
+    let mut bob_a = connect(&a, "/x?user=bob");
+    let mut alice_b = connect(&b, "/y?user=alice");
+    let mut ops_b = connect(&b, "/y?user=carol&groups=ops");
+    let mut all = [&mut alice_a, &mut bob_a, &mut alice_b, &mut ops_b];
+    // A member's own group message reaches the members on both nodes.
+    all[0].send_json(json!({ "message": "ops, from a", "group": "ops" }));
+    assert_eq!(all[0].recv(), "ops, from a");
+    assert_eq!(all[3].recv(), "ops, from a");
+    fence(0, &mut all);
+    // A non-member's goes nowhere, on no node.
+    all[1].send_json(json!({ "message": "not for bob", "group": "ops" }));
+    fence(1, &mut all);
+    // From code on b: a group, a user (her connections on both nodes), a list of ids.
+    let signals = b.signals();
+    signals
+        .send_with("ops, from code", &SendOptions::new().group("ops"))
+        .unwrap();
+    signals
+        .send_with("hi alice", &SendOptions::new().user("alice"))
+        .unwrap();
+    let listed = [all[1].id, all[2].id];
+    signals
+        .send_with("listed", &SendOptions::new().client_ids(listed))
+        .unwrap();
+    signals.send(FENCE).unwrap();
+    assert_eq!(all[0].recv(), "ops, from code");
+    assert_eq!(all[3].recv(), "ops, from code");
+    assert_eq!(all[0].recv(), "hi alice");
+    assert_eq!(all[2].recv(), "hi alice");
+    assert_eq!(all[1].recv(), "listed");
+    assert_eq!(all[2].recv(), "listed");
+    for client in all.iter_mut() {
+        assert_eq!(client.recv(), FENCE);
+    }
+    // A join on one node is seen by group sends from the other.
+    b.signals().join(all[1].id, "ops").unwrap(); // bob is on a: b does not know him
+    a.signals().join(all[1].id, "ops").unwrap();
+    b.signals()
+        .send_with("bob too", &SendOptions::new().group("ops"))
+        .unwrap();
+    for i in [0, 1, 3] {
+        assert_eq!(all[i].recv(), "bob too");
+    }
+    fence(2, &mut all);
+    // Presence stays per node.
+    let here = |node: &ServerHandle| {
+        node.presence(&signalhub::PresenceFilter::new().group("ops"))
+            .unwrap()
+            .len()
+    };
+    assert_eq!((here(&a), here(&b)), (2, 1));
+    within_wait("shutting the nodes down", move || drop((a, b)));
+}
