@@ -740,6 +740,23 @@ fn connect_sends_extra_headers() {
     assert!(server.stop().success());
 }
 
+#[test]
+fn connect_dash_capital_h_is_header() {
+    let origin = "http://good.example";
+    let server = Serve::start(&["--ws", "127.0.0.1:0", "--allowed-origin", origin], 1);
+    let mut refused = connect(&server.ws_url("/"), &["-H", "Origin: http://evil.example"]);
+    assert_eq!(refused.exit_status().code(), Some(1));
+    let stderr = refused.stderr_rest();
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+
+    let good = format!("Origin: {origin}");
+    let mut cli = connect(&server.ws_url("/"), &["-H", &good]);
+    cli.wait_connected();
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    assert!(server.stop().success());
+}
+
 /// A Wss server of the library's own on 127.0.0.1, with a CA made at test time.
 struct WssServer {
     handle: signalhub::ServerHandle,
@@ -864,6 +881,48 @@ fn bad_flags_exit_2_with_one_line_on_stderr() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("signalhub: "), "{args:?}: {stderr}");
     }
+}
+
+/// The exit status and stdout of `signalhub ARGS` (stdin empty), within [`WAIT`].
+fn run(args: &[&str]) -> (ExitStatus, String) {
+    let mut proc = Proc::spawn(args);
+    proc.close_stdin();
+    let status = proc.exit_status();
+    let mut stdout = Vec::new();
+    // The channel closes at the end of stdout, once its reader thread gets there.
+    while let Ok(line) = proc.stdout.recv_timeout(WAIT) {
+        stdout.push(line);
+    }
+    (status, stdout.join("\n"))
+}
+
+#[test]
+fn version_and_dash_capital_v_print_the_version_and_exit_0() {
+    let expected = format!("signalhub {}", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let (status, stdout) = run(&[flag]);
+        assert!(status.success(), "{flag}: {status}");
+        assert_eq!(stdout, expected, "{flag}");
+    }
+}
+
+#[test]
+fn dash_h_is_help_at_the_top_and_for_each_subcommand() {
+    for (short, long) in [
+        (&["-h"][..], &["--help"][..]),
+        (&["serve", "-h"], &["serve", "--help"]),
+        (&["connect", "-h"], &["connect", "--help"]),
+    ] {
+        let (status, text) = run(short);
+        assert!(status.success(), "{short:?}: {status}");
+        assert!(text.starts_with("Usage: signalhub"), "{short:?}: {text}");
+        assert!(text.contains("-h, --help"), "{short:?}: {text}");
+        assert_eq!(text, run(long).1, "{short:?} and {long:?} differ");
+    }
+    let (_, top) = run(&["-h"]);
+    assert!(top.contains("-V, --version"), "{top}");
+    let (_, connect) = run(&["connect", "-h"]);
+    assert!(connect.contains("-H, --header"), "{connect}");
 }
 
 #[test]

@@ -23,6 +23,7 @@ use super::Exit;
                                     # every interface; POST /broadcast needs $TOKEN",
     example = "signalhub connect ws://127.0.0.1:8091/messages",
     note = "Run `signalhub serve --help` or `signalhub connect --help` for their flags.",
+    help_triggers("-h", "--help", "help"),
     error_code(
         1,
         "a failure while running (cannot listen, cannot connect, abnormal close)"
@@ -30,6 +31,10 @@ use super::Exit;
     error_code(2, "bad flags or arguments")
 )]
 pub struct Cli {
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+
     #[argh(subcommand)]
     /// what to run
     pub command: Command,
@@ -61,7 +66,8 @@ POST /broadcast ({{\"message\": ..., \"path\": ..., \"clientId\": ...}}, JSON or
 GET /metrics (Prometheus text). POST /broadcast is open to anyone who can reach the port
 unless --api-token-env is given (a warning at start says so when bound beyond loopback).
 One line per endpoint goes to stdout: `listening on URL`, with the address really bound
-(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001)."
+(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001).",
+    help_triggers("-h", "--help", "help")
 )]
 pub struct ServeArgs {
     /// an Http endpoint (pages and routes) on ADDR; repeatable
@@ -211,7 +217,8 @@ pub struct TimerBroadcast {
     note = "ws:// and wss:// URLs; wss:// trusts the built-in web roots, or the CA certificates
 of --ca. When standard input ends, a normal close (1000) is sent; what the server still
 sends is printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
-cannot connect or the connection ends abnormally (the reason on stderr)."
+cannot connect or the connection ends abnormally (the reason on stderr).",
+    help_triggers("-h", "--help", "help")
 )]
 pub struct ConnectArgs {
     /// the server's URL, e.g. ws://127.0.0.1:8091/messages
@@ -219,7 +226,7 @@ pub struct ConnectArgs {
     pub url: String,
 
     /// an extra request header, 'Name: value'; repeatable
-    #[argh(option, arg_name = "HEADER")]
+    #[argh(option, short = 'H', arg_name = "HEADER")]
     pub header: Vec<String>,
 
     /// wss://: a PEM file of CA certificates to trust instead of the built-in web roots
@@ -343,11 +350,22 @@ pub fn parse_env() -> Result<Command, Exit> {
     parse(&args)
 }
 
-/// Parses `args` (without the program name).
+/// What `--version` and `-V` print.
+pub const VERSION: &str = concat!("signalhub ", env!("CARGO_PKG_VERSION"));
+
+/// Parses `args` (without the program name). `--version` or `-V` before the subcommand
+/// (argh wants a subcommand even then) gives the version as [`Exit::help`].
 pub fn parse(args: &[String]) -> Result<Command, Exit> {
+    if args
+        .first()
+        .is_some_and(|first| first == "--version" || first == "-V")
+    {
+        return Err(Exit::help(VERSION));
+    }
     let args = split_equals(args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match Cli::from_args(&["signalhub"], &args) {
+        Ok(cli) if cli.version => Err(Exit::help(VERSION)),
         Ok(cli) => Ok(cli.command),
         Err(early) if early.status.is_ok() => Err(Exit::help(early.output)),
         Err(early) => Err(Exit::usage(format!(
@@ -556,11 +574,35 @@ mod tests {
     fn help_is_exit_zero() {
         for args in [
             &["--help"][..],
+            &["-h"],
+            &["help"],
             &["serve", "--help"],
+            &["serve", "-h"],
+            &["serve", "--ws", "*:0", "-h"],
             &["connect", "--help"],
+            &["connect", "-h"],
         ] {
-            assert_eq!(parse_strs(args).unwrap_err().code(), 0, "{args:?}");
+            let exit = parse_strs(args).unwrap_err();
+            assert_eq!(exit.code(), 0, "{args:?}");
+            assert!(exit.message.starts_with("Usage: signalhub"), "{args:?}");
         }
+        let serve = parse_strs(&["serve", "-h"]).unwrap_err().message;
+        assert!(serve.contains("-h, --help"), "{serve}");
+    }
+
+    #[test]
+    fn version_is_exit_zero_before_a_subcommand() {
+        let expected = format!("signalhub {}", env!("CARGO_PKG_VERSION"));
+        for args in [
+            &["--version"][..],
+            &["-V"],
+            &["-V", "serve"],
+            &["--version", "x"],
+        ] {
+            let exit = parse_strs(args).unwrap_err();
+            assert_eq!(exit, Exit::help(&expected), "{args:?}");
+        }
+        assert_eq!(parse_strs(&["serve", "-V"]).unwrap_err().code(), 2);
     }
 
     #[test]
@@ -624,5 +666,10 @@ mod tests {
             panic!("{parsed:?}")
         };
         assert_eq!(args.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        let parsed = parse_strs(&["connect", "ws://h/", "-H", "A: b", "--header=C: d"]).unwrap();
+        let Command::Connect(args) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(args.header, ["A: b", "C: d"]);
     }
 }
