@@ -604,6 +604,22 @@ fn every_interface_with_a_token_does_not_warn() {
 }
 
 #[test]
+fn a_port_without_a_host_listens_on_every_interface() {
+    let args = ["--http", ":0", "--ws", ":0", "--api-token-env", TOKEN_VAR];
+    let server = Serve::start_with_env(&args, 2, &[(TOKEN_VAR, Some(TOKEN))]);
+    for (url, scheme) in server.urls.iter().zip(["http", "ws"]) {
+        let prefix = format!("{scheme}://0.0.0.0:");
+        assert!(url.starts_with(&prefix), "{url}");
+        assert_ne!(url[prefix.len()..].parse::<u16>().expect("a port"), 0);
+    }
+    // `:0` twice is one address: the two share a port, as `*:0` twice would.
+    assert_eq!(server.http().port(), server.addr("ws").port());
+    let loopback = SocketAddr::from(([127, 0, 0, 1], server.http().port()));
+    assert_eq!(get(loopback, "/metrics").status, 200);
+    assert!(server.stop().success());
+}
+
+#[test]
 fn with_no_address_flags_serve_listens_on_loopback_8090_and_8091() {
     let skip = |why: &str| {
         eprintln!("SKIPPING with_no_address_flags_serve_listens_on_loopback_8090_and_8091: {why}");

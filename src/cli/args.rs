@@ -57,7 +57,8 @@ pub enum Command {
 #[argh(
     subcommand,
     name = "serve",
-    note = "ADDR is host:port; `*` as the host means every interface, port 0 picks a free port.
+    note = "ADDR is host:port; `*` as the host, or none (`:8091`), means every interface; port 0
+picks a free port.
 An --http and a --ws with the same ADDR share one port, as do an --https and a --wss.
 With no address flag at all:
 --http 127.0.0.1:8090 --ws 127.0.0.1:8091 (this machine only; `*:8090` for every interface).
