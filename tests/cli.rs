@@ -74,6 +74,20 @@ impl Proc {
             .unwrap_or_else(|e| panic!("no stderr line: {e:?}"))
     }
 
+    /// The next stderr line containing `text`, skipping others; panics if none comes in time.
+    fn err_line_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no stderr line with {text:?} ({e:?}); seen: {seen:#?}"),
+            }
+        }
+    }
+
     /// Waits for `connect`'s `connected to URL` line on stderr.
     fn wait_connected(&self) {
         let line = self.err_line();
@@ -168,7 +182,14 @@ impl Serve {
 
     /// [`Serve::start`] with environment changes (see [`Proc::spawn_with_env`]).
     fn start_with_env(args: &[&str], endpoints: usize, env: &[(&str, Option<&str>)]) -> Serve {
-        let mut all = vec!["serve", "--ping-interval", "0", "--log-level", "warn"];
+        let all = [&["--log-level", "warn"][..], args].concat();
+        Serve::start_logging(&all, endpoints, env)
+    }
+
+    /// [`Serve::start_with_env`] without its `--log-level warn`: the log at the level that
+    /// `args` and `env` give.
+    fn start_logging(args: &[&str], endpoints: usize, env: &[(&str, Option<&str>)]) -> Serve {
+        let mut all = vec!["serve", "--ping-interval", "0"];
         all.extend_from_slice(args);
         let proc = Proc::spawn_with_env(&all, env);
         let urls = (0..endpoints)
@@ -664,6 +685,68 @@ fn with_no_address_flags_serve_listens_on_loopback_8090_and_8091() {
     assert!(proc.exit_status().success());
     let stderr = proc.stderr_rest();
     assert!(!stderr.contains(OPEN_WARNING), "{stderr}");
+}
+
+/// The debug line the router logs for a `GET /metrics`.
+const METRICS_DEBUG_LINE: &str = "GET /metrics from 127.0.0.1";
+
+/// SIGTERM, then everything `serve` wrote on stderr.
+fn stop_and_read_stderr(server: Serve) -> String {
+    let mut proc = server.proc;
+    proc.terminate();
+    assert!(proc.exit_status().success());
+    proc.stderr_rest()
+}
+
+#[test]
+fn rust_log_sets_the_level_without_log_level() {
+    for rust_log in ["debug", "signalhub=debug", "warn,signalhub=debug"] {
+        let env = [("RUST_LOG", Some(rust_log))];
+        let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
+        assert_eq!(get(server.http(), "/metrics").status, 200);
+        let line = server.proc.err_line_with(METRICS_DEBUG_LINE);
+        assert!(line.contains("[DEBUG]"), "{rust_log}: {line}");
+        assert!(server.stop().success(), "{rust_log}");
+    }
+    // Warnings only: not the info lines (`listening on`, `shutting down`).
+    let env = [("RUST_LOG", Some("WARN"))];
+    let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
+    assert_eq!(get(server.http(), "/metrics").status, 200);
+    let stderr = stop_and_read_stderr(server);
+    assert!(!stderr.contains("[INFO]"), "{stderr}");
+    assert!(!stderr.contains("[DEBUG]"), "{stderr}");
+}
+
+#[test]
+fn log_level_wins_over_rust_log() {
+    let env = [("RUST_LOG", Some("debug"))];
+    let args = ["--http", "127.0.0.1:0", "--log-level", "warn"];
+    let server = Serve::start_logging(&args, 1, &env);
+    assert_eq!(get(server.http(), "/metrics").status, 200);
+    let stderr = stop_and_read_stderr(server);
+    assert!(!stderr.contains(METRICS_DEBUG_LINE), "{stderr}");
+    assert!(!stderr.contains("[INFO]"), "{stderr}");
+
+    // Without either, info: `listening on` and `shutting down`, no debug lines.
+    let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &[("RUST_LOG", None)]);
+    assert_eq!(get(server.http(), "/metrics").status, 200);
+    let stderr = stop_and_read_stderr(server);
+    assert!(stderr.contains("[INFO] shutting down"), "{stderr}");
+    assert!(!stderr.contains("[DEBUG]"), "{stderr}");
+}
+
+#[test]
+fn rust_log_entries_not_understood_get_one_warning() {
+    let env = [("RUST_LOG", Some("info,rustls=trace,signalhub=loud"))];
+    let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
+    let stderr = stop_and_read_stderr(server);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("[WARN]")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("RUST_LOG: ignoring `rustls=trace`, `signalhub=loud`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[INFO] shutting down"), "{stderr}");
 }
 
 #[test]

@@ -67,7 +67,10 @@ POST /broadcast ({{\"message\": ..., \"path\": ..., \"clientId\": ...}}, JSON or
 GET /metrics (Prometheus text). POST /broadcast is open to anyone who can reach the port
 unless --api-token-env is given (a warning at start says so when bound beyond loopback).
 One line per endpoint goes to stdout: `listening on URL`, with the address really bound
-(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001).",
+(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001).
+The log goes to stderr. Without --log-level, RUST_LOG sets its level: comma-separated LEVEL
+(every message) and signalhub=LEVEL (signalhub's own) entries, e.g. RUST_LOG=warn,signalhub=debug;
+other entries (other targets, /regex) are ignored with a warning.",
     help_triggers("-h", "--help", "help")
 )]
 pub struct ServeArgs {
@@ -118,14 +121,10 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "DIR")]
     pub public: Option<PathBuf>,
 
-    /// log level on stderr: error, warn, info (default), debug, trace or off
-    #[argh(
-        option,
-        arg_name = "LEVEL",
-        default = "LevelFilter::Info",
-        from_str_fn(level)
-    )]
-    pub log_level: LevelFilter,
+    /// log level on stderr: error, warn, info (default), debug, trace or off; wins over
+    /// RUST_LOG
+    #[argh(option, arg_name = "LEVEL", from_str_fn(level))]
+    pub log_level: Option<LevelFilter>,
 
     /// largest message a client may send, in bytes (default 16 MiB; bigger: close 1009)
     #[argh(option, arg_name = "BYTES")]
@@ -403,8 +402,8 @@ fn one_line(text: &str) -> String {
     parts.join(" ").trim_end_matches(['.', ':']).to_owned()
 }
 
-/// `--log-level`: a level name, any case.
-fn level(value: &str) -> Result<LevelFilter, String> {
+/// `--log-level` (and `RUST_LOG`'s levels): a level name, any case.
+pub fn level(value: &str) -> Result<LevelFilter, String> {
     match value.to_ascii_lowercase().as_str() {
         "error" => Ok(LevelFilter::Error),
         "warn" => Ok(LevelFilter::Warn),
@@ -460,7 +459,11 @@ mod tests {
         let args = serve(&["--ws", "a:1", "--http", "b:2", "--ws", "c:3"]);
         assert_eq!(args.ws, ["a:1", "c:3"]);
         assert_eq!(args.http, ["b:2"]);
-        assert_eq!(args.log_level, LevelFilter::Info);
+        assert_eq!(args.log_level, None);
+        assert_eq!(
+            serve(&["--log-level", "WARN"]).log_level,
+            Some(LevelFilter::Warn)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use signalhub::tls::Certificate;
 use signalhub::{Endpoint, Error, Protocol, Server, ServerHandle};
 
 use super::args::{ServeArgs, TimerBroadcast};
-use super::{describe, routes, Exit};
+use super::{describe, logging, routes, Exit};
 
 /// Where the Http endpoint listens when no address flag is given (Pode's example): this
 /// machine only, so that an unguarded `POST /broadcast` is not offered to the network.
@@ -46,7 +46,11 @@ struct Planned {
 pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let config = args.config()?;
     let api_token = args.api_token()?;
-    init_logging(args.log_level)?;
+    let (levels, rust_log_warning) = logging::choose(args.log_level, std::env::var_os("RUST_LOG"));
+    logging::init(levels)?;
+    if let Some(warning) = rust_log_warning {
+        log::warn!("{warning}");
+    }
     let plan = plan(&args)?;
     let mut server = Server::with_config(config);
     for planned in &plan {
@@ -291,12 +295,6 @@ fn warn_if_open(handle: &ServerHandle) {
             open.join(", ")
         );
     }
-}
-
-/// Logs to stderr through simplelog.
-fn init_logging(level: log::LevelFilter) -> Result<(), Exit> {
-    simplelog::WriteLogger::init(level, simplelog::Config::default(), std::io::stderr())
-        .map_err(|e| Exit::failure(format!("cannot start logging: {e}")))
 }
 
 /// A channel that receives once SIGINT or SIGTERM arrives. A second signal exits at once.
