@@ -1186,9 +1186,10 @@ fn serve_takes_https_sharing_a_port_with_wss() {
     let mut cli = connect(&url, &["--ca", &ca]);
     cli.wait_connected();
     cli.send_line(r#"{"message":"[date]"}"#);
+    let date = cli.line();
     assert!(
-        cli.line().ends_with("GMT"),
-        "the page's [date] route answers"
+        pode_time_of_day(&date).is_some(),
+        "the page's [date] route answers: {date}"
     );
     cli.close_stdin();
     assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
@@ -1204,8 +1205,98 @@ fn connect_prints_the_reply_to_a_line_sent_just_before_stdin_ends() {
         let mut cli = connect(&server.ws_url("/messages"), &["--close-timeout", "5"]);
         cli.send_line(r#"{"message":"[date]"}"#);
         cli.close_stdin();
-        assert!(cli.line().ends_with("GMT"), "the [date] reply is printed");
+        let date = cli.line();
+        assert!(
+            pode_time_of_day(&date).is_some(),
+            "the [date] reply: {date}"
+        );
         assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
     }
+    assert!(server.stop().success());
+}
+
+/// Of a date as Pode's `[datetime]::Now` prints it in en-US, `M/d/yyyy h:mm:ss AM|PM`
+/// (`12/4/2026 9:30:05 PM`): the seconds since midnight; `None` for anything else.
+fn pode_time_of_day(text: &str) -> Option<u64> {
+    // Digits without leading zeros (month, day, hour), or exactly `width` digits.
+    let number = |part: &str, width: Option<usize>| -> Option<u64> {
+        let value: u64 = part.parse().ok()?;
+        let exact = match width {
+            Some(width) => part.len() == width && part.bytes().all(|b| b.is_ascii_digit()),
+            None => value.to_string() == part,
+        };
+        exact.then_some(value)
+    };
+    let (date, rest) = text.split_once(' ')?;
+    let (clock, half) = rest.split_once(' ')?;
+    let date: Vec<&str> = date.split('/').collect();
+    let clock: Vec<&str> = clock.split(':').collect();
+    let (&[month, day, year], &[hour, minute, second]) = (date.as_slice(), clock.as_slice()) else {
+        return None;
+    };
+    let (month, day) = (number(month, None)?, number(day, None)?);
+    number(year, Some(4))?;
+    let hour = number(hour, None)?;
+    let (minute, second) = (number(minute, Some(2))?, number(second, Some(2))?);
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (1..=12).contains(&hour)
+        && minute < 60
+        && second < 60;
+    let afternoon = match half {
+        "AM" => 0,
+        "PM" => 12,
+        _ => return None,
+    };
+    valid.then_some(((hour % 12 + afternoon) * 60 + minute) * 60 + second)
+}
+
+#[test]
+fn pode_dates_are_recognised() {
+    assert_eq!(pode_time_of_day("12/4/2026 9:30:05 PM"), Some(77_405));
+    assert_eq!(pode_time_of_day("1/31/2026 12:00:00 AM"), Some(0));
+    assert_eq!(pode_time_of_day("1/31/2026 12:00:01 PM"), Some(43_201));
+    for bad in [
+        "Fri, 04 Dec 2026 21:30:05 GMT",
+        "12/04/2026 9:30:05 PM",
+        "12/4/2026 09:30:05 PM",
+        "12/4/2026 21:30:05",
+        "12/4/26 9:30:05 PM",
+        "13/4/2026 9:30:05 PM",
+        "12/4/2026 9:30:5 PM",
+    ] {
+        assert_eq!(pode_time_of_day(bad), None, "{bad}");
+    }
+}
+
+/// Seconds since midnight, UTC.
+fn utc_time_of_day() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("after 1970").as_secs() % 86_400
+}
+
+#[test]
+fn date_is_the_local_time_of_the_server() {
+    // A zone 14 hours ahead of UTC all year (a POSIX TZ rule: no zoneinfo needed), so that
+    // UTC would show a different time whatever the hour.
+    const AHEAD: u64 = 14 * 3600;
+    let env = [("TZ", Some("<+14>-14"))];
+    let server = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &env);
+    let mut cli = connect(&server.ws_url("/messages"), &[]);
+    cli.wait_connected();
+    let before = utc_time_of_day();
+    cli.send_line(r#"{"message":"[date]"}"#);
+    let date = cli.line();
+    let after = utc_time_of_day();
+    let shown = pode_time_of_day(&date).unwrap_or_else(|| panic!("not a Pode date: {date}"));
+    // Between the two readings of the clock (around midnight too), shifted by the zone.
+    let since_before = (shown + 2 * 86_400 - AHEAD - before) % 86_400;
+    let span = (after + 86_400 - before) % 86_400;
+    assert!(
+        since_before <= span,
+        "{date}: shown {shown} s, UTC {before}..={after} s"
+    );
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
     assert!(server.stop().success());
 }

@@ -47,7 +47,9 @@ const START_TIMEOUT = 15_000; // the example printing its URL
 const WAIT = 10_000; // anything the page should show
 const CLOSE_TIMEOUT = 5_000; // closing the browser or the example
 
-const DATE_LIKE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+// The [date] reply: the server's local time as Pode's [datetime]::Now prints it in en-US,
+// M/d/yyyy h:mm:ss tt (12/4/2026 9:30:05 PM).
+const DATE_LIKE = /^(1[0-2]|[1-9])\/([12]\d|3[01]|[1-9])\/\d{4} (1[0-2]|[1-9]):[0-5]\d:[0-5]\d [AP]M$/;
 
 // Processes still running if the test process goes away without reaching a finally.
 const running = new Set();
