@@ -3,7 +3,7 @@
 //! ```text
 //! signalhub serve [--http ADDR]... [--ws ADDR]... [--views DIR] [--public DIR]
 //!                 [--api-token-env VAR] [--log-level LEVEL] [limits...]
-//! signalhub connect URL [-H 'Name: value']... [--ca FILE]
+//! signalhub connect URL [-H 'Name: value']... [--ca FILE | --danger-accept-invalid-certs]
 //! signalhub --version
 //! ```
 //!

@@ -933,6 +933,65 @@ fn connect_to_wss_fails_on_an_unknown_ca_or_a_missing_file() {
     server.handle.shutdown();
 }
 
+/// The start of the warning `connect --danger-accept-invalid-certs` prints on stderr.
+const DANGER_WARNING: &str = "signalhub: warning: --danger-accept-invalid-certs: ";
+
+/// `connect URL --danger-accept-invalid-certs`: warns, connects, and a message makes the
+/// round trip through the server's `/messages` route.
+fn connect_accepting_any_certificate(url: &str) {
+    let mut cli = connect(url, &["--danger-accept-invalid-certs"]);
+    let warning = cli.err_line();
+    assert!(warning.starts_with(DANGER_WARNING), "{warning}");
+    cli.wait_connected();
+    cli.send_line(r#"{"message":"unverified but encrypted","direct":true}"#);
+    assert_eq!(cli.line(), "unverified but encrypted");
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+}
+
+#[test]
+fn connect_with_danger_accept_invalid_certs_takes_a_certificate_nobody_trusts() {
+    let server = WssServer::start();
+    // Without the flag (or --ca), the test CA is unknown: refused.
+    let mut cli = connect(&server.url(), &[]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(!stderr.contains(DANGER_WARNING), "{stderr}");
+    connect_accepting_any_certificate(&server.url());
+    server.handle.shutdown();
+}
+
+#[test]
+fn danger_accept_invalid_certs_with_ca_is_a_usage_error() {
+    let args = [
+        "connect",
+        "wss://127.0.0.1:1/",
+        "--ca",
+        "ca.pem",
+        "--danger-accept-invalid-certs",
+    ];
+    let mut proc = Proc::spawn(&args);
+    assert_eq!(proc.exit_status().code(), Some(2));
+    let stderr = proc.stderr_rest();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("give one or the other"), "{stderr}");
+}
+
+/// `serve --self-signed` and `connect --danger-accept-invalid-certs`, the development pair.
+#[cfg(feature = "self-signed")]
+#[test]
+fn connect_with_danger_accept_invalid_certs_reaches_serve_self_signed() {
+    let server = Serve::start(&["--wss", "127.0.0.1:0", "--self-signed"], 1);
+    let url = format!("wss://{}/messages", server.addr("wss"));
+    let mut refused = connect(&url, &[]);
+    assert_eq!(refused.exit_status().code(), Some(1));
+    let stderr = refused.stderr_rest();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    connect_accepting_any_certificate(&url);
+    assert!(server.stop().success());
+}
+
 #[test]
 fn sigterm_closes_clients_with_1001_and_exits_0() {
     let server = Serve::shared();
@@ -1056,7 +1115,9 @@ fn help_exits_0_and_mentions_every_flag() {
     }
     let connect = help(&["connect", "--help"]);
     assert!(
-        connect.contains("--header") && connect.contains("--ca") && connect.contains("URL"),
+        ["--header", "--ca", "--danger-accept-invalid-certs", "URL"]
+            .iter()
+            .all(|flag| connect.contains(flag)),
         "{connect}"
     );
 }

@@ -215,7 +215,7 @@ pub struct TimerBroadcast {
     subcommand,
     name = "connect",
     note = "ws:// and wss:// URLs; wss:// trusts the built-in web roots, or the CA certificates
-of --ca. When standard input ends, a normal close (1000) is sent; what the server still
+of --ca, or with --danger-accept-invalid-certs any certificate (a warning says so). When standard input ends, a normal close (1000) is sent; what the server still
 sends is printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
 cannot connect or the connection ends abnormally (the reason on stderr).",
     help_triggers("-h", "--help", "help")
@@ -232,6 +232,12 @@ pub struct ConnectArgs {
     /// wss://: a PEM file of CA certificates to trust instead of the built-in web roots
     #[argh(option, arg_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
+
+    /// wss://: accept any server certificate (self-signed, unknown CA, expired, another
+    /// name). DANGEROUS: whoever can intercept the connection can pose as the server; for
+    /// development only (e.g. against `signalhub serve --self-signed`)
+    #[argh(switch)]
+    pub danger_accept_invalid_certs: bool,
 
     /// once standard input ends: seconds to keep printing what arrives while waiting for the
     /// server's close (default 5; decimals allowed)
@@ -670,6 +676,12 @@ mod tests {
             panic!("{parsed:?}")
         };
         assert_eq!(args.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(!args.danger_accept_invalid_certs);
+        let parsed = parse_strs(&["connect", "wss://h/", "--danger-accept-invalid-certs"]);
+        let Ok(Command::Connect(args)) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert!(args.danger_accept_invalid_certs);
         let parsed = parse_strs(&["connect", "ws://h/", "-H", "A: b", "--header=C: d"]).unwrap();
         let Command::Connect(args) = parsed else {
             panic!("{parsed:?}")
