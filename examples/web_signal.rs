@@ -18,7 +18,7 @@
 //!   (`12/4/2026 9:30:05 PM`); anything else is passed on where the client asked.
 //!
 //! Addresses: `--http ADDR` / `--ws ADDR`, else `SIGNALHUB_HTTP` / `SIGNALHUB_WS`, else
-//! `127.0.0.1:8090` / `127.0.0.1:8091` (`*:PORT` listens on every interface). The same
+//! `127.0.0.1:8090` / `127.0.0.1:8091` (`*:PORT` or `:PORT` listens on every interface). The same
 //! address for both shares one port (port 0 included). `--tls CERT.pem KEY.pem` serves the
 //! page over Https and the WebSockets over TLS (Wss), on one port or two as above; the page
 //! then connects with `wss:`. Runs until killed.
@@ -189,10 +189,20 @@ fn addresses(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         *slot = Some(value.ok_or_else(|| format!("{flag} needs an address (host:port)"))?);
     }
     Ok((
-        http.unwrap_or_else(|| "127.0.0.1:8090".to_owned()),
-        ws.unwrap_or_else(|| "127.0.0.1:8091".to_owned()),
+        every_interface(http.unwrap_or_else(|| "127.0.0.1:8090".to_owned())),
+        every_interface(ws.unwrap_or_else(|| "127.0.0.1:8091".to_owned())),
         tls,
     ))
+}
+
+/// `:PORT` (no host) as `*:PORT`: every interface.
+fn every_interface(address: String) -> String {
+    match address.strip_prefix(':') {
+        Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("*{address}")
+        }
+        _ => address,
+    }
 }
 
 /// Now, in this machine's time zone, as Pode's `[datetime]::Now.ToString()` writes it with

@@ -740,10 +740,10 @@ fn rust_log_entries_not_understood_get_one_warning() {
     let env = [("RUST_LOG", Some("info,rustls=trace,signalhub=loud"))];
     let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
     let stderr = stop_and_read_stderr(server);
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("[WARN]")).collect();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("RUST_LOG")).collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(
-        warnings[0].contains("RUST_LOG: ignoring `rustls=trace`, `signalhub=loud`"),
+        warnings[0].contains("[WARN] RUST_LOG: ignoring `rustls=trace`, `signalhub=loud`"),
         "{stderr}"
     );
     assert!(stderr.contains("[INFO] shutting down"), "{stderr}");

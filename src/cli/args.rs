@@ -215,9 +215,11 @@ pub struct TimerBroadcast {
     subcommand,
     name = "connect",
     note = "ws:// and wss:// URLs; wss:// trusts the built-in web roots, or the CA certificates
-of --ca, or with --danger-accept-invalid-certs any certificate (a warning says so). When standard input ends, a normal close (1000) is sent; what the server still
-sends is printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
-cannot connect or the connection ends abnormally (the reason on stderr).",
+of --ca, or with --danger-accept-invalid-certs any certificate (a warning says so).
+When standard input ends, a normal close (1000) is sent; what the server still sends is
+printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server
+closes normally (1000 or 1001), 1 when it cannot connect or the connection ends abnormally
+(the reason on stderr).",
     help_triggers("-h", "--help", "help")
 )]
 pub struct ConnectArgs {

@@ -1,6 +1,5 @@
-//! The client config behind
-//! [`ConnectOptions::danger_accept_invalid_certs`](crate::outbound::ConnectOptions::danger_accept_invalid_certs):
-//! any server certificate is accepted. For development against a self-signed server only.
+//! The client config behind `ConnectOptions::danger_accept_invalid_certs`: any server
+//! certificate is accepted. For development against a self-signed server only.
 
 use std::sync::Arc;
 
