@@ -1,14 +1,13 @@
 //! Pode's `[date]` signal route (from the Web Sockets page): on `/messages`, a client that
-//! sends `[date]` gets the server's date and time back; anything else is passed on where the
-//! client asked (its `path`, its `clientId`, or everyone). Other paths re-send automatically.
+//! sends `[date]` gets the server's local date and time back, as `[datetime]::Now` prints
+//! them; anything else is passed on where the client asked (its `path`, its `clientId`, or
+//! everyone). Other paths re-send automatically.
 //!
 //! ```sh
 //! cargo run --example date_route -- 127.0.0.1:8091
 //! # then, from any WebSocket client connected to ws://127.0.0.1:8091/messages:
-//! #   {"message": "[date]"}     -> Mon, 23 Nov 2026 16:20:00 GMT
+//! #   {"message": "[date]"}     -> 11/23/2026 4:20:00 PM
 //! ```
-
-use std::time::SystemTime;
 
 use signalhub::{Endpoint, Server};
 
@@ -25,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .as_str()
             .is_some_and(|m| m.eq_ignore_ascii_case("[date]"))
         {
-            message = httpdate::fmt_http_date(SystemTime::now()).into();
+            message = pode_now().into();
         }
         // With no options, path and clientId default to the event's own, as in the seed.
         event.send(message)
@@ -34,4 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on {}/messages", handle.endpoints()[0].url());
     handle.join()?;
     Ok(())
+}
+
+/// Now, in this machine's time zone, as Pode's `[datetime]::Now.ToString()` writes it with
+/// the default en-US culture (`M/d/yyyy h:mm:ss tt`): `12/4/2026 9:30:05 PM`.
+fn pode_now() -> String {
+    let now = jiff::Zoned::now();
+    now.strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string()
 }

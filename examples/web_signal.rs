@@ -14,17 +14,17 @@
 //! - `POST /broadcast`: sends `{"Message": <the body's message>}` to every client (seed 000);
 //!   optional `path` and `clientId` in the body narrow it down.
 //! - The `[date]` signal route on `/messages`: `[date]` (any case) is answered with the
-//!   server's date and time; anything else is passed on where the client asked.
+//!   server's local date and time as Pode's `[datetime]::Now` prints them
+//!   (`12/4/2026 9:30:05 PM`); anything else is passed on where the client asked.
 //!
 //! Addresses: `--http ADDR` / `--ws ADDR`, else `SIGNALHUB_HTTP` / `SIGNALHUB_WS`, else
-//! `127.0.0.1:8090` / `127.0.0.1:8091` (`*:PORT` listens on every interface). The same
+//! `127.0.0.1:8090` / `127.0.0.1:8091` (`*:PORT` or `:PORT` listens on every interface). The same
 //! address for both shares one port (port 0 included). `--tls CERT.pem KEY.pem` serves the
 //! page over Https and the WebSockets over TLS (Wss), on one port or two as above; the page
 //! then connects with `wss:`. Runs until killed.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use signalhub::http::{Assets, WebResponse};
@@ -117,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .as_str()
             .is_some_and(|m| m.eq_ignore_ascii_case("[date]"))
         {
-            message = httpdate::fmt_http_date(SystemTime::now()).into();
+            message = pode_now().into();
         }
         // No options: path and clientId default to the event's, as in the seed.
         event.send(message)
@@ -189,8 +189,25 @@ fn addresses(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         *slot = Some(value.ok_or_else(|| format!("{flag} needs an address (host:port)"))?);
     }
     Ok((
-        http.unwrap_or_else(|| "127.0.0.1:8090".to_owned()),
-        ws.unwrap_or_else(|| "127.0.0.1:8091".to_owned()),
+        every_interface(http.unwrap_or_else(|| "127.0.0.1:8090".to_owned())),
+        every_interface(ws.unwrap_or_else(|| "127.0.0.1:8091".to_owned())),
         tls,
     ))
+}
+
+/// `:PORT` (no host) as `*:PORT`: every interface.
+fn every_interface(address: String) -> String {
+    match address.strip_prefix(':') {
+        Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("*{address}")
+        }
+        _ => address,
+    }
+}
+
+/// Now, in this machine's time zone, as Pode's `[datetime]::Now.ToString()` writes it with
+/// the default en-US culture (`M/d/yyyy h:mm:ss tt`): `12/4/2026 9:30:05 PM`.
+fn pode_now() -> String {
+    let now = jiff::Zoned::now();
+    now.strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string()
 }

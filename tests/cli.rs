@@ -74,6 +74,20 @@ impl Proc {
             .unwrap_or_else(|e| panic!("no stderr line: {e:?}"))
     }
 
+    /// The next stderr line containing `text`, skipping others; panics if none comes in time.
+    fn err_line_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no stderr line with {text:?} ({e:?}); seen: {seen:#?}"),
+            }
+        }
+    }
+
     /// Waits for `connect`'s `connected to URL` line on stderr.
     fn wait_connected(&self) {
         let line = self.err_line();
@@ -168,7 +182,14 @@ impl Serve {
 
     /// [`Serve::start`] with environment changes (see [`Proc::spawn_with_env`]).
     fn start_with_env(args: &[&str], endpoints: usize, env: &[(&str, Option<&str>)]) -> Serve {
-        let mut all = vec!["serve", "--ping-interval", "0", "--log-level", "warn"];
+        let all = [&["--log-level", "warn"][..], args].concat();
+        Serve::start_logging(&all, endpoints, env)
+    }
+
+    /// [`Serve::start_with_env`] without its `--log-level warn`: the log at the level that
+    /// `args` and `env` give.
+    fn start_logging(args: &[&str], endpoints: usize, env: &[(&str, Option<&str>)]) -> Serve {
+        let mut all = vec!["serve", "--ping-interval", "0"];
         all.extend_from_slice(args);
         let proc = Proc::spawn_with_env(&all, env);
         let urls = (0..endpoints)
@@ -604,6 +625,22 @@ fn every_interface_with_a_token_does_not_warn() {
 }
 
 #[test]
+fn a_port_without_a_host_listens_on_every_interface() {
+    let args = ["--http", ":0", "--ws", ":0", "--api-token-env", TOKEN_VAR];
+    let server = Serve::start_with_env(&args, 2, &[(TOKEN_VAR, Some(TOKEN))]);
+    for (url, scheme) in server.urls.iter().zip(["http", "ws"]) {
+        let prefix = format!("{scheme}://0.0.0.0:");
+        assert!(url.starts_with(&prefix), "{url}");
+        assert_ne!(url[prefix.len()..].parse::<u16>().expect("a port"), 0);
+    }
+    // `:0` twice is one address: the two share a port, as `*:0` twice would.
+    assert_eq!(server.http().port(), server.addr("ws").port());
+    let loopback = SocketAddr::from(([127, 0, 0, 1], server.http().port()));
+    assert_eq!(get(loopback, "/metrics").status, 200);
+    assert!(server.stop().success());
+}
+
+#[test]
 fn with_no_address_flags_serve_listens_on_loopback_8090_and_8091() {
     let skip = |why: &str| {
         eprintln!("SKIPPING with_no_address_flags_serve_listens_on_loopback_8090_and_8091: {why}");
@@ -648,6 +685,68 @@ fn with_no_address_flags_serve_listens_on_loopback_8090_and_8091() {
     assert!(proc.exit_status().success());
     let stderr = proc.stderr_rest();
     assert!(!stderr.contains(OPEN_WARNING), "{stderr}");
+}
+
+/// The debug line the router logs for a `GET /metrics`.
+const METRICS_DEBUG_LINE: &str = "GET /metrics from 127.0.0.1";
+
+/// SIGTERM, then everything `serve` wrote on stderr.
+fn stop_and_read_stderr(server: Serve) -> String {
+    let mut proc = server.proc;
+    proc.terminate();
+    assert!(proc.exit_status().success());
+    proc.stderr_rest()
+}
+
+#[test]
+fn rust_log_sets_the_level_without_log_level() {
+    for rust_log in ["debug", "signalhub=debug", "warn,signalhub=debug"] {
+        let env = [("RUST_LOG", Some(rust_log))];
+        let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
+        assert_eq!(get(server.http(), "/metrics").status, 200);
+        let line = server.proc.err_line_with(METRICS_DEBUG_LINE);
+        assert!(line.contains("[DEBUG]"), "{rust_log}: {line}");
+        assert!(server.stop().success(), "{rust_log}");
+    }
+    // Warnings only: not the info lines (`listening on`, `shutting down`).
+    let env = [("RUST_LOG", Some("WARN"))];
+    let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
+    assert_eq!(get(server.http(), "/metrics").status, 200);
+    let stderr = stop_and_read_stderr(server);
+    assert!(!stderr.contains("[INFO]"), "{stderr}");
+    assert!(!stderr.contains("[DEBUG]"), "{stderr}");
+}
+
+#[test]
+fn log_level_wins_over_rust_log() {
+    let env = [("RUST_LOG", Some("debug"))];
+    let args = ["--http", "127.0.0.1:0", "--log-level", "warn"];
+    let server = Serve::start_logging(&args, 1, &env);
+    assert_eq!(get(server.http(), "/metrics").status, 200);
+    let stderr = stop_and_read_stderr(server);
+    assert!(!stderr.contains(METRICS_DEBUG_LINE), "{stderr}");
+    assert!(!stderr.contains("[INFO]"), "{stderr}");
+
+    // Without either, info: `listening on` and `shutting down`, no debug lines.
+    let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &[("RUST_LOG", None)]);
+    assert_eq!(get(server.http(), "/metrics").status, 200);
+    let stderr = stop_and_read_stderr(server);
+    assert!(stderr.contains("[INFO] shutting down"), "{stderr}");
+    assert!(!stderr.contains("[DEBUG]"), "{stderr}");
+}
+
+#[test]
+fn rust_log_entries_not_understood_get_one_warning() {
+    let env = [("RUST_LOG", Some("info,rustls=trace,signalhub=loud"))];
+    let server = Serve::start_logging(&["--http", "127.0.0.1:0"], 1, &env);
+    let stderr = stop_and_read_stderr(server);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("RUST_LOG")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("[WARN] RUST_LOG: ignoring `rustls=trace`, `signalhub=loud`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[INFO] shutting down"), "{stderr}");
 }
 
 #[test]
@@ -740,6 +839,23 @@ fn connect_sends_extra_headers() {
     assert!(server.stop().success());
 }
 
+#[test]
+fn connect_dash_capital_h_is_header() {
+    let origin = "http://good.example";
+    let server = Serve::start(&["--ws", "127.0.0.1:0", "--allowed-origin", origin], 1);
+    let mut refused = connect(&server.ws_url("/"), &["-H", "Origin: http://evil.example"]);
+    assert_eq!(refused.exit_status().code(), Some(1));
+    let stderr = refused.stderr_rest();
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+
+    let good = format!("Origin: {origin}");
+    let mut cli = connect(&server.ws_url("/"), &["-H", &good]);
+    cli.wait_connected();
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+    assert!(server.stop().success());
+}
+
 /// A Wss server of the library's own on 127.0.0.1, with a CA made at test time.
 struct WssServer {
     handle: signalhub::ServerHandle,
@@ -817,6 +933,65 @@ fn connect_to_wss_fails_on_an_unknown_ca_or_a_missing_file() {
     server.handle.shutdown();
 }
 
+/// The start of the warning `connect --danger-accept-invalid-certs` prints on stderr.
+const DANGER_WARNING: &str = "signalhub: warning: --danger-accept-invalid-certs: ";
+
+/// `connect URL --danger-accept-invalid-certs`: warns, connects, and a message makes the
+/// round trip through the server's `/messages` route.
+fn connect_accepting_any_certificate(url: &str) {
+    let mut cli = connect(url, &["--danger-accept-invalid-certs"]);
+    let warning = cli.err_line();
+    assert!(warning.starts_with(DANGER_WARNING), "{warning}");
+    cli.wait_connected();
+    cli.send_line(r#"{"message":"unverified but encrypted","direct":true}"#);
+    assert_eq!(cli.line(), "unverified but encrypted");
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+}
+
+#[test]
+fn connect_with_danger_accept_invalid_certs_takes_a_certificate_nobody_trusts() {
+    let server = WssServer::start();
+    // Without the flag (or --ca), the test CA is unknown: refused.
+    let mut cli = connect(&server.url(), &[]);
+    assert_eq!(cli.exit_status().code(), Some(1));
+    let stderr = cli.stderr_rest();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(!stderr.contains(DANGER_WARNING), "{stderr}");
+    connect_accepting_any_certificate(&server.url());
+    server.handle.shutdown();
+}
+
+#[test]
+fn danger_accept_invalid_certs_with_ca_is_a_usage_error() {
+    let args = [
+        "connect",
+        "wss://127.0.0.1:1/",
+        "--ca",
+        "ca.pem",
+        "--danger-accept-invalid-certs",
+    ];
+    let mut proc = Proc::spawn(&args);
+    assert_eq!(proc.exit_status().code(), Some(2));
+    let stderr = proc.stderr_rest();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("give one or the other"), "{stderr}");
+}
+
+/// `serve --self-signed` and `connect --danger-accept-invalid-certs`, the development pair.
+#[cfg(feature = "self-signed")]
+#[test]
+fn connect_with_danger_accept_invalid_certs_reaches_serve_self_signed() {
+    let server = Serve::start(&["--wss", "127.0.0.1:0", "--self-signed"], 1);
+    let url = format!("wss://{}/messages", server.addr("wss"));
+    let mut refused = connect(&url, &[]);
+    assert_eq!(refused.exit_status().code(), Some(1));
+    let stderr = refused.stderr_rest();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    connect_accepting_any_certificate(&url);
+    assert!(server.stop().success());
+}
+
 #[test]
 fn sigterm_closes_clients_with_1001_and_exits_0() {
     let server = Serve::shared();
@@ -866,6 +1041,48 @@ fn bad_flags_exit_2_with_one_line_on_stderr() {
     }
 }
 
+/// The exit status and stdout of `signalhub ARGS` (stdin empty), within [`WAIT`].
+fn run(args: &[&str]) -> (ExitStatus, String) {
+    let mut proc = Proc::spawn(args);
+    proc.close_stdin();
+    let status = proc.exit_status();
+    let mut stdout = Vec::new();
+    // The channel closes at the end of stdout, once its reader thread gets there.
+    while let Ok(line) = proc.stdout.recv_timeout(WAIT) {
+        stdout.push(line);
+    }
+    (status, stdout.join("\n"))
+}
+
+#[test]
+fn version_and_dash_capital_v_print_the_version_and_exit_0() {
+    let expected = format!("signalhub {}", env!("CARGO_PKG_VERSION"));
+    for flag in ["--version", "-V"] {
+        let (status, stdout) = run(&[flag]);
+        assert!(status.success(), "{flag}: {status}");
+        assert_eq!(stdout, expected, "{flag}");
+    }
+}
+
+#[test]
+fn dash_h_is_help_at_the_top_and_for_each_subcommand() {
+    for (short, long) in [
+        (&["-h"][..], &["--help"][..]),
+        (&["serve", "-h"], &["serve", "--help"]),
+        (&["connect", "-h"], &["connect", "--help"]),
+    ] {
+        let (status, text) = run(short);
+        assert!(status.success(), "{short:?}: {status}");
+        assert!(text.starts_with("Usage: signalhub"), "{short:?}: {text}");
+        assert!(text.contains("-h, --help"), "{short:?}: {text}");
+        assert_eq!(text, run(long).1, "{short:?} and {long:?} differ");
+    }
+    let (_, top) = run(&["-h"]);
+    assert!(top.contains("-V, --version"), "{top}");
+    let (_, connect) = run(&["connect", "-h"]);
+    assert!(connect.contains("-H, --header"), "{connect}");
+}
+
 #[test]
 fn help_exits_0_and_mentions_every_flag() {
     let help = |args: &[&str]| {
@@ -898,7 +1115,9 @@ fn help_exits_0_and_mentions_every_flag() {
     }
     let connect = help(&["connect", "--help"]);
     assert!(
-        connect.contains("--header") && connect.contains("--ca") && connect.contains("URL"),
+        ["--header", "--ca", "--danger-accept-invalid-certs", "URL"]
+            .iter()
+            .all(|flag| connect.contains(flag)),
         "{connect}"
     );
 }
@@ -1028,9 +1247,10 @@ fn serve_takes_https_sharing_a_port_with_wss() {
     let mut cli = connect(&url, &["--ca", &ca]);
     cli.wait_connected();
     cli.send_line(r#"{"message":"[date]"}"#);
+    let date = cli.line();
     assert!(
-        cli.line().ends_with("GMT"),
-        "the page's [date] route answers"
+        pode_time_of_day(&date).is_some(),
+        "the page's [date] route answers: {date}"
     );
     cli.close_stdin();
     assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
@@ -1046,8 +1266,98 @@ fn connect_prints_the_reply_to_a_line_sent_just_before_stdin_ends() {
         let mut cli = connect(&server.ws_url("/messages"), &["--close-timeout", "5"]);
         cli.send_line(r#"{"message":"[date]"}"#);
         cli.close_stdin();
-        assert!(cli.line().ends_with("GMT"), "the [date] reply is printed");
+        let date = cli.line();
+        assert!(
+            pode_time_of_day(&date).is_some(),
+            "the [date] reply: {date}"
+        );
         assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
     }
+    assert!(server.stop().success());
+}
+
+/// Of a date as Pode's `[datetime]::Now` prints it in en-US, `M/d/yyyy h:mm:ss AM|PM`
+/// (`12/4/2026 9:30:05 PM`): the seconds since midnight; `None` for anything else.
+fn pode_time_of_day(text: &str) -> Option<u64> {
+    // Digits without leading zeros (month, day, hour), or exactly `width` digits.
+    let number = |part: &str, width: Option<usize>| -> Option<u64> {
+        let value: u64 = part.parse().ok()?;
+        let exact = match width {
+            Some(width) => part.len() == width && part.bytes().all(|b| b.is_ascii_digit()),
+            None => value.to_string() == part,
+        };
+        exact.then_some(value)
+    };
+    let (date, rest) = text.split_once(' ')?;
+    let (clock, half) = rest.split_once(' ')?;
+    let date: Vec<&str> = date.split('/').collect();
+    let clock: Vec<&str> = clock.split(':').collect();
+    let (&[month, day, year], &[hour, minute, second]) = (date.as_slice(), clock.as_slice()) else {
+        return None;
+    };
+    let (month, day) = (number(month, None)?, number(day, None)?);
+    number(year, Some(4))?;
+    let hour = number(hour, None)?;
+    let (minute, second) = (number(minute, Some(2))?, number(second, Some(2))?);
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (1..=12).contains(&hour)
+        && minute < 60
+        && second < 60;
+    let afternoon = match half {
+        "AM" => 0,
+        "PM" => 12,
+        _ => return None,
+    };
+    valid.then_some(((hour % 12 + afternoon) * 60 + minute) * 60 + second)
+}
+
+#[test]
+fn pode_dates_are_recognised() {
+    assert_eq!(pode_time_of_day("12/4/2026 9:30:05 PM"), Some(77_405));
+    assert_eq!(pode_time_of_day("1/31/2026 12:00:00 AM"), Some(0));
+    assert_eq!(pode_time_of_day("1/31/2026 12:00:01 PM"), Some(43_201));
+    for bad in [
+        "Fri, 04 Dec 2026 21:30:05 GMT",
+        "12/04/2026 9:30:05 PM",
+        "12/4/2026 09:30:05 PM",
+        "12/4/2026 21:30:05",
+        "12/4/26 9:30:05 PM",
+        "13/4/2026 9:30:05 PM",
+        "12/4/2026 9:30:5 PM",
+    ] {
+        assert_eq!(pode_time_of_day(bad), None, "{bad}");
+    }
+}
+
+/// Seconds since midnight, UTC.
+fn utc_time_of_day() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("after 1970").as_secs() % 86_400
+}
+
+#[test]
+fn date_is_the_local_time_of_the_server() {
+    // A zone 14 hours ahead of UTC all year (a POSIX TZ rule: no zoneinfo needed), so that
+    // UTC would show a different time whatever the hour.
+    const AHEAD: u64 = 14 * 3600;
+    let env = [("TZ", Some("<+14>-14"))];
+    let server = Serve::start_with_env(&["--ws", "127.0.0.1:0"], 1, &env);
+    let mut cli = connect(&server.ws_url("/messages"), &[]);
+    cli.wait_connected();
+    let before = utc_time_of_day();
+    cli.send_line(r#"{"message":"[date]"}"#);
+    let date = cli.line();
+    let after = utc_time_of_day();
+    let shown = pode_time_of_day(&date).unwrap_or_else(|| panic!("not a Pode date: {date}"));
+    // Between the two readings of the clock (around midnight too), shifted by the zone.
+    let since_before = (shown + 2 * 86_400 - AHEAD - before) % 86_400;
+    let span = (after + 86_400 - before) % 86_400;
+    assert!(
+        since_before <= span,
+        "{date}: shown {shown} s, UTC {before}..={after} s"
+    );
+    cli.close_stdin();
+    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
     assert!(server.stop().success());
 }

@@ -23,6 +23,7 @@ use super::Exit;
                                     # every interface; POST /broadcast needs $TOKEN",
     example = "signalhub connect ws://127.0.0.1:8091/messages",
     note = "Run `signalhub serve --help` or `signalhub connect --help` for their flags.",
+    help_triggers("-h", "--help", "help"),
     error_code(
         1,
         "a failure while running (cannot listen, cannot connect, abnormal close)"
@@ -30,6 +31,10 @@ use super::Exit;
     error_code(2, "bad flags or arguments")
 )]
 pub struct Cli {
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+
     #[argh(subcommand)]
     /// what to run
     pub command: Command,
@@ -52,7 +57,8 @@ pub enum Command {
 #[argh(
     subcommand,
     name = "serve",
-    note = "ADDR is host:port; `*` as the host means every interface, port 0 picks a free port.
+    note = "ADDR is host:port; `*` as the host, or none (`:8091`), means every interface; port 0
+picks a free port.
 An --http and a --ws with the same ADDR share one port, as do an --https and a --wss.
 With no address flag at all:
 --http 127.0.0.1:8090 --ws 127.0.0.1:8091 (this machine only; `*:8090` for every interface).
@@ -61,7 +67,11 @@ POST /broadcast ({{\"message\": ..., \"path\": ..., \"clientId\": ...}}, JSON or
 GET /metrics (Prometheus text). POST /broadcast is open to anyone who can reach the port
 unless --api-token-env is given (a warning at start says so when bound beyond loopback).
 One line per endpoint goes to stdout: `listening on URL`, with the address really bound
-(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001)."
+(`*` shows as 0.0.0.0). SIGINT or SIGTERM shuts down gracefully (clients get close code 1001).
+The log goes to stderr. Without --log-level, RUST_LOG sets its level: comma-separated LEVEL
+(every message) and signalhub=LEVEL (signalhub's own) entries, e.g. RUST_LOG=warn,signalhub=debug;
+other entries (other targets, /regex) are ignored with a warning.",
+    help_triggers("-h", "--help", "help")
 )]
 pub struct ServeArgs {
     /// an Http endpoint (pages and routes) on ADDR; repeatable
@@ -111,14 +121,10 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "DIR")]
     pub public: Option<PathBuf>,
 
-    /// log level on stderr: error, warn, info (default), debug, trace or off
-    #[argh(
-        option,
-        arg_name = "LEVEL",
-        default = "LevelFilter::Info",
-        from_str_fn(level)
-    )]
-    pub log_level: LevelFilter,
+    /// log level on stderr: error, warn, info (default), debug, trace or off; wins over
+    /// RUST_LOG
+    #[argh(option, arg_name = "LEVEL", from_str_fn(level))]
+    pub log_level: Option<LevelFilter>,
 
     /// largest message a client may send, in bytes (default 16 MiB; bigger: close 1009)
     #[argh(option, arg_name = "BYTES")]
@@ -209,9 +215,12 @@ pub struct TimerBroadcast {
     subcommand,
     name = "connect",
     note = "ws:// and wss:// URLs; wss:// trusts the built-in web roots, or the CA certificates
-of --ca. When standard input ends, a normal close (1000) is sent; what the server still
-sends is printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server closes normally (1000 or 1001), 1 when it
-cannot connect or the connection ends abnormally (the reason on stderr)."
+of --ca, or with --danger-accept-invalid-certs any certificate (a warning says so).
+When standard input ends, a normal close (1000) is sent; what the server still sends is
+printed until its close arrives (at most --close-timeout, 5 s). Exits 0 when the server
+closes normally (1000 or 1001), 1 when it cannot connect or the connection ends abnormally
+(the reason on stderr).",
+    help_triggers("-h", "--help", "help")
 )]
 pub struct ConnectArgs {
     /// the server's URL, e.g. ws://127.0.0.1:8091/messages
@@ -219,12 +228,18 @@ pub struct ConnectArgs {
     pub url: String,
 
     /// an extra request header, 'Name: value'; repeatable
-    #[argh(option, arg_name = "HEADER")]
+    #[argh(option, short = 'H', arg_name = "HEADER")]
     pub header: Vec<String>,
 
     /// wss://: a PEM file of CA certificates to trust instead of the built-in web roots
     #[argh(option, arg_name = "FILE")]
     pub ca: Option<std::path::PathBuf>,
+
+    /// wss://: accept any server certificate (self-signed, unknown CA, expired, another
+    /// name). DANGEROUS: whoever can intercept the connection can pose as the server; for
+    /// development only (e.g. against `signalhub serve --self-signed`)
+    #[argh(switch)]
+    pub danger_accept_invalid_certs: bool,
 
     /// once standard input ends: seconds to keep printing what arrives while waiting for the
     /// server's close (default 5; decimals allowed)
@@ -343,11 +358,22 @@ pub fn parse_env() -> Result<Command, Exit> {
     parse(&args)
 }
 
-/// Parses `args` (without the program name).
+/// What `--version` and `-V` print.
+pub const VERSION: &str = concat!("signalhub ", env!("CARGO_PKG_VERSION"));
+
+/// Parses `args` (without the program name). `--version` or `-V` before the subcommand
+/// (argh wants a subcommand even then) gives the version as [`Exit::help`].
 pub fn parse(args: &[String]) -> Result<Command, Exit> {
+    if args
+        .first()
+        .is_some_and(|first| first == "--version" || first == "-V")
+    {
+        return Err(Exit::help(VERSION));
+    }
     let args = split_equals(args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match Cli::from_args(&["signalhub"], &args) {
+        Ok(cli) if cli.version => Err(Exit::help(VERSION)),
         Ok(cli) => Ok(cli.command),
         Err(early) if early.status.is_ok() => Err(Exit::help(early.output)),
         Err(early) => Err(Exit::usage(format!(
@@ -384,8 +410,8 @@ fn one_line(text: &str) -> String {
     parts.join(" ").trim_end_matches(['.', ':']).to_owned()
 }
 
-/// `--log-level`: a level name, any case.
-fn level(value: &str) -> Result<LevelFilter, String> {
+/// `--log-level` (and `RUST_LOG`'s levels): a level name, any case.
+pub fn level(value: &str) -> Result<LevelFilter, String> {
     match value.to_ascii_lowercase().as_str() {
         "error" => Ok(LevelFilter::Error),
         "warn" => Ok(LevelFilter::Warn),
@@ -441,7 +467,11 @@ mod tests {
         let args = serve(&["--ws", "a:1", "--http", "b:2", "--ws", "c:3"]);
         assert_eq!(args.ws, ["a:1", "c:3"]);
         assert_eq!(args.http, ["b:2"]);
-        assert_eq!(args.log_level, LevelFilter::Info);
+        assert_eq!(args.log_level, None);
+        assert_eq!(
+            serve(&["--log-level", "WARN"]).log_level,
+            Some(LevelFilter::Warn)
+        );
     }
 
     #[test]
@@ -556,11 +586,35 @@ mod tests {
     fn help_is_exit_zero() {
         for args in [
             &["--help"][..],
+            &["-h"],
+            &["help"],
             &["serve", "--help"],
+            &["serve", "-h"],
+            &["serve", "--ws", "*:0", "-h"],
             &["connect", "--help"],
+            &["connect", "-h"],
         ] {
-            assert_eq!(parse_strs(args).unwrap_err().code(), 0, "{args:?}");
+            let exit = parse_strs(args).unwrap_err();
+            assert_eq!(exit.code(), 0, "{args:?}");
+            assert!(exit.message.starts_with("Usage: signalhub"), "{args:?}");
         }
+        let serve = parse_strs(&["serve", "-h"]).unwrap_err().message;
+        assert!(serve.contains("-h, --help"), "{serve}");
+    }
+
+    #[test]
+    fn version_is_exit_zero_before_a_subcommand() {
+        let expected = format!("signalhub {}", env!("CARGO_PKG_VERSION"));
+        for args in [
+            &["--version"][..],
+            &["-V"],
+            &["-V", "serve"],
+            &["--version", "x"],
+        ] {
+            let exit = parse_strs(args).unwrap_err();
+            assert_eq!(exit, Exit::help(&expected), "{args:?}");
+        }
+        assert_eq!(parse_strs(&["serve", "-V"]).unwrap_err().code(), 2);
     }
 
     #[test]
@@ -624,5 +678,16 @@ mod tests {
             panic!("{parsed:?}")
         };
         assert_eq!(args.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(!args.danger_accept_invalid_certs);
+        let parsed = parse_strs(&["connect", "wss://h/", "--danger-accept-invalid-certs"]);
+        let Ok(Command::Connect(args)) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert!(args.danger_accept_invalid_certs);
+        let parsed = parse_strs(&["connect", "ws://h/", "-H", "A: b", "--header=C: d"]).unwrap();
+        let Command::Connect(args) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(args.header, ["A: b", "C: d"]);
     }
 }

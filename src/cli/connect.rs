@@ -6,7 +6,7 @@
 //! message is printed as it came, JSON or not): the library's connection thread reads,
 //! answers pings and the server's close, and prints through the handler; a `sh-stdin` thread
 //! sends the lines, which never waits for that read. `ws://` and `wss://` both work (`--ca`
-//! for a private CA).
+//! for a private CA, `--danger-accept-invalid-certs` for any certificate, with a warning).
 
 use std::io::{self, BufRead, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -24,6 +24,9 @@ use super::{describe, Exit};
 const NAME: &str = "cli";
 /// How long connecting (TCP, TLS and the upgrade) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// What `--danger-accept-invalid-certs` prints on stderr before connecting.
+const DANGER_WARNING: &str = "signalhub: warning: --danger-accept-invalid-certs: the server's \
+    certificate is not checked; whoever can intercept the connection can pose as the server";
 
 /// What the threads tell the main thread.
 enum Event {
@@ -45,6 +48,15 @@ pub fn run(args: ConnectArgs) -> Result<(), Exit> {
     for header in &args.header {
         let (name, value) = parse_header(header).map_err(Exit::usage)?;
         options = options.header(name, value);
+    }
+    if args.danger_accept_invalid_certs {
+        if args.ca.is_some() {
+            return Err(Exit::usage(
+                "--ca and --danger-accept-invalid-certs: give one or the other",
+            ));
+        }
+        eprintln!("{DANGER_WARNING}");
+        options = options.danger_accept_invalid_certs(true);
     }
     options.ca_file = args.ca;
     let (events, received) = mpsc::channel();

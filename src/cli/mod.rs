@@ -1,9 +1,10 @@
 //! The `signalhub` binary's modules: flags ([`args`]), the server ([`serve`] and its built-in
-//! HTTP routes in [`routes`], its glibc settings in [`tunables`]) and the WebSocket client
-//! ([`connect`]).
+//! HTTP routes in [`routes`], its log in [`logging`], its glibc settings in [`tunables`]) and
+//! the WebSocket client ([`connect`]).
 
 pub mod args;
 pub mod connect;
+pub mod logging;
 pub mod routes;
 pub mod serve;
 pub mod tunables;

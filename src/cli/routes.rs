@@ -33,7 +33,7 @@ pub fn add(
             .as_str()
             .is_some_and(|m| m.eq_ignore_ascii_case("[date]"))
         {
-            return event.send(httpdate::fmt_http_date(std::time::SystemTime::now()));
+            return event.send(pode_now());
         }
         event.send(message)
     })?;
@@ -55,6 +55,18 @@ pub fn add(
         Ok(WebResponse::text(text).with_header("Content-Type", PROMETHEUS))
     })?;
     Ok(())
+}
+
+/// Now, in this machine's time zone, as Pode's `[datetime]::Now.ToString()` writes it with
+/// the default en-US culture: `M/d/yyyy h:mm:ss tt`, e.g. `12/4/2026 9:30:05 PM`. The zone
+/// is `TZ`, else /etc/localtime (UTC when neither says).
+pub fn pode_now() -> String {
+    pode_date(&jiff::Zoned::now())
+}
+
+/// `time` as `M/d/yyyy h:mm:ss tt` (en-US).
+fn pode_date(time: &jiff::Zoned) -> String {
+    time.strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string()
 }
 
 /// What `GET /ws-config` says for the started server: the port of the Ws endpoint `ws_name`,
@@ -133,6 +145,33 @@ mod tests {
 
     fn json_body(value: Value) -> std::result::Result<Broadcast, String> {
         Broadcast::from_data(&WebData::Json(value))
+    }
+
+    #[test]
+    fn dates_are_written_as_pode_writes_them_in_en_us() {
+        for (time, expected) in [
+            (
+                "2026-12-04T21:30:05[America/New_York]",
+                "12/4/2026 9:30:05 PM",
+            ),
+            ("2026-01-09T00:00:00[UTC]", "1/9/2026 12:00:00 AM"),
+            (
+                "2026-07-10T12:05:09+02:00[Europe/Paris]",
+                "7/10/2026 12:05:09 PM",
+            ),
+            ("0999-10-31T11:59:59.9[UTC]", "10/31/0999 11:59:59 AM"),
+        ] {
+            let time: jiff::Zoned = time.parse().unwrap();
+            assert_eq!(pode_date(&time), expected);
+        }
+    }
+
+    #[test]
+    fn now_has_the_same_form() {
+        // The zone it is in: tests/cli.rs runs the binary with TZ set.
+        let now = pode_now();
+        assert!(now.ends_with(" AM") || now.ends_with(" PM"), "{now}");
+        assert_eq!(now.split(['/', ' ', ':']).count(), 7, "{now}");
     }
 
     #[test]

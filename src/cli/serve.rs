@@ -15,7 +15,7 @@ use signalhub::tls::Certificate;
 use signalhub::{Endpoint, Error, Protocol, Server, ServerHandle};
 
 use super::args::{ServeArgs, TimerBroadcast};
-use super::{describe, routes, Exit};
+use super::{describe, logging, routes, Exit};
 
 /// Where the Http endpoint listens when no address flag is given (Pode's example): this
 /// machine only, so that an unguarded `POST /broadcast` is not offered to the network.
@@ -46,7 +46,11 @@ struct Planned {
 pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let config = args.config()?;
     let api_token = args.api_token()?;
-    init_logging(args.log_level)?;
+    let (levels, rust_log_warning) = logging::choose(args.log_level, std::env::var_os("RUST_LOG"));
+    logging::init(levels)?;
+    if let Some(warning) = rust_log_warning {
+        log::warn!("{warning}");
+    }
     let plan = plan(&args)?;
     let mut server = Server::with_config(config);
     for planned in &plan {
@@ -114,22 +118,36 @@ fn plan(args: &ServeArgs) -> Result<Vec<Planned>, Exit> {
     let (http, ws) = if no_address {
         (vec![DEFAULT_HTTP.to_owned()], vec![DEFAULT_WS.to_owned()])
     } else {
-        (args.http.clone(), args.ws.clone())
+        (every_interface(&args.http), every_interface(&args.ws))
     };
+    let (https, wss) = (every_interface(&args.https), every_interface(&args.wss));
     let mut planned = pair(
         ("http", &http, &|address| Endpoint::http(address)),
         ("ws", &ws, &|address| Endpoint::ws(address)),
     );
     if !args.https.is_empty() || !args.wss.is_empty() {
         let certificate = certificate(args)?;
-        let https = |address: &str| Endpoint::https(address, certificate.clone());
-        let wss = |address: &str| Endpoint::wss(address, certificate.clone());
+        let https_endpoint = |address: &str| Endpoint::https(address, certificate.clone());
+        let wss_endpoint = |address: &str| Endpoint::wss(address, certificate.clone());
         planned.extend(pair(
-            ("https", &args.https, &https),
-            ("wss", &args.wss, &wss),
+            ("https", &https, &https_endpoint),
+            ("wss", &wss, &wss_endpoint),
         ));
     }
     Ok(planned)
+}
+
+/// The addresses, with `:PORT` (no host) written `*:PORT`: every interface, as Go's
+/// `net.Listen` takes it (the library's addresses always have a host).
+fn every_interface(addresses: &[String]) -> Vec<String> {
+    (addresses.iter())
+        .map(|address| match address.strip_prefix(':') {
+            Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("*{address}")
+            }
+            _ => address.clone(),
+        })
+        .collect()
 }
 
 /// One kind of endpoint: its name prefix, the addresses its flags gave, and how to make one.
@@ -279,12 +297,6 @@ fn warn_if_open(handle: &ServerHandle) {
     }
 }
 
-/// Logs to stderr through simplelog.
-fn init_logging(level: log::LevelFilter) -> Result<(), Exit> {
-    simplelog::WriteLogger::init(level, simplelog::Config::default(), std::io::stderr())
-        .map_err(|e| Exit::failure(format!("cannot start logging: {e}")))
-}
-
 /// A channel that receives once SIGINT or SIGTERM arrives. A second signal exits at once.
 fn stop_signal() -> Result<(mpsc::Sender<Stop>, mpsc::Receiver<Stop>), Exit> {
     let (sender, receiver) = mpsc::channel();
@@ -376,6 +388,23 @@ mod tests {
                 &Endpoint::ws("127.0.0.1:0").name("ws-3"),
             ]
         );
+    }
+
+    #[test]
+    fn a_port_without_a_host_is_every_interface() {
+        assert_eq!(
+            every_interface(&strings(&[
+                ":8091", ":0", "*:1", ":", ":x", "[::1]:2", "h:3"
+            ])),
+            ["*:8091", "*:0", "*:1", ":", ":x", "[::1]:2", "h:3"]
+        );
+        // Normalised before pairing: `:0` and `*:0` are the same address.
+        let planned = plan(&args(&["--http", ":0", "--ws", "*:0"])).unwrap();
+        assert_eq!(
+            planned[1].endpoint,
+            Endpoint::ws("*:0").name("ws-0").share_port_with("http-0")
+        );
+        assert_eq!(planned[0].endpoint, Endpoint::http("*:0").name("http-0"));
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct ConnectOptions {
     /// `wss://`: a PEM file of CA certificates to trust instead of the built-in web roots
     /// (read at connect: a missing or unusable file fails the connect).
     pub ca_file: Option<PathBuf>,
+    /// `wss://`: accept any server certificate, self-signed, from an unknown CA, expired or
+    /// for another name (default `false`); `ca_file` is then not used. **Dangerous**: whoever
+    /// can intercept the connection can pose as the server and read and change everything
+    /// sent; only a passive listener is kept out. For development against a self-signed
+    /// certificate; where possible give its CA with `ca_file` instead. The server must still
+    /// prove it holds its certificate's key.
+    pub danger_accept_invalid_certs: bool,
     /// The time allowed for the TCP connect, the TLS handshake and the upgrade together
     /// (default 10 s). Name resolution happens before, and is not bounded by it.
     pub connect_timeout: Duration,
@@ -79,6 +86,7 @@ impl Default for ConnectOptions {
             headers: Vec::new(),
             protocols: Vec::new(),
             ca_file: None,
+            danger_accept_invalid_certs: false,
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
@@ -117,6 +125,13 @@ impl ConnectOptions {
     /// Trusts the CA certificates in this PEM file for `wss://`.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> ConnectOptions {
         self.ca_file = Some(path.into());
+        self
+    }
+
+    /// With `true`, accepts any server certificate for `wss://`. Dangerous: see the field of
+    /// the same name.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> ConnectOptions {
+        self.danger_accept_invalid_certs = accept;
         self
     }
 
@@ -177,6 +192,10 @@ impl fmt::Debug for ConnectOptions {
             .field("headers", &self.headers)
             .field("protocols", &self.protocols)
             .field("ca_file", &self.ca_file)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("close_timeout", &self.close_timeout)
@@ -201,6 +220,7 @@ pub(crate) struct Setup {
     pub(crate) on_connect: Option<Arc<ConnectHook>>,
     pub(crate) on_disconnect: Option<Arc<DisconnectHook>>,
     ca_file: Option<PathBuf>,
+    danger_accept_invalid_certs: bool,
     /// The `wss://` client config, made at the first `wss://` connect and kept.
     tls: OnceLock<Arc<ClientConfig>>,
 }
@@ -237,7 +257,9 @@ impl Setup {
             policy.check()?;
         }
         let tls = OnceLock::new();
-        if let Some(ca_file) = &options.ca_file {
+        if options.danger_accept_invalid_certs {
+            let _ = tls.set(crate::tls::insecure_client_config()?);
+        } else if let Some(ca_file) = &options.ca_file {
             // Read now: a bad CA file is an error of connect itself, before any network.
             let _ = tls.set(crate::tls::client_config(Some(ca_file))?);
         }
@@ -253,16 +275,22 @@ impl Setup {
             on_connect: options.on_connect,
             on_disconnect: options.on_disconnect,
             ca_file: options.ca_file,
+            danger_accept_invalid_certs: options.danger_accept_invalid_certs,
             tls,
         })
     }
 
-    /// The `wss://` client config: the CA file's certificates, or the web roots.
+    /// The `wss://` client config: the CA file's certificates, or the web roots (or, with
+    /// `danger_accept_invalid_certs`, any certificate).
     pub(crate) fn tls_config(&self) -> Result<Arc<ClientConfig>> {
         if let Some(config) = self.tls.get() {
             return Ok(config.clone());
         }
-        let config = crate::tls::client_config(self.ca_file.as_deref())?;
+        let config = if self.danger_accept_invalid_certs {
+            crate::tls::insecure_client_config()?
+        } else {
+            crate::tls::client_config(self.ca_file.as_deref())?
+        };
         Ok(self.tls.get_or_init(|| config).clone())
     }
 }

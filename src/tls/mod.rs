@@ -6,10 +6,12 @@
 //! built (that is, at start), as an [`Error::Certificate`] naming the file.
 
 mod input;
+mod insecure;
 mod source;
 mod validity;
 
 pub(crate) use input::{decrypt, TlsInput};
+pub(crate) use insecure::insecure_client_config;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 // The web-signal example in a real browser: Debian's Chromium, headless, driven by
 // playwright-core. Two tabs of one browser chat through the example server, once with HTTP
 // and WebSocket on separate ports (seed 000), once sharing one port (seed 001), and once
-// over TLS (Https and Wss on one port, with a certificate made for the test).
+// over TLS (Https and Wss on one port, with a certificate made for the test); then one tab on
+// a 390 px wide screen with 60 messages (a margin, a list that scrolls inside itself).
 //
 //   WEB_SIGNAL_BIN=target/release/examples/web_signal node --test tests/browser/
 //
@@ -47,7 +48,9 @@ const START_TIMEOUT = 15_000; // the example printing its URL
 const WAIT = 10_000; // anything the page should show
 const CLOSE_TIMEOUT = 5_000; // closing the browser or the example
 
-const DATE_LIKE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+// The [date] reply: the server's local time as Pode's [datetime]::Now prints it in en-US,
+// M/d/yyyy h:mm:ss tt (12/4/2026 9:30:05 PM).
+const DATE_LIKE = /^(1[0-2]|[1-9])\/([12]\d|3[01]|[1-9])\/\d{4} (1[0-2]|[1-9]):[0-5]\d:[0-5]\d [AP]M$/;
 
 // Processes still running if the test process goes away without reaching a finally.
 const running = new Set();
@@ -320,4 +323,79 @@ test('over TLS, https and wss on one port: two tabs chat', { timeout: 60_000, sk
     screenshot: false,
     tls: true,
   });
+});
+
+test('on a 390 px wide screen: a margin, and a message list that scrolls inside a bounded height', { timeout: 60_000, skip: !BIN }, async () => {
+  const example = await startExample(['--http', '127.0.0.1:0', '--ws', '127.0.0.1:0']);
+  let browser;
+  try {
+    browser = await openBrowser();
+    const page = browser.tabs[0];
+    const viewport = { width: 390, height: 844 };
+    await page.setViewportSize(viewport);
+    await page.goto(example.url, { timeout: WAIT });
+    await waitConnected(page, 'the narrow tab');
+
+    // 60 messages, two of them long: one without a space in 500 characters.
+    const count = 60;
+    const long = 'x'.repeat(500);
+    for (let n = 1; n <= count; n += 1) {
+      const message = n === 20 ? long : n === 40 ? `a long sentence ${'that goes on '.repeat(30)}` : `message ${n}`;
+      const reply = await browser.request.post(new URL('/broadcast', example.url).href, {
+        headers: { 'Content-Type': 'application/json' },
+        data: JSON.stringify({ message }),
+      });
+      assert.equal(reply.status(), 200);
+    }
+    await waitForMessage(page, `message ${count}`, 'the narrow tab');
+
+    const layout = await page.evaluate(() => {
+      const box = (element) => {
+        const { left, right, width, height } = element.getBoundingClientRect();
+        return { left, right, width, height };
+      };
+      const list = document.getElementById('messages');
+      const last = list.querySelector('li.message:last-child').getBoundingClientRect();
+      const inList = list.getBoundingClientRect();
+      return {
+        items: list.querySelectorAll('li.message').length,
+        main: box(document.querySelector('main')),
+        list: box(list),
+        scrollHeight: list.scrollHeight,
+        clientHeight: list.clientHeight,
+        listScrollWidth: list.scrollWidth,
+        listClientWidth: list.clientWidth,
+        pageWidth: document.documentElement.scrollWidth,
+        lastShown: last.bottom <= inList.bottom + 1 && last.top >= inList.top - 1,
+      };
+    });
+    const seen = JSON.stringify(layout);
+    assert.equal(layout.items, count, seen);
+    // The list scrolls inside itself: its height stays within the screen.
+    assert.ok(layout.scrollHeight > layout.clientHeight, `the list does not scroll: ${seen}`);
+    assert.ok(layout.list.height < viewport.height / 2 + 50, `the list grows the page: ${seen}`);
+    // The newest message is the one in view (the list follows new messages).
+    assert.ok(layout.lastShown, `the newest message is out of view: ${seen}`);
+    // A margin on both sides, for the card and the list; nothing wider than the screen.
+    for (const [name, box] of [['main', layout.main], ['the list', layout.list]]) {
+      assert.ok(box.left > 0, `${name} touches the left edge: ${seen}`);
+      assert.ok(box.right < viewport.width, `${name} touches the right edge: ${seen}`);
+    }
+    assert.ok(layout.pageWidth <= viewport.width, `the page scrolls sideways: ${seen}`);
+    // Long messages wrap instead of widening the list.
+    assert.ok(layout.listScrollWidth <= layout.listClientWidth, `a message does not wrap: ${seen}`);
+
+    const file = path.join(os.tmpdir(), 'signalhub-web-signal-390px.png');
+    await page.screenshot({ path: file, animations: 'disabled', caret: 'hide' });
+    assert.deepEqual(browser.errors, [], 'errors in the page');
+  } catch (error) {
+    error.message += `\n--- the example's output ---\n${example.output()}`;
+    throw error;
+  } finally {
+    try {
+      if (browser) await browser.close();
+    } finally {
+      await example.stop();
+    }
+  }
 });

@@ -71,8 +71,13 @@
     const body = document.createElement('span');
     body.textContent = text;
     item.append(time, body);
+    // The list scrolls inside its own height: it follows new messages while it is scrolled
+    // to its end, and leaves a reader of older ones where they are.
+    const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
     list.append(item);
-    item.scrollIntoView({ block: 'nearest' });
+    if (atEnd) {
+      list.scrollTop = list.scrollHeight;
+    }
   }
 
   function retry(reason) {

@@ -157,6 +157,19 @@ fn client_config_trusts_every_certificate_of_a_ca_file() {
 }
 
 #[test]
+fn the_insecure_client_config_takes_a_certificate_nobody_trusts_for_any_name() {
+    let dir = TempDir::new("insecure");
+    let cert = pem_files(&dir, &Ca::root("nobody's root").leaf(p256()), &[]);
+    let config = server_config(&cert).unwrap();
+    let client = insecure_client_config().unwrap();
+    assert_eq!(client.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    for name in ["localhost", "example.com"] {
+        let (outcome, _) = round_trip(config.clone(), client.clone(), name);
+        assert_eq!(outcome.expect(name).echoed, b"hello", "{name}");
+    }
+}
+
+#[test]
 fn client_config_errors_name_the_ca_file() {
     let dir = TempDir::new("cafile-errors");
     let missing = dir.path("missing.pem");
