@@ -49,7 +49,7 @@ pub struct SendOptions {
     pub client_id: Option<ClientId>,
     /// Send to these clients (each once); every other target is then ignored.
     pub client_ids: Vec<ClientId>,
-    /// Send to every connection of this user id (see [`Accepted::user`](crate::Accepted));
+    /// Send to every connection of this user id (see [`Accepted::user`](crate::auth::Accepted::user));
     /// `group` and `path` are then ignored.
     pub user: Option<String>,
     /// Send to the members of this group; `path` is then ignored.

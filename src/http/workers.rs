@@ -77,10 +77,14 @@ impl HttpWorkers {
 
     fn shut_down(&mut self) {
         self.jobs = None; // workers end once every sender (the doors' too) is gone
-                          // Returns once every worker has dropped its `ending` sender, or at the deadline.
-        let _ = self.ended.recv_deadline(Instant::now() + STOP_GRACE);
+        // Disconnected once every worker has dropped its `ending` sender (each is then on its
+        // way out and joins at once); a timeout leaves the busy ones behind.
+        let all_ended = matches!(
+            self.ended.recv_deadline(Instant::now() + STOP_GRACE),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        );
         for thread in std::mem::take(&mut self.threads) {
-            if thread.is_finished() {
+            if all_ended || thread.is_finished() {
                 if thread.join().is_err() {
                     log::error!("an http worker panicked");
                 }
