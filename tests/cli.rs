@@ -1361,3 +1361,300 @@ fn date_is_the_local_time_of_the_server() {
     assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
     assert!(server.stop().success());
 }
+
+// --- Tokens and control routes (--jwt-secret-env, GET /clients, POST /disconnect) ---
+
+const JWT_VAR: &str = "SIGNALHUB_TEST_JWT_SECRET";
+const JWT_SECRET: &str = "a-secret-of-more-than-thirty-two-bytes!";
+
+/// An HS256 token signed with `secret` holding `claims`.
+fn jwt(secret: &str, claims: Value) -> String {
+    use data_encoding::BASE64URL_NOPAD;
+    let header = BASE64URL_NOPAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = BASE64URL_NOPAD.encode(claims.to_string().as_bytes());
+    let signed = format!("{header}.{claims}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let signature = BASE64URL_NOPAD.encode(ring::hmac::sign(&key, signed.as_bytes()).as_ref());
+    format!("{signed}.{signature}")
+}
+
+/// Seconds since 1970, `ahead` from now (negative: in the past).
+fn unix_time(ahead: i64) -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("after 1970").as_secs() as i64 + ahead
+}
+
+/// A server with tokens required and an API token for its control routes.
+fn guarded_server() -> Serve {
+    let args = [
+        "--http",
+        "127.0.0.1:0",
+        "--ws",
+        "127.0.0.1:0",
+        "--api-token-env",
+        TOKEN_VAR,
+        "--jwt-secret-env",
+        JWT_VAR,
+    ];
+    Serve::start_with_env(
+        &args,
+        2,
+        &[(TOKEN_VAR, Some(TOKEN)), (JWT_VAR, Some(JWT_SECRET))],
+    )
+}
+
+/// The HTTP status a WebSocket upgrade to `url` (with these headers) is answered with.
+fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().expect("a request");
+    for (name, value) in headers {
+        let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+        request
+            .headers_mut()
+            .insert(name, value.parse().expect("value"));
+    }
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .expect("host");
+    let stream = TcpStream::connect(addr).expect("tcp connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    match tungstenite::client(request, stream) {
+        Ok(_) => 101,
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            response.status().as_u16()
+        }
+        Err(e) => panic!("upgrade failed: {e}"),
+    }
+}
+
+#[test]
+fn jwt_secret_env_refuses_clients_without_a_good_token_with_401() {
+    let server = guarded_server();
+    let url = server.ws_url("/messages");
+    let good = jwt(JWT_SECRET, json!({ "sub": "ann", "exp": unix_time(600) }));
+    let cases = [
+        (format!("{url}"), 401),
+        (format!("{url}?token="), 401),
+        (format!("{url}?token=not.a.token"), 401),
+        (
+            format!(
+                "{url}?token={}",
+                jwt(
+                    "another-secret-of-thirty-two-bytes!!",
+                    json!({ "sub": "ann" })
+                )
+            ),
+            401,
+        ),
+        (
+            format!(
+                "{url}?token={}",
+                jwt(JWT_SECRET, json!({ "sub": "ann", "exp": unix_time(-10) }))
+            ),
+            401,
+        ),
+        (
+            format!(
+                "{url}?token={}",
+                jwt(JWT_SECRET, json!({ "exp": unix_time(600) }))
+            ),
+            401,
+        ),
+        (
+            format!(
+                "{url}?token={}",
+                jwt(JWT_SECRET, json!({ "sub": "ann", "groups": "ops" }))
+            ),
+            401,
+        ),
+        (format!("{url}?token={good}"), 101),
+    ];
+    for (url, status) in &cases {
+        assert_eq!(upgrade_status(url, &[]), *status, "{url}");
+    }
+    let bearer = format!("Bearer {good}");
+    assert_eq!(upgrade_status(&url, &[("Authorization", &bearer)]), 101);
+    assert_eq!(
+        upgrade_status(&url, &[("Authorization", "Bearer x.y.z")]),
+        401
+    );
+    // The page and its routes need no token.
+    assert_eq!(get(server.http(), "/").status, 200);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn token_claims_give_the_user_and_groups_that_sends_and_group_messages_use() {
+    let server = guarded_server();
+    let token = |sub: &str, groups: Value| {
+        let claims = json!({ "sub": sub, "groups": groups, "exp": unix_time(600) });
+        jwt(JWT_SECRET, claims)
+    };
+    let url = |sub: &str, groups: Value| {
+        format!(
+            "{}?token={}",
+            server.ws_url("/messages"),
+            token(sub, groups)
+        )
+    };
+    let (mut ann_ops, ann_id) = ws_client(&url("ann", json!(["ops"])));
+    let (mut ann_phone, _) = ws_client(&url("ann", json!([])));
+    let (mut bob_ops, _) = ws_client(&url("bob", json!(["ops", "eu"])));
+    let (mut eve, _) = ws_client(&url("eve", json!([])));
+    // A member's own group message reaches the group; a non-member's goes nowhere.
+    eve.send(Message::text(r#"{"message": "let me in", "group": "ops"}"#))
+        .expect("send");
+    ann_ops
+        .send(Message::text(r#"{"message": "ops only", "group": "ops"}"#))
+        .expect("send");
+    assert_eq!(ws_text(&mut ann_ops), "ops only");
+    assert_eq!(ws_text(&mut bob_ops), "ops only");
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    let broadcast = |body: Value| {
+        http_with(
+            server.http(),
+            "POST",
+            "/broadcast",
+            &headers,
+            &body.to_string(),
+        )
+    };
+    // POST /broadcast to a user (all her connections) and to a group.
+    assert_eq!(
+        broadcast(json!({ "message": "hi ann", "userId": "ann" })).status,
+        200
+    );
+    assert_eq!(ws_text(&mut ann_ops), r#"{"Message":"hi ann"}"#);
+    assert_eq!(ws_text(&mut ann_phone), r#"{"Message":"hi ann"}"#);
+    assert_eq!(
+        broadcast(json!({ "message": "eu", "group": "eu" })).status,
+        200
+    );
+    assert_eq!(ws_text(&mut bob_ops), r#"{"Message":"eu"}"#);
+    assert_eq!(broadcast(json!({ "message": "all" })).status, 200);
+    for ws in [&mut ann_ops, &mut ann_phone, &mut bob_ops, &mut eve] {
+        assert_eq!(
+            ws_text(ws),
+            r#"{"Message":"all"}"#,
+            "nothing else came first"
+        );
+    }
+    // GET /clients: everyone, with users and groups; filtered.
+    let clients = |query: &str| {
+        let reply = http_with(
+            server.http(),
+            "GET",
+            &format!("/clients{query}"),
+            &headers,
+            "",
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    };
+    let all = clients("");
+    assert_eq!(all.as_array().expect("a list").len(), 4);
+    let ann = (all.as_array().unwrap().iter())
+        .find(|c| c["clientId"] == ann_id.as_str())
+        .expect("ann's first connection");
+    assert_eq!(ann["userId"], "ann");
+    assert_eq!(ann["groups"], json!(["ops"]));
+    assert_eq!(ann["path"], "/messages");
+    assert!(ann["remoteAddr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(ann["connectedAt"].as_str().unwrap().ends_with('Z'));
+    let users = |query: &str| {
+        let mut users: Vec<String> = (clients(query).as_array().unwrap().iter())
+            .map(|c| c["userId"].as_str().unwrap().to_owned())
+            .collect();
+        users.sort();
+        users
+    };
+    assert_eq!(users("?group=ops"), ["ann", "bob"]);
+    assert_eq!(users("?userId=ann"), ["ann", "ann"]);
+    assert_eq!(users("?path=/MESSAGES&group=eu"), ["bob"]);
+    assert!(users("?path=/other").is_empty());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn control_routes_need_the_api_token_and_disconnect_closes_with_the_code() {
+    let server = guarded_server();
+    let token = jwt(JWT_SECRET, json!({ "sub": "ann" }));
+    let (mut ann, ann_id) = ws_client(&format!("{}?token={token}", server.ws_url("/x")));
+    for (method, path) in [("GET", "/clients"), ("POST", "/disconnect")] {
+        let reply = http_with(server.http(), method, path, &[], "");
+        assert_eq!(reply.status, 401, "{method} {path}");
+        assert_eq!(reply.header("WWW-Authenticate"), Some("Bearer"));
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    let disconnect = |body: &str| http_with(server.http(), "POST", "/disconnect", &headers, body);
+    for (body, status) in [
+        ("{}".to_owned(), 400),
+        ("[1]".to_owned(), 400),
+        (json!({ "clientId": "nope" }).to_string(), 400),
+        (json!({ "clientId": ann_id, "code": 1005 }).to_string(), 400),
+        (json!({ "clientId": ann_id, "code": "x" }).to_string(), 400),
+        (
+            json!({ "clientId": "0123abcd-0000-4000-8000-00000000cafe" }).to_string(),
+            404,
+        ),
+    ] {
+        let reply = disconnect(&body);
+        assert_eq!(reply.status, status, "{body}: {}", reply.body);
+    }
+    let reply =
+        disconnect(&json!({ "clientId": ann_id, "code": 4001, "reason": "bye" }).to_string());
+    assert_eq!(
+        (reply.status, reply.json()),
+        (200, json!({ "disconnected": true }))
+    );
+    loop {
+        match ann.read().expect("the close") {
+            Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 4001);
+                assert_eq!(frame.reason, "bye");
+                break;
+            }
+            Message::Close(None) => panic!("a close without a code"),
+            _ => {}
+        }
+    }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn without_an_api_token_there_are_no_control_routes() {
+    let server = Serve::shared();
+    assert_eq!(get(server.http(), "/clients").status, 404);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn jwt_secret_env_unset_or_short_is_a_usage_error() {
+    for value in [None, Some("tiny-s3cret")] {
+        let args = ["serve", "--ws", "127.0.0.1:0", "--jwt-secret-env", JWT_VAR];
+        let mut proc = Proc::spawn_with_env(&args, &[(JWT_VAR, value)]);
+        assert_eq!(proc.exit_status().code(), Some(2), "{value:?}");
+        let stderr = proc.stderr_rest();
+        assert!(
+            stderr.starts_with(&format!("signalhub: --jwt-secret-env: {JWT_VAR} is ")),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("tiny-s3cret"),
+            "the secret is never shown: {stderr}"
+        );
+    }
+}

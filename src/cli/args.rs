@@ -167,6 +167,13 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "VAR")]
     pub api_token_env: Option<String>,
 
+    /// every WebSocket client must present an HS256 JSON Web Token signed with the secret in
+    /// the environment variable VAR (at least 32 bytes), as ?token=JWT or an Authorization:
+    /// Bearer header; its sub is the user id, its groups claim the first groups, its exp is
+    /// honoured; a missing, bad or expired token gets 401 before the upgrade
+    #[argh(option, arg_name = "VAR")]
+    pub jwt_secret_env: Option<String>,
+
     /// seconds between the server's pings to every client; 0 turns pings off (default 30)
     #[argh(option, arg_name = "SECS", from_str_fn(seconds))]
     pub ping_interval: Option<Duration>,
@@ -189,9 +196,14 @@ pub struct ServeArgs {
     pub timer_broadcast: Vec<TimerBroadcast>,
 
     /// share signals with other signalhub processes through Redis pub/sub at URL, e.g.
-    /// redis://127.0.0.1:6379/ (needs the `redis` cargo feature)
+    /// redis://127.0.0.1:6379/ or rediss://user:password@host:6380/ (TLS; needs the `redis`
+    /// cargo feature)
     #[argh(option, arg_name = "URL")]
     pub redis: Option<String>,
+
+    /// with a rediss:// --redis: trust only the CA certificates in this PEM file
+    #[argh(option, arg_name = "FILE")]
+    pub redis_ca: Option<std::path::PathBuf>,
 
     /// with --redis: the cluster name; only processes with the same name share signals
     /// (default "default")
@@ -302,6 +314,23 @@ impl ServeArgs {
             .transpose()
     }
 
+    /// The verifier `--jwt-secret-env VAR` names, its secret read from the environment;
+    /// `None` without the flag. VAR unset or shorter than 32 bytes is a usage error.
+    pub fn jwt(&self) -> Result<Option<signalhub::auth::Jwt>, Exit> {
+        let Some(var) = self.jwt_secret_env.as_deref() else {
+            return Ok(None);
+        };
+        let usage = |what: &str| Exit::usage(format!("--jwt-secret-env: {var} {what}"));
+        let secret = std::env::var_os(var).ok_or_else(|| usage("is not set"))?;
+        // RFC 7518 3.2: an HS256 key of at least the hash's size, 256 bits.
+        if secret.len() < 32 {
+            return Err(usage("is shorter than 32 bytes"));
+        }
+        let jwt = signalhub::auth::Jwt::hs256(secret.as_encoded_bytes())
+            .map_err(|e| usage(&format!("is not a usable secret: {}", super::describe(&e))))?;
+        Ok(Some(jwt))
+    }
+
     /// `--redis` and `--cluster`.
     #[cfg(feature = "redis")]
     fn backplane(&self, config: &mut ServerConfig) -> Result<(), Exit> {
@@ -311,9 +340,13 @@ impl ServeArgs {
                 if let Some(name) = cluster {
                     backplane = backplane.cluster(name);
                 }
+                if let Some(ca) = &self.redis_ca {
+                    backplane = backplane.ca_file(ca);
+                }
                 config.backplane = Some(backplane);
                 Ok(())
             }
+            (None, _) if self.redis_ca.is_some() => Err(Exit::usage("--redis-ca needs --redis")),
             (None, Some(_)) => Err(Exit::usage("--cluster needs --redis")),
             (None, None) => Ok(()),
         }
@@ -322,9 +355,9 @@ impl ServeArgs {
     /// `--redis` and `--cluster`: refused, this build has no backplane.
     #[cfg(not(feature = "redis"))]
     fn backplane(&self, _config: &mut ServerConfig) -> Result<(), Exit> {
-        if self.redis.is_some() || self.cluster.is_some() {
+        if self.redis.is_some() || self.cluster.is_some() || self.redis_ca.is_some() {
             return Err(Exit::usage(
-                "--redis and --cluster need signalhub built with the `redis` feature",
+                "--redis, --cluster and --redis-ca need signalhub built with the `redis` feature",
             ));
         }
         Ok(())

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod connect;
+pub mod control;
 pub mod logging;
 pub mod routes;
 pub mod serve;

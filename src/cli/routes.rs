@@ -1,6 +1,6 @@
 //! The HTTP routes `signalhub serve` adds to its Http endpoints: the page, `GET /ws-config`,
-//! `POST /broadcast` and `GET /metrics`. With an API token, `POST /broadcast` (and any
-//! control route added here later) needs `Authorization: Bearer <token>`; the page,
+//! `POST /broadcast` and `GET /metrics`. With an API token, `POST /broadcast` (like the
+//! control routes of [`super::control`]) needs `Authorization: Bearer <token>`; the page,
 //! `/ws-config` and `/metrics` stay open.
 
 use std::sync::{Arc, OnceLock};
@@ -88,8 +88,8 @@ pub fn ws_config(handle: &ServerHandle, ws_name: &str) -> Value {
     json!({ "port": port, "path": PAGE_WS_PATH, "scheme": scheme })
 }
 
-/// `POST /broadcast`: sends `{"Message": <message>}` (seed 000), to the body's `clientId` or
-/// `path` when given, else to everyone. Answers `{"sent": true}`, or 400 with the reason.
+/// `POST /broadcast`: sends `{"Message": <message>}` (Pode's seed), to the body's `clientId`,
+/// `userId`, `group` or `path` (the first given, in that order), else to everyone. Answers `{"sent": true}`, or 400 with the reason.
 fn broadcast(event: &WebEvent) -> Result<WebResponse> {
     let request = match Broadcast::from_data(&event.data) {
         Ok(request) => request,
@@ -108,8 +108,9 @@ struct Broadcast {
 }
 
 impl Broadcast {
-    /// Reads `message` (required, not null), `path` and `clientId` (optional strings; empty
-    /// means absent, as an empty form field does) from a JSON or form body.
+    /// Reads `message` (required, not null), `path`, `group`, `userId` and `clientId`
+    /// (optional strings; empty means absent, as an empty form field does) from a JSON or
+    /// form body.
     fn from_data(data: &WebData) -> std::result::Result<Broadcast, String> {
         let message = data
             .get("message")
@@ -118,6 +119,12 @@ impl Broadcast {
         let mut options = SendOptions::new();
         if let Some(path) = optional_string(data, "path")? {
             options = options.path(path);
+        }
+        if let Some(group) = optional_string(data, "group")? {
+            options = options.group(group);
+        }
+        if let Some(user) = optional_string(data, "userId")? {
+            options = options.user(user);
         }
         if let Some(id) = optional_string(data, "clientId")? {
             let id: ClientId = id.parse().map_err(|e| format!("invalid clientId: {e}"))?;
@@ -187,6 +194,14 @@ mod tests {
         assert_eq!(request.message, json!([1]));
         let expected = SendOptions::new().path("/a").client_id(ID.parse().unwrap());
         assert_eq!(request.options, expected);
+    }
+
+    #[test]
+    fn group_and_user_id_target_the_signal_too() {
+        let request = json_body(json!({ "message": 1, "group": "ops", "userId": "ann" })).unwrap();
+        assert_eq!(request.options, SendOptions::new().group("ops").user("ann"));
+        let err = json_body(json!({ "message": 1, "group": ["ops"] })).unwrap_err();
+        assert_eq!(err, "group must be a string");
     }
 
     #[test]

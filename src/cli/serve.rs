@@ -15,7 +15,7 @@ use signalhub::tls::Certificate;
 use signalhub::{Endpoint, Error, Protocol, Server, ServerHandle};
 
 use super::args::{ServeArgs, TimerBroadcast};
-use super::{describe, logging, routes, Exit};
+use super::{control, describe, logging, routes, Exit};
 
 /// Where the Http endpoint listens when no address flag is given (Pode's example): this
 /// machine only, so that an unguarded `POST /broadcast` is not offered to the network.
@@ -46,6 +46,7 @@ struct Planned {
 pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let config = args.config()?;
     let api_token = args.api_token()?;
+    let jwt = args.jwt()?;
     let (levels, rust_log_warning) = logging::choose(args.log_level, std::env::var_os("RUST_LOG"));
     logging::init(levels)?;
     if let Some(warning) = rust_log_warning {
@@ -64,6 +65,12 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     let has_ws = plan.iter().any(|p| p.name.starts_with("ws"));
     let ws_config_route = has_ws.then(|| ws_config.clone());
     routes::add(&mut server, ws_config_route, api_token.as_ref()).map_err(start_error)?;
+    if let Some(token) = &api_token {
+        control::add(&mut server, token).map_err(start_error)?;
+    }
+    if let Some(jwt) = jwt {
+        control::require_tokens(&mut server, jwt);
+    }
     add_timer_broadcasts(&mut server, &args.timer_broadcast).map_err(start_error)?;
     let (stop_sender, stop) = stop_signal()?;
     let handle = server.start().map_err(start_error)?;
@@ -76,6 +83,7 @@ pub fn run(args: ServeArgs) -> Result<(), Exit> {
     }
     if api_token.is_none() {
         warn_if_open(&handle);
+        log::info!("GET /clients and POST /disconnect need --api-token-env: not offered");
     }
     announce(&handle, &plan);
     // Only an error if the signal handler is gone, which never happens: stop either way.

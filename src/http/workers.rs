@@ -77,8 +77,8 @@ impl HttpWorkers {
 
     fn shut_down(&mut self) {
         self.jobs = None; // workers end once every sender (the doors' too) is gone
-        // Disconnected once every worker has dropped its `ending` sender (each is then on its
-        // way out and joins at once); a timeout leaves the busy ones behind.
+                          // Disconnected once every worker has dropped its `ending` sender (each is then on its
+                          // way out and joins at once); a timeout leaves the busy ones behind.
         let all_ended = matches!(
             self.ended.recv_deadline(Instant::now() + STOP_GRACE),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected)
