@@ -1435,7 +1435,7 @@ fn jwt_secret_env_refuses_clients_without_a_good_token_with_401() {
     let url = server.ws_url("/messages");
     let good = jwt(JWT_SECRET, json!({ "sub": "ann", "exp": unix_time(600) }));
     let cases = [
-        (format!("{url}"), 401),
+        (url.clone(), 401),
         (format!("{url}?token="), 401),
         (format!("{url}?token=not.a.token"), 401),
         (
