@@ -121,3 +121,8 @@ pub use presence::{Presence, PresenceFilter};
 pub use server::config::{default_max_connections, Endpoint, Tuning};
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use signals::{Mode, SendOptions, Signals};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
