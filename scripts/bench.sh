@@ -9,8 +9,9 @@
 #               port accepts TCP; otherwise the port is read from the server's stdout line
 #               `listening on ws://127.0.0.1:PORT` (or wss://; 10 s limit).
 #   SCENARIOS   subset of: fanout-100 fanout-1000 fanout-1000-wss direct idle-10000
-#               scale-15000 http-50 http-50-stalled bigcast-20 (default: all; scale-15000, the
-#               http cases and bigcast-20 run the binary, so not with SERVER_CMD)
+#               scale-15000 http-50 http-50-stalled bigcast-20 path-1000 group-1000 (default:
+#               all; scale-15000, the http cases, bigcast-20, path-1000 and group-1000 run the
+#               binary, so not with SERVER_CMD)
 #   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
 # fanout-1000-wss is fanout-1000 over TLS: `loadgen make-cert` writes a CA and a localhost
 # certificate into a temporary folder, the server runs with `--tls CERT KEY` and loadgen trusts
@@ -200,6 +201,29 @@ elif want bigcast-20; then
   echo "== bigcast-20: skipped (it runs the binary, SERVER_CMD is set)" >&2
 fi
 
+# path-1000, group-1000: the binary requiring tokens (--jwt-secret-env); 1000 receivers and
+# the sender all on /bench with one token (subject bench, group bench). The sender's messages
+# name `"path":"/bench"` or `"group":"bench"` (it is a member): the same receivers reached
+# through the path index or the group index. Three interleaved rounds; the summary gives the
+# median group/path ratio of deliveries/s (target: at least 0.95).
+if { want path-1000 || want group-1000; } && [ -z "${SERVER_CMD:-}" ]; then
+  cargo build --release --bin signalhub
+  saved=$server_cmd
+  export SIGNALHUB_BENCH_JWT=bench-secret-of-at-least-thirty-two-bytes
+  token=$("$loadgen" make-token "$SIGNALHUB_BENCH_JWT" bench)
+  server_cmd="$target/release/signalhub serve --ws 127.0.0.1:{port} --jwt-secret-env SIGNALHUB_BENCH_JWT --log-level warn"
+  for round in 1 2 3; do
+    for to in path:/bench group:bench; do
+      run_case "${to%%:*}-1000" fanout --url "@URLbench?token=$token" --to "$to" --clients 1000 \
+        --messages 300 --payload 64 --pid @PID
+    done
+  done
+  unset SIGNALHUB_BENCH_JWT
+  server_cmd=$saved
+elif { want path-1000 || want group-1000; }; then
+  echo "== path-1000, group-1000: skipped (they run the binary, SERVER_CMD is set)" >&2
+fi
+
 echo "raw results: $out" >&2
 touch "$out" "$logdir/run.jsonl"
 python3 - "$out" "$logdir/run.jsonl" <<'EOF'
@@ -230,7 +254,8 @@ for line in open(sys.argv[1]):
           f"{cpu_note} | {num(r.get('rss_per_conn_kib'), '{:.1f}')} | {num(threads)} | {ok} |")
 
 # Wss against Ws, when this invocation ran both fan-outs to 1000 clients.
-this_run = {r.get("label"): r for r in map(json.loads, open(sys.argv[2]))}
+runs = list(map(json.loads, open(sys.argv[2])))
+this_run = {r.get("label"): r for r in runs}
 ws, wss = this_run.get("fanout-1000"), this_run.get("fanout-1000-wss")
 if ws and wss:
     if ws.get("ok") and wss.get("ok") and ws.get("deliveries_per_sec"):
@@ -291,6 +316,21 @@ if plain or stalled:
               f"{'' if both_ok else '; a run was not ok'})")
     else:
         print("- stalled/plain: not compared, a run is missing or has no rate")
+
+# A group of 1000 against a path of 1000, round by round (interleaved), when run.
+paths = [r for r in runs if r.get("label") == "path-1000"]
+groups = [r for r in runs if r.get("label") == "group-1000"]
+if paths and groups:
+    pairs = [(g.get("deliveries_per_sec"), p.get("deliveries_per_sec")) for p, g in zip(paths, groups)
+             if p.get("ok") and g.get("ok")]
+    ratios = sorted(g / p for g, p in pairs if g and p)
+    if ratios:
+        median = ratios[len(ratios) // 2]
+        print(f"\nGroup/path fan-out to 1000 clients: median {median:.2f} of the deliveries/s over "
+              f"{len(ratios)} rounds ({', '.join(f'{r:.2f}' for r in ratios)}; target ≥ 0.95, "
+              f"{'met' if median >= 0.95 else 'NOT met'})")
+    else:
+        print("\nGroup/path fan-out to 1000 clients: not compared, no round was ok")
 
 # One big broadcast to clients that do not read, when this invocation ran it.
 big = this_run.get("bigcast-20")
