@@ -215,7 +215,7 @@ if { want path-1000 || want group-1000; } && [ -z "${SERVER_CMD:-}" ]; then
   for round in 1 2 3; do
     for to in path:/bench group:bench; do
       run_case "${to%%:*}-1000" fanout --url "@URLbench?token=$token" --to "$to" --clients 1000 \
-        --messages 300 --payload 64 --pid @PID
+        --messages 2000 --payload 64 --pid @PID
     done
   done
   unset SIGNALHUB_BENCH_JWT
