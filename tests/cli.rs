@@ -820,39 +820,21 @@ fn connect_reports_a_refused_upgrade_with_its_status() {
 }
 
 #[test]
-fn connect_sends_extra_headers() {
+fn connect_sends_extra_headers_with_header_or_dash_capital_h() {
     let origin = "http://good.example";
     let server = Serve::start(&["--ws", "127.0.0.1:0", "--allowed-origin", origin], 1);
-    let mut refused = connect(
-        &server.ws_url("/"),
-        &["--header", "Origin: http://evil.example"],
-    );
-    assert_eq!(refused.exit_status().code(), Some(1));
-    let stderr = refused.stderr_rest();
-    assert!(stderr.contains("HTTP 403"), "{stderr}");
+    for flag in ["--header", "-H"] {
+        let mut refused = connect(&server.ws_url("/"), &[flag, "Origin: http://evil.example"]);
+        assert_eq!(refused.exit_status().code(), Some(1), "{flag}");
+        let stderr = refused.stderr_rest();
+        assert!(stderr.contains("HTTP 403"), "{flag}: {stderr}");
 
-    let good = format!("Origin: {origin}");
-    let mut cli = connect(&server.ws_url("/"), &["--header", &good]);
-    cli.wait_connected();
-    cli.close_stdin();
-    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
-    assert!(server.stop().success());
-}
-
-#[test]
-fn connect_dash_capital_h_is_header() {
-    let origin = "http://good.example";
-    let server = Serve::start(&["--ws", "127.0.0.1:0", "--allowed-origin", origin], 1);
-    let mut refused = connect(&server.ws_url("/"), &["-H", "Origin: http://evil.example"]);
-    assert_eq!(refused.exit_status().code(), Some(1));
-    let stderr = refused.stderr_rest();
-    assert!(stderr.contains("HTTP 403"), "{stderr}");
-
-    let good = format!("Origin: {origin}");
-    let mut cli = connect(&server.ws_url("/"), &["-H", &good]);
-    cli.wait_connected();
-    cli.close_stdin();
-    assert!(cli.exit_status().success(), "{}", cli.stderr_rest());
+        let good = format!("Origin: {origin}");
+        let mut cli = connect(&server.ws_url("/"), &[flag, &good]);
+        cli.wait_connected();
+        cli.close_stdin();
+        assert!(cli.exit_status().success(), "{flag}: {}", cli.stderr_rest());
+    }
     assert!(server.stop().success());
 }
 
