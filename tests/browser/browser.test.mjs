@@ -207,16 +207,37 @@ async function broadcastFrom(page, text) {
 }
 
 /**
+ * Starts the example with `args`, opens the browser, runs `body(example, browser)`, checks the
+ * page logged no errors, and closes both whatever happens (a failure carries the example's
+ * output).
+ */
+async function withExample(args, body) {
+  const example = await startExample(args);
+  let browser;
+  try {
+    browser = await openBrowser();
+    await body(example, browser);
+    assert.deepEqual(browser.errors, [], 'errors in the page');
+  } catch (error) {
+    error.message += `\n--- the example's output ---\n${example.output()}`;
+    throw error;
+  } finally {
+    try {
+      if (browser) await browser.close();
+    } finally {
+      await example.stop();
+    }
+  }
+}
+
+/**
  * One configuration: start the example, open two tabs, chat, [date], POST /broadcast.
  * `wsPort` is the separate WebSocket port, or null when it shares the page's port.
  */
 async function chatScenario(t, { args, wsPort, label, date, screenshot, tls = false }) {
-  const example = await startExample(args);
-  let browser;
-  try {
+  await withExample(args, async (example, browser) => {
     const pagePort = Number(new URL(example.url).port);
     assert.equal(new URL(example.url).protocol, tls ? 'https:' : 'http:');
-    browser = await openBrowser();
     // Through the browser's own HTTP client, which takes the test certificate.
     const config = await (await browser.request.get(new URL('/ws-config', example.url).href)).json();
     const scheme = tls ? 'wss' : 'ws';
@@ -276,17 +297,7 @@ async function chatScenario(t, { args, wsPort, label, date, screenshot, tls = fa
         t.diagnostic(`screenshot: ${file} (UPDATE_SCREENSHOT=1 copies it to docs/)`);
       }
     }
-    assert.deepEqual(browser.errors, [], 'errors in the page');
-  } catch (error) {
-    error.message += `\n--- the example's output ---\n${example.output()}`;
-    throw error;
-  } finally {
-    try {
-      if (browser) await browser.close();
-    } finally {
-      await example.stop();
-    }
-  }
+  });
 }
 
 test('the example binary is given', () => {
@@ -326,10 +337,7 @@ test('over TLS, https and wss on one port: two tabs chat', { timeout: 60_000, sk
 });
 
 test('on a 390 px wide screen: a margin, and a message list that scrolls inside a bounded height', { timeout: 60_000, skip: !BIN }, async () => {
-  const example = await startExample(['--http', '127.0.0.1:0', '--ws', '127.0.0.1:0']);
-  let browser;
-  try {
-    browser = await openBrowser();
+  await withExample(['--http', '127.0.0.1:0', '--ws', '127.0.0.1:0'], async (example, browser) => {
     const page = browser.tabs[0];
     const viewport = { width: 390, height: 844 };
     await page.setViewportSize(viewport);
@@ -387,15 +395,5 @@ test('on a 390 px wide screen: a margin, and a message list that scrolls inside 
 
     const file = path.join(os.tmpdir(), 'signalhub-web-signal-390px.png');
     await page.screenshot({ path: file, animations: 'disabled', caret: 'hide' });
-    assert.deepEqual(browser.errors, [], 'errors in the page');
-  } catch (error) {
-    error.message += `\n--- the example's output ---\n${example.output()}`;
-    throw error;
-  } finally {
-    try {
-      if (browser) await browser.close();
-    } finally {
-      await example.stop();
-    }
-  }
+  });
 });
