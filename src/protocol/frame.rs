@@ -22,6 +22,7 @@ pub(crate) const OPCODE_BINARY: u8 = 0x2;
 pub(crate) const OPCODE_CLOSE: u8 = 0x8;
 /// Opcode of a ping frame.
 const OPCODE_PING: u8 = 0x9;
+const OPCODE_PONG: u8 = 0xA;
 /// The FIN bit of the first header byte.
 const FIN: u8 = 0x80;
 /// The mask bit of the second header byte.
@@ -83,6 +84,14 @@ impl Frame {
     pub(crate) fn ping(payload: &[u8]) -> Frame {
         Frame::with_payload(
             OPCODE_PING,
+            &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)],
+        )
+    }
+
+    /// A pong echoing a ping's payload (at most 125 bytes, as a ping's is).
+    pub(crate) fn pong(payload: &[u8]) -> Frame {
+        Frame::with_payload(
+            OPCODE_PONG,
             &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)],
         )
     }

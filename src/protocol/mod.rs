@@ -4,6 +4,7 @@
 
 pub(crate) mod frame;
 pub(crate) mod message;
+pub(crate) mod reader;
 pub(crate) mod target;
 pub(crate) mod url;
 

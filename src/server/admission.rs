@@ -150,6 +150,7 @@ impl Admission {
             info,
             outbox,
             leftover,
+            deflate: false,
             route,
             shared,
             slot,

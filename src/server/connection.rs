@@ -7,17 +7,14 @@
 //! connection (docs/PERFORMANCE.md). The thread only ever blocks in `read`; everything
 //! it writes (pongs, close frames) goes through the [`Outbox`] without blocking.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tungstenite::error::ProtocolError;
-use tungstenite::protocol::{CloseFrame, Role};
-use tungstenite::{Message, WebSocket};
-
 use crate::event::{ClientInfo, MessageEvent, RawMessage, SignalData, SignalEvent};
 use crate::metrics::{Counters, Disconnect};
+use crate::protocol::reader::{Failure, Incoming, MessageReader};
 use crate::protocol::{parse_client_message, resolve_target, ClientMessage, EventTargets, Frame};
 use crate::server::fanout::{Command, Outgoing};
 use crate::server::limits::{Slot, ThreadGuard};
@@ -27,7 +24,8 @@ use crate::server::Shared;
 use crate::signals::SendOptions;
 use crate::tls::TlsInput;
 
-/// The stream tungstenite reads and writes: reads block on the socket, writes go to the outbox.
+/// What the reader reads: the socket, blocking (decrypted on Wss). Everything the connection
+/// writes goes through the outbox.
 struct ConnectionStream {
     outbox: Arc<Outbox>,
     /// Wss: plaintext decrypted but not read yet.
@@ -45,22 +43,14 @@ impl Read for ConnectionStream {
     }
 }
 
-impl Write for ConnectionStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outbox.write_control(buf).map(|()| buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Everything a connection thread needs.
 pub(crate) struct Connection {
     pub(crate) info: Arc<ClientInfo>,
     pub(crate) outbox: Arc<Outbox>,
     /// Bytes read after the request head (frames the client sent right away).
     pub(crate) leftover: Vec<u8>,
+    /// permessage-deflate was agreed: compressed messages are read.
+    pub(crate) deflate: bool,
     pub(crate) route: Option<Arc<Route>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) slot: Slot,
@@ -88,19 +78,19 @@ impl Connection {
             &self.info,
             "connect",
         );
-        let stream = ConnectionStream {
+        let mut stream = ConnectionStream {
             outbox: self.outbox.clone(),
             tls: self.outbox.is_tls().then(TlsInput::default),
         };
-        let leftover = std::mem::take(&mut self.leftover);
-        let mut socket = WebSocket::from_partially_read(
-            stream,
-            leftover,
-            Role::Server,
-            Some(self.shared.ws_config),
+        let config = &self.shared.config;
+        let mut reader = MessageReader::new(
+            std::mem::take(&mut self.leftover),
+            config.tuning.read_buffer_size,
+            config.max_message_size,
+            self.deflate,
         );
-        let ending = self.read_loop(&mut socket, raw.as_deref());
-        let mut stream = socket.into_inner();
+        let ending = self.read_loop(&mut reader, &mut stream, raw.as_deref());
+        drop(reader);
         self.finish(ending, &path_key, &mut stream);
     }
 
@@ -158,48 +148,51 @@ impl Connection {
 
     fn read_loop(
         &self,
-        socket: &mut WebSocket<ConnectionStream>,
+        reader: &mut MessageReader,
+        stream: &mut ConnectionStream,
         raw: Option<&MessageHandler>,
     ) -> Ending {
-        use tungstenite::Error as WsError;
+        let mut peer_closed = false;
         loop {
-            let message = match socket.read() {
-                Ok(message) => message,
-                Err(WsError::Capacity(_)) => return Ending::Failed(1009, "message too big"),
-                Err(WsError::Utf8(_)) => return Ending::Failed(1007, "invalid utf-8"),
+            let incoming = match reader.read(stream) {
+                // Anything after the peer's close frame ends the reading (RFC 6455 5.5.1).
+                Ok(_) if peer_closed => return Ending::Closed,
+                Ok(incoming) => incoming,
+                Err(Failure::TooBig) => return Ending::Failed(1009, "message too big"),
+                Err(Failure::InvalidUtf8) => return Ending::Failed(1007, "invalid utf-8"),
                 // Closing already: its handshake ended, or we cut it (a close that timed out,
                 // a full queue, shutdown).
                 Err(_) if self.outbox.is_closing() => return Ending::Closed,
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))
-                | Err(WsError::Io(_))
-                | Err(WsError::ConnectionClosed)
-                | Err(WsError::AlreadyClosed) => return Ending::Gone,
-                Err(WsError::Protocol(e)) => {
-                    log::debug!("client {}: protocol error: {e}", self.info.id);
+                Err(Failure::Gone) => return Ending::Gone,
+                Err(Failure::Protocol(why)) => {
+                    log::debug!("client {}: protocol error: {why}", self.info.id);
                     return Ending::Failed(1002, "protocol error");
                 }
-                Err(_) => return Ending::Gone,
             };
             self.outbox.touch();
-            match message {
-                Message::Text(text) => match raw {
-                    Some(handler) => self.on_raw(handler, RawMessage::Text(text.as_str())),
-                    None => self.on_text(text.as_str()),
+            match incoming {
+                Incoming::Text(text) => match raw {
+                    Some(handler) => self.on_raw(handler, RawMessage::Text(&text)),
+                    None => self.on_text(&text),
                 },
-                Message::Binary(bytes) => match (raw, std::str::from_utf8(&bytes)) {
+                Incoming::Binary(bytes) => match (raw, std::str::from_utf8(&bytes)) {
                     (Some(handler), _) => self.on_raw(handler, RawMessage::Binary(&bytes)),
                     (None, Ok(text)) => self.on_text(text),
                     (None, Err(_)) => return Ending::Failed(1007, "invalid utf-8"),
                 },
-                // Echo the peer's code, after whatever was routed to it before; tungstenite's
-                // own reply is dropped by the outbox.
-                Message::Close(frame) => {
+                // Dropped while closing: no pong after our close frame.
+                Incoming::Ping(payload) => {
+                    let _ = self.outbox.write_control(Frame::pong(&payload).as_bytes());
+                }
+                Incoming::Pong => {}
+                // Echo the peer's code, after whatever was routed to it before.
+                Incoming::Close(code) => {
                     if !self.outbox.is_closing() {
                         self.shared.metrics.disconnected(Disconnect::Normal);
                     }
-                    self.close_in_order(frame.map(|f: CloseFrame| u16::from(f.code)), "");
+                    peer_closed = true;
+                    self.close_in_order(code, "");
                 }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
         }
     }

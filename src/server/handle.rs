@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tungstenite::protocol::WebSocketConfig;
 
 use super::admission::Gate;
 use super::door::{Door, HttpPort, StopSignal};
@@ -92,11 +91,6 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
     };
     let mut http = http;
     http.set_allowed_origins(config.allowed_origins.clone());
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(config.tuning.read_buffer_size)
-        .write_buffer_size(0)
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size));
     let shared = Arc::new(Shared {
         authorizing: Gate::new(config.max_authorizing),
         config,
@@ -105,7 +99,6 @@ pub(super) fn start(server: Server, ports: Vec<Port>) -> Result<ServerHandle> {
         signals,
         drain,
         connections: Arc::new(Connections::default()),
-        ws_config,
     });
     let handle = ServerHandle {
         endpoints: endpoint_infos(&ports, &endpoints),

@@ -34,7 +34,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::{Accepted, Refused, UpgradeRequest};
 use crate::event::{ClientInfo, SignalEvent};
@@ -64,7 +63,6 @@ pub(crate) struct Shared {
     pub(crate) signals: Signals,
     pub(crate) drain: DrainHandle,
     pub(crate) connections: Arc<Connections>,
-    pub(crate) ws_config: WebSocketConfig,
     /// Bounds the authorize hooks running at once.
     pub(crate) authorizing: admission::Gate,
 }
