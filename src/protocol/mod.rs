@@ -1,7 +1,17 @@
 //! The signals protocol, on its own and testable without sockets: what a client sends and
 //! what its receivers get ([`message`]), the frames that carry them ([`frame`]), who receives
-//! a signal ([`target`]), and the URL and form decoding requests need ([`url`]).
+//! a signal ([`target`]), and the URL and form decoding requests need ([`url`]); with the
+//! `compression` feature, permessage-deflate's negotiation and codec ([`deflate`]).
 
+#[cfg(feature = "compression")]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the handshake, the reader and the outbox are not wired yet"
+    )
+)]
+pub(crate) mod deflate;
 pub(crate) mod frame;
 pub(crate) mod message;
 pub(crate) mod reader;

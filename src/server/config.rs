@@ -70,6 +70,11 @@ pub struct ServerConfig {
     /// How long an HTTP connection may wait for its next request (HTTP/1.1 keep-alive).
     /// `None` closes it after every reply. Default 5 s.
     pub http_keep_alive: Option<Duration>,
+    /// permessage-deflate (RFC 7692): compress messages both ways with every client that
+    /// offers it, as browsers do. Default `false`. It needs the `compression` feature (which
+    /// `cli` turns on); without it, `true` makes [`Server::start`](crate::Server::start) fail
+    /// with [`Error::InvalidConfig`].
+    pub compression: bool,
     /// How the server does its work rather than what it allows: measured defaults, to change
     /// only with a benchmark in hand.
     pub tuning: Tuning,
@@ -100,6 +105,7 @@ impl Default for ServerConfig {
             tuning: Tuning::default(),
             max_http_body: 1 << 20,
             http_keep_alive: Some(Duration::from_secs(5)),
+            compression: false,
             #[cfg(feature = "redis")]
             backplane: None,
         }
@@ -203,6 +209,12 @@ impl ServerConfig {
             return Err(Error::InvalidConfig((*what).to_owned()));
         }
         check_subprotocols(&self.subprotocols)?;
+        #[cfg(not(feature = "compression"))]
+        if self.compression {
+            return Err(Error::InvalidConfig(
+                "compression needs signalhub's `compression` feature".to_owned(),
+            ));
+        }
         #[cfg(feature = "redis")]
         if let Some(backplane) = &self.backplane {
             backplane.validate()?;
@@ -426,5 +438,21 @@ mod tests {
                 "{writers}"
             );
         }
+    }
+
+    #[test]
+    fn compression_needs_its_feature() {
+        let config = ServerConfig {
+            compression: true,
+            ..ServerConfig::default()
+        };
+        let result = config.validate();
+        #[cfg(feature = "compression")]
+        assert!(result.is_ok(), "{result:?}");
+        #[cfg(not(feature = "compression"))]
+        assert!(
+            matches!(&result, Err(Error::InvalidConfig(what)) if what.contains("`compression`")),
+            "{result:?}"
+        );
     }
 }
