@@ -162,13 +162,15 @@ impl MessageReader {
         }
     }
 
-    /// Appends the next `length` payload bytes to `out`, unmasked with `mask`.
+    /// Appends the next `length` payload bytes to `out`, unmasked with `mask`, calling
+    /// `arrived` with `out` after each step (a text message is checked as it arrives).
     fn payload(
         &mut self,
         stream: &mut impl Read,
         length: usize,
         mask: [u8; 4],
         out: &mut Vec<u8>,
+        mut arrived: impl FnMut(&[u8]) -> Result<(), Failure>,
     ) -> Result<(), Failure> {
         let start = out.len();
         let buffered = (self.buf.len() - self.pos).min(length);
@@ -178,6 +180,8 @@ impl MessageReader {
             self.buf.clear();
             self.pos = 0;
         }
+        unmask(&mut out[start..], mask, 0);
+        arrived(out)?;
         while out.len() - start < length {
             let at = out.len();
             let step = (length - (at - start)).min(READ_STEP);
@@ -194,8 +198,9 @@ impl MessageReader {
                 Ok(_) => {}
                 Err(_) => return Err(Failure::Gone),
             }
+            unmask(&mut out[at..], mask, at - start);
+            arrived(out)?;
         }
-        unmask(&mut out[start..], mask);
         Ok(())
     }
 
@@ -219,7 +224,7 @@ impl MessageReader {
         }
         let mask = header.mask.unwrap_or_default();
         let mut payload = Vec::with_capacity(length as usize);
-        self.payload(stream, length as usize, mask, &mut payload)?;
+        self.payload(stream, length as usize, mask, &mut payload, |_| Ok(()))?;
         match control {
             Control::Ping => Ok(Incoming::Ping(payload)),
             Control::Pong => Ok(Incoming::Pong),
@@ -251,16 +256,23 @@ impl MessageReader {
             (Data::Reserved(_), _) => return Err(Failure::Protocol("unknown data opcode")),
             (Data::Text | Data::Binary, None) => self.start(header, data)?,
         };
+        let text = partial.kind == Kind::Text;
         if !partial.is_compressed() {
             if partial.data.len() + length > self.max_message {
                 return Err(Failure::TooBig);
             }
-            self.payload(stream, length, mask, &mut partial.data)?;
+            // Checked as it arrives: a message that turns invalid fails there and then.
+            let checked = &mut partial.checked;
+            let check = |data: &[u8]| match text {
+                true => check_utf8(data, checked, false),
+                false => Ok(()),
+            };
+            self.payload(stream, length, mask, &mut partial.data, check)?;
         } else {
             self.inflate(stream, length, mask, &mut partial, header.is_final)?;
         }
-        if partial.kind == Kind::Text {
-            partial.check_utf8(header.is_final)?;
+        if text {
+            check_utf8(&partial.data, &mut partial.checked, header.is_final)?;
         }
         if !header.is_final {
             self.partial = Some(partial);
@@ -305,7 +317,7 @@ impl MessageReader {
     ) -> Result<(), Failure> {
         use crate::protocol::deflate::InflateError;
         let mut compressed = Vec::new();
-        self.payload(stream, length, mask, &mut compressed)?;
+        self.payload(stream, length, mask, &mut compressed, |_| Ok(()))?;
         let Some(inflater) = partial.inflater.as_mut() else {
             return Err(Failure::Protocol("not compressed"));
         };
@@ -348,19 +360,21 @@ impl Partial {
         return false;
     }
 
-    /// Checks what arrived since the last check; at the last fragment nothing may be left
-    /// incomplete.
-    fn check_utf8(&mut self, last: bool) -> Result<(), Failure> {
-        match std::str::from_utf8(&self.data[self.checked..]) {
-            Ok(_) => self.checked = self.data.len(),
-            Err(e) if e.error_len().is_some() => return Err(Failure::InvalidUtf8),
-            Err(e) => self.checked += e.valid_up_to(),
-        }
-        if last && self.checked != self.data.len() {
-            return Err(Failure::InvalidUtf8);
-        }
-        Ok(())
+}
+
+/// Checks `data[*checked..]` (what arrived since the last check) as UTF-8, moving `checked`
+/// past what is valid; only an incomplete character may be left at the end, and at the last
+/// fragment nothing may be.
+fn check_utf8(data: &[u8], checked: &mut usize, last: bool) -> Result<(), Failure> {
+    match std::str::from_utf8(&data[*checked..]) {
+        Ok(_) => *checked = data.len(),
+        Err(e) if e.error_len().is_some() => return Err(Failure::InvalidUtf8),
+        Err(e) => *checked += e.valid_up_to(),
     }
+    if last && *checked != data.len() {
+        return Err(Failure::InvalidUtf8);
+    }
+    Ok(())
 }
 
 /// A close frame's code: none for an empty payload; its reason must be UTF-8.
@@ -382,8 +396,10 @@ fn may_send(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999)
 }
 
-/// XORs `bytes` with the frame's mask (RFC 6455 5.3).
-fn unmask(bytes: &mut [u8], mask: [u8; 4]) {
+/// XORs `bytes` with the frame's mask (RFC 6455 5.3); `offset` is where in the payload they
+/// start.
+fn unmask(bytes: &mut [u8], mask: [u8; 4], offset: usize) {
+    let mask: [u8; 4] = std::array::from_fn(|i| mask[(offset + i) % 4]);
     let word = u32::from_ne_bytes(mask);
     let mut chunks = bytes.chunks_exact_mut(4);
     for chunk in &mut chunks {

@@ -124,6 +124,11 @@ fn a_text_message_fails_at_the_fragment_that_breaks_its_utf8() {
     let (got, end) = read_all(bytes, 1 << 20);
     assert!(got.is_empty());
     assert!(matches!(end, Failure::InvalidUtf8), "{end:?}");
+    // Within one frame too: the bad byte fails it before the rest of the frame arrives.
+    let mut one = frame(true, false, TEXT, &[b'a', b'b', 0xff, b'c', b'd', b'e']);
+    one.truncate(one.len() - 2);
+    let (_, end) = read_all(one, 1);
+    assert!(matches!(end, Failure::InvalidUtf8), "{end:?}");
     // A message may not end inside a character.
     let (_, end) = read_all(whole(TEXT, &[b'o', 0xe2, 0x82]), 1 << 20);
     assert!(matches!(end, Failure::InvalidUtf8), "{end:?}");
@@ -229,11 +234,16 @@ fn unmasking_handles_every_length_and_alignment() {
     let mask = [1, 2, 3, 4];
     for len in 0..20 {
         let original: Vec<u8> = (0..len as u8).collect();
-        let mut bytes: Vec<u8> = (original.iter().enumerate())
+        let bytes: Vec<u8> = (original.iter().enumerate())
             .map(|(i, b)| b ^ mask[i % 4])
             .collect();
-        unmask(&mut bytes, mask);
-        assert_eq!(bytes, original);
+        for split in 0..=len {
+            let mut copy = bytes.clone();
+            let (head, tail) = copy.split_at_mut(split);
+            unmask(head, mask, 0);
+            unmask(tail, mask, split);
+            assert_eq!(copy, original, "{len} split at {split}");
+        }
     }
 }
 
