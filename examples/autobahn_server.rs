@@ -4,15 +4,16 @@
 //! and binary as binary, with no JSON protocol in the way.
 //!
 //! ```sh
-//! cargo run --release --example autobahn_server -- 127.0.0.1:9001
+//! cargo run --release --example autobahn_server -- 127.0.0.1:9001 [--compression]
 //! ```
+//! With `--compression` it accepts permessage-deflate (the Autobahn 12.* and 13.* cases).
 //! It prints `listening on ws://ADDR` once ready (port 0 picks a free port) and runs until
 //! killed, or until standard input closes when `SIGNALHUB_STDIN_STOP` is set.
 //! `SIGNALHUB_LOG=debug` shows why connections were failed.
 
 use signalhub::{Endpoint, RawMessage, Server, ServerConfig};
 
-const USAGE: &str = "usage: autobahn_server ADDR";
+const USAGE: &str = "usage: autobahn_server ADDR [--compression]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let level = std::env::var("SIGNALHUB_LOG")
@@ -21,8 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(log::LevelFilter::Error);
     simplelog::SimpleLogger::init(level, simplelog::Config::default())?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [address] = &args[..] else {
-        return Err(USAGE.into());
+    let (address, compression) = match &args[..] {
+        [address] => (address, false),
+        [address, flag] if flag == "--compression" => (address, true),
+        _ => return Err(USAGE.into()),
     };
 
     let mut config = ServerConfig::default();
@@ -33,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // No pings of our own: they would show up in the cases' expected frame sequences.
     config.ping_interval = None;
     config.idle_timeout = None;
+    config.compression = compression;
     let mut server = Server::with_config(config);
     server.endpoint(Endpoint::ws(address.as_str()))?;
     server.on_message("*", |event| match event.message {

@@ -25,6 +25,9 @@ const OPCODE_PING: u8 = 0x9;
 const OPCODE_PONG: u8 = 0xA;
 /// The FIN bit of the first header byte.
 const FIN: u8 = 0x80;
+/// The RSV1 bit of the first header byte: a compressed message (RFC 7692).
+#[cfg(feature = "compression")]
+const RSV1: u8 = 0x40;
 /// The mask bit of the second header byte.
 const MASKED: u8 = 0x80;
 
@@ -36,9 +39,26 @@ const MASKED: u8 = 0x80;
 #[derive(Clone)]
 pub(crate) struct Frame {
     /// Reserved header room, then the payload.
-    buf: Arc<Vec<u8>>,
+    buf: Arc<Bytes>,
     /// Where the frame's header starts in `buf`.
     start: usize,
+}
+
+/// A frame's bytes, and its compressed forms once made.
+struct Bytes {
+    bytes: Vec<u8>,
+    /// permessage-deflate: the frame compressed with a window of 9 to 15 bits (`None`: not
+    /// worth compressing), made for the first receiver that needs it and shared by the rest.
+    #[cfg(feature = "compression")]
+    deflated: [std::sync::OnceLock<Option<Frame>>; 7],
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = Vec<u8>;
+
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
 }
 
 impl Frame {
@@ -53,13 +73,13 @@ impl Frame {
     }
 
     /// The frame's opcode (`OPCODE_TEXT`, `OPCODE_BINARY`, ...).
-    #[cfg(any(test, feature = "redis"))]
+    #[cfg(any(test, feature = "redis", feature = "compression"))]
     pub(crate) fn opcode(&self) -> u8 {
         self.buf[self.start] & 0x0F
     }
 
     /// The frame's payload (the header is always written just before it).
-    #[cfg(any(test, feature = "redis"))]
+    #[cfg(any(test, feature = "redis", feature = "compression"))]
     pub(crate) fn payload(&self) -> &[u8] {
         &self.buf[MAX_HEADER_LEN..]
     }
@@ -135,9 +155,41 @@ impl Frame {
         let start = MAX_HEADER_LEN - header_len;
         buf[start..MAX_HEADER_LEN].copy_from_slice(&header[..header_len]);
         Frame {
-            buf: Arc::new(buf),
+            buf: Arc::new(Bytes {
+                bytes: buf,
+                #[cfg(feature = "compression")]
+                deflated: Default::default(),
+            }),
             start,
         }
+    }
+
+    /// The frame as a receiver that agreed on permessage-deflate with a window of
+    /// `window_bits` gets it: a text or binary frame of [`deflate::MIN_COMPRESSED`] bytes or
+    /// more compressed (RSV1 set), compressed once for every such receiver; any other frame,
+    /// or one that does not get smaller, as it is.
+    ///
+    /// [`deflate::MIN_COMPRESSED`]: super::deflate::MIN_COMPRESSED
+    #[cfg(feature = "compression")]
+    pub(crate) fn deflated(&self, window_bits: u8) -> Frame {
+        use super::deflate::{compress, MIN_COMPRESSED};
+        let is_data = matches!(self.opcode(), OPCODE_TEXT | OPCODE_BINARY);
+        let slot = usize::from(window_bits.clamp(9, 15) - 9);
+        if !is_data || self.payload().len() < MIN_COMPRESSED {
+            return self.clone();
+        }
+        let compressed = self.buf.deflated[slot].get_or_init(|| {
+            let payload = compress(self.payload(), window_bits);
+            (payload.len() < self.payload().len()).then(|| {
+                let mut frame = Frame::with_payload(self.opcode(), &payload);
+                // Written once, before anyone else can see it: the frame is not shared yet.
+                if let Some(bytes) = Arc::get_mut(&mut frame.buf) {
+                    bytes.bytes[frame.start] |= RSV1;
+                }
+                frame
+            })
+        });
+        compressed.clone().unwrap_or_else(|| self.clone())
     }
 }
 

@@ -4,13 +4,6 @@
 //! `compression` feature, permessage-deflate's negotiation and codec ([`deflate`]).
 
 #[cfg(feature = "compression")]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the handshake, the reader and the outbox are not wired yet"
-    )
-)]
 pub(crate) mod deflate;
 pub(crate) mod frame;
 pub(crate) mod message;

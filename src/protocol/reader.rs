@@ -280,9 +280,9 @@ impl MessageReader {
         }
         Ok(Some(match partial.kind {
             // Checked above, whole.
-            Kind::Text => Incoming::Text(
-                String::from_utf8(partial.data).map_err(|_| Failure::InvalidUtf8)?,
-            ),
+            Kind::Text => {
+                Incoming::Text(String::from_utf8(partial.data).map_err(|_| Failure::InvalidUtf8)?)
+            }
             Kind::Binary => Incoming::Binary(partial.data),
         }))
     }
@@ -359,7 +359,6 @@ impl Partial {
         #[cfg(not(feature = "compression"))]
         return false;
     }
-
 }
 
 /// Checks `data[*checked..]` (what arrived since the last check) as UTF-8, moving `checked`

@@ -72,6 +72,8 @@ pub(crate) struct Admission {
     /// Holds the `101`, paused.
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) leftover: Vec<u8>,
+    /// permessage-deflate was agreed.
+    pub(crate) deflate: bool,
     /// When its handshake time is up.
     pub(crate) deadline: Instant,
     pub(crate) slot: Slot,
@@ -107,6 +109,7 @@ impl Admission {
             remote_addr,
             outbox,
             leftover,
+            deflate,
             slot,
             thread,
             ..
@@ -150,7 +153,7 @@ impl Admission {
             info,
             outbox,
             leftover,
-            deflate: false,
+            deflate,
             route,
             shared,
             slot,

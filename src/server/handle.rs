@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-
 use super::admission::Gate;
 use super::door::{Door, HttpPort, StopSignal};
 use super::drain::{self, DrainHandle};

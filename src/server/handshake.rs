@@ -340,14 +340,23 @@ fn is_valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
-/// The `101 Switching Protocols` response, with the client's id and the chosen subprotocol.
-pub(crate) fn switching_protocols(accept: &str, id: ClientId, protocol: Option<&str>) -> Vec<u8> {
+/// The `101 Switching Protocols` response, with the client's id, the chosen subprotocol and
+/// the agreed extensions.
+pub(crate) fn switching_protocols(
+    accept: &str,
+    id: ClientId,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let protocol = protocol
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
         .unwrap_or_default();
+    let extensions = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n{protocol}X-Signal-ClientId: {id}\r\n\r\n"
+         Sec-WebSocket-Accept: {accept}\r\n{protocol}{extensions}X-Signal-ClientId: {id}\r\n\r\n"
     )
     .into_bytes()
 }
@@ -556,16 +565,22 @@ mod tests {
     }
 
     #[test]
-    fn the_101_response_carries_the_client_id_and_the_chosen_protocol() {
+    fn the_101_response_carries_the_client_id_the_chosen_protocol_and_extensions() {
         let id = ClientId::random();
-        let text = String::from_utf8(switching_protocols("abc=", id, None)).unwrap();
+        let text = String::from_utf8(switching_protocols("abc=", id, None, None)).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains(&format!("X-Signal-ClientId: {id}\r\n")));
         assert!(!text.contains("Sec-WebSocket-Protocol"));
+        assert!(!text.contains("Sec-WebSocket-Extensions"));
         assert!(text.ends_with("\r\n\r\n"));
-        let text = String::from_utf8(switching_protocols("abc=", id, Some("mqtt"))).unwrap();
+        let text = switching_protocols("abc=", id, Some("mqtt"), Some("permessage-deflate"));
+        let text = String::from_utf8(text).unwrap();
         assert!(
             text.contains("\r\nSec-WebSocket-Protocol: mqtt\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nSec-WebSocket-Extensions: permessage-deflate\r\n"),
             "{text}"
         );
     }

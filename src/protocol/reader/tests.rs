@@ -69,7 +69,11 @@ fn read_all(bytes: Vec<u8>, step: usize) -> (Vec<Incoming>, Failure) {
 }
 
 fn first(bytes: Vec<u8>) -> Result<Incoming, Failure> {
-    reader().read(&mut Trickle { bytes, at: 0, step: 1 << 20 })
+    reader().read(&mut Trickle {
+        bytes,
+        at: 0,
+        step: 1 << 20,
+    })
 }
 
 #[test]
@@ -110,9 +114,19 @@ fn leftover_bytes_from_the_upgrade_come_first() {
     let late = whole(TEXT, b"late");
     leftover.extend_from_slice(&late[..3]);
     let mut reader = MessageReader::new(leftover, 512, 1 << 20, false);
-    let mut stream = Trickle { bytes: late[3..].to_vec(), at: 0, step: 1 };
-    assert_eq!(reader.read(&mut stream).unwrap(), Incoming::Text("early".into()));
-    assert_eq!(reader.read(&mut stream).unwrap(), Incoming::Text("late".into()));
+    let mut stream = Trickle {
+        bytes: late[3..].to_vec(),
+        at: 0,
+        step: 1,
+    };
+    assert_eq!(
+        reader.read(&mut stream).unwrap(),
+        Incoming::Text("early".into())
+    );
+    assert_eq!(
+        reader.read(&mut stream).unwrap(),
+        Incoming::Text("late".into())
+    );
 }
 
 #[test]
@@ -204,13 +218,21 @@ fn messages_and_frames_over_the_limit_fail_before_they_are_read() {
     let mut reader = MessageReader::new(Vec::new(), 512, 100, false);
     // Only the header of a 1 MiB frame: the limit is known before any payload arrives.
     let header = frame(true, false, BINARY, &vec![0; 1 << 20])[..14].to_vec();
-    let result = reader.read(&mut Trickle { bytes: header, at: 0, step: 14 });
+    let result = reader.read(&mut Trickle {
+        bytes: header,
+        at: 0,
+        step: 14,
+    });
     assert!(matches!(result, Err(Failure::TooBig)), "{result:?}");
     // Fragments that add up to more than the limit.
     let mut reader = MessageReader::new(Vec::new(), 512, 100, false);
     let mut bytes = frame(false, false, BINARY, &[0; 60]);
     bytes.extend(frame(true, false, CONTINUATION, &[0; 60]));
-    let result = reader.read(&mut Trickle { bytes, at: 0, step: 1 << 20 });
+    let result = reader.read(&mut Trickle {
+        bytes,
+        at: 0,
+        step: 1 << 20,
+    });
     assert!(matches!(result, Err(Failure::TooBig)), "{result:?}");
 }
 
@@ -224,7 +246,11 @@ fn the_end_of_the_stream_is_gone_at_a_boundary_or_mid_frame() {
     let mut half = frame(false, false, TEXT, b"he");
     half.extend(&frame(true, false, CONTINUATION, b"llo")[..4]);
     let mut reader = reader();
-    let result = reader.read(&mut Trickle { bytes: half, at: 0, step: 3 });
+    let result = reader.read(&mut Trickle {
+        bytes: half,
+        at: 0,
+        step: 3,
+    });
     assert!(matches!(result, Err(Failure::Gone)));
     assert!(reader.in_message());
 }
@@ -251,7 +277,10 @@ fn unmasking_handles_every_length_and_alignment() {
 fn message() -> impl Strategy<Value = (bool, Vec<u8>, Vec<usize>)> {
     let text = any::<String>().prop_map(|s| (true, s.into_bytes()));
     let binary = proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| (false, b));
-    (prop_oneof![text, binary], proptest::collection::vec(0..40usize, 0..4))
+    (
+        prop_oneof![text, binary],
+        proptest::collection::vec(0..40usize, 0..4),
+    )
         .prop_map(|((is_text, bytes), cuts)| (is_text, bytes, cuts))
 }
 

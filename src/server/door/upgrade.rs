@@ -41,7 +41,13 @@ pub(crate) fn go_live(
         return;
     }
     let id = ClientId::random();
-    let greeting = switching_protocols(&upgrade.accept, id, protocol.as_deref());
+    let deflate = agree_on_deflate(config, &upgrade);
+    let greeting = switching_protocols(
+        &upgrade.accept,
+        id,
+        protocol.as_deref(),
+        deflate.as_ref().map(|(response, _)| response.as_str()),
+    );
     let outbox = Outbox::new(
         stream,
         tls,
@@ -50,6 +56,7 @@ pub(crate) fn go_live(
         config.max_queue_bytes,
         config.close_timeout,
         shared.drain.clone(),
+        deflate.as_ref().map(|(_, window_bits)| *window_bits),
     );
     let admission = Admission {
         shared: shared.clone(),
@@ -60,6 +67,7 @@ pub(crate) fn go_live(
         remote_addr,
         outbox: outbox.clone(),
         leftover,
+        deflate: deflate.is_some(),
         deadline,
         slot,
         thread: shared.connections.thread_started(),
@@ -89,4 +97,24 @@ pub(crate) fn go_live(
         Counters::add(&shared.metrics.connections_refused, 1);
         outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
     }
+}
+
+/// permessage-deflate, when the server offers it and the client asked for terms it takes:
+/// the response header's value and the window the server compresses with.
+#[cfg(feature = "compression")]
+fn agree_on_deflate(config: &crate::ServerConfig, upgrade: &Upgrade) -> Option<(String, u8)> {
+    if !config.compression {
+        return None;
+    }
+    let offers = (upgrade.headers.iter())
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, value)| value);
+    let agreement = crate::protocol::deflate::negotiate(offers)?;
+    Some((agreement.response(), agreement.window_bits))
+}
+
+/// Without the `compression` feature nothing is agreed.
+#[cfg(not(feature = "compression"))]
+fn agree_on_deflate(_config: &crate::ServerConfig, _upgrade: &Upgrade) -> Option<(String, u8)> {
+    None
 }

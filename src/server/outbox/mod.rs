@@ -209,6 +209,10 @@ pub(crate) struct Outbox {
     limit: usize,
     close_grace: Duration,
     drain: DrainHandle,
+    /// permessage-deflate was agreed, with this window for what the server sends: signals go
+    /// out compressed (each compressed once for every receiver with the same window).
+    #[cfg_attr(not(feature = "compression"), allow(dead_code))]
+    deflate: Option<u8>,
 }
 
 impl Outbox {
@@ -222,6 +226,7 @@ impl Outbox {
         limit: usize,
         close_grace: Duration,
         drain: DrainHandle,
+        deflate: Option<u8>,
     ) -> Arc<Outbox> {
         let mut inner = Inner {
             queue: VecDeque::new(),
@@ -243,6 +248,7 @@ impl Outbox {
             limit,
             close_grace,
             drain,
+            deflate,
         })
     }
 
@@ -666,6 +672,13 @@ pub(crate) trait FrameSink: Send + Sync {
 
 impl FrameSink for Outbox {
     fn send_frames(&self, frames: &[&Frame]) -> Delivery {
+        #[cfg(feature = "compression")]
+        if let Some(window_bits) = self.deflate {
+            // Compressed before the lock is taken, and once for every receiver alike.
+            let deflated: Vec<Frame> = frames.iter().map(|f| f.deflated(window_bits)).collect();
+            let deflated: Vec<&Frame> = deflated.iter().collect();
+            return Outbox::send_frames(self, &deflated);
+        }
         Outbox::send_frames(self, frames)
     }
 

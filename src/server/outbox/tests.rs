@@ -43,6 +43,7 @@ impl Setup {
             limit,
             Duration::from_secs(5),
             self.drain.clone(),
+            None,
         );
         outbox.open();
         (outbox, peer)
