@@ -34,6 +34,10 @@ pub struct Opts {
     /// receivers (`--to all`, `--to path:/p`, `--to group:g`): empty, `,"path":"/p"` or
     /// `,"group":"g"`.
     pub to: String,
+    /// fanout, direct, idle: offer permessage-deflate, and inflate if the server accepts it.
+    pub compression: bool,
+    /// fanout, direct: compress what is sent, where the server accepted permessage-deflate.
+    pub compress_sent: bool,
     pub soak: SoakOpts,
     pub http: HttpOpts,
 }
@@ -148,6 +152,8 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
         url2,
         one_more: f.get("one-more", false)?,
         to: target_fields(&f.get("to", "all".to_owned())?)?,
+        compression: f.get("compression", false)?,
+        compress_sent: f.get("compress-sent", false)?,
         soak,
         http,
     };
@@ -159,6 +165,13 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
     }
     if ["idle", "bigcast", "soak"].contains(&o.scenario.as_str()) && o.pid.is_none() {
         return Err(format!("{} needs --pid", o.scenario));
+    }
+    let scenario = o.scenario.as_str();
+    if o.compression && !["fanout", "direct", "idle"].contains(&scenario) {
+        return Err("--compression is for fanout, direct and idle".into());
+    }
+    if o.compress_sent && (!o.compression || scenario == "idle") {
+        return Err("--compress-sent is for fanout and direct, with --compression true".into());
     }
     if o.size == 0 {
         return Err("--size must be > 0".into());

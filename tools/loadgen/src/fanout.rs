@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::args::Opts;
 use crate::client::{
-    connect_all, connect_to, timespec, with_workers, Client, Conn, Discard, Wake, Ws,
+    connect_all, connect_to, timespec, with_workers, Client, Conn, Discard, Wake, Wire, Ws,
     CONNECT_TIMEOUT,
 };
 use crate::report::{
@@ -47,6 +47,7 @@ struct Receiver {
     seen: Vec<u64>, // bitmap of the seqs received
     probed: bool,
     tally: Tally,
+    wire: Wire,
 }
 
 impl Receiver {
@@ -57,6 +58,7 @@ impl Receiver {
             seen,
             probed: false,
             tally,
+            wire: Wire::default(),
         }
     }
     fn record(&mut self, seq: usize, t: u64, now: u64) {
@@ -97,6 +99,9 @@ impl Client for Receiver {
     fn closed(&mut self) {
         self.sh.alive.fetch_sub(1, Relaxed);
         self.sh.wake.wake();
+    }
+    fn wire(&mut self, wire: Wire) {
+        self.wire = wire;
     }
 }
 
@@ -236,11 +241,13 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
             let (cpu0, first_ns) = (cpu_now(o.pid), now_ns());
             let sent = send_measured(&mut s, o, deadline);
             let cpu = cpu_since(o.pid, cpu0);
-            let _ = s.conn.ws.close(None);
+            let _ = s.conn.ws.close();
             errs.merge(s.errs);
             (sent, first_ns, cpu)
         });
     errs.merge(worker_errs);
+    let wire_bytes: u64 = receivers.iter().map(|r| r.wire.bytes).sum();
+    let negotiated = receivers.iter().filter(|r| r.wire.deflate).count();
     let all = Tally::sum(receivers.into_iter().map(|r| r.tally));
     let expected = (o.clients * o.messages) as u64;
     let lost = expected.saturating_sub(all.unique);
@@ -259,6 +266,9 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         "duration_secs": round3(secs), "deliveries_per_sec": (all.unique as f64 / secs.max(1e-9)).round(),
         "latency_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
         "within_500ms": (within_500ms * 1e4).round() / 1e4,
+        "compression": o.compression, "compress_sent": o.compress_sent,
+        "compression_negotiated": negotiated, "wire_bytes": wire_bytes,
+        "wire_bytes_per_delivery": (all.unique > 0).then(|| round3(wire_bytes as f64 / all.unique as f64)),
         "errors": errs.count, "error_samples": errs.samples,
     });
     let report = match one_more {

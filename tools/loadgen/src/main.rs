@@ -88,6 +88,7 @@
 mod args;
 mod bigcast;
 mod client;
+mod deflate;
 mod direct;
 mod fanout;
 mod http;
