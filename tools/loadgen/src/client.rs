@@ -153,12 +153,16 @@ impl Write for Stream {
 
 // ------------------------------------------------------------------------------ connections
 
-/// What a connection read: bytes after the handshake's response, and whether the server
-/// accepted permessage-deflate.
+/// What a connection read: bytes after the handshake's response; whether the server accepted
+/// permessage-deflate, and then how many compressed messages it inflated and how many it
+/// found inflated already by another connection of its thread (the same bytes, see
+/// `deflate::Reuse`).
 #[derive(Clone, Copy, Default)]
 pub struct Wire {
     pub bytes: u64,
     pub deflate: bool,
+    pub inflated: u64,
+    pub reused: u64,
 }
 
 /// An open connection: tungstenite's WebSocket, which reads (unless the server accepted
@@ -239,8 +243,19 @@ impl Ws {
         self.ws.get_ref()
     }
     pub fn wire(&self) -> Wire {
-        let (bytes, deflate) = (self.ws.get_ref().read_bytes, self.deflate.is_some());
-        Wire { bytes, deflate }
+        let bytes = self.ws.get_ref().read_bytes;
+        match &self.deflate {
+            None => Wire {
+                bytes,
+                ..Wire::default()
+            },
+            Some(d) => Wire {
+                bytes,
+                deflate: true,
+                inflated: d.inbound.inflated,
+                reused: d.inbound.reused,
+            },
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! with RSV1 set, so these read their frames here), and the compression of what they send
 //! (`--compress-sent true`; tungstenite writes the frame, RSV1 and all).
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, Cursor, Read};
 use std::ops::Range;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
@@ -119,6 +121,9 @@ pub struct Inbound {
     msg: Vec<u8>, // the message being put together (its fragments, or what they inflate to)
     partial: Option<Partial>,
     inflater: Option<Inflater>, // None: not negotiated, and RSV1 is an error
+    /// Compressed messages inflated here, and those whose inflated form was reused.
+    pub inflated: u64,
+    pub reused: u64,
 }
 
 impl Inbound {
@@ -136,6 +141,8 @@ impl Inbound {
             msg: Vec::new(),
             partial: None,
             inflater: params.map(Inflater::new),
+            inflated: 0,
+            reused: 0,
         }
     }
 
@@ -235,6 +242,17 @@ impl Inbound {
         if head.is_final && !part.compressed && self.partial.is_none() {
             return message(part.text, self.buf[payload].to_vec()).map(Some); // the usual case
         }
+        // One frame, inflated from a fresh state: the same bytes as another receiver's make
+        // the same message (see `Reuse`).
+        let fresh = self.inflater.as_ref().is_some_and(|i| i.fresh_each);
+        let reusable = fresh && head.is_final && self.partial.is_none() && part.compressed;
+        let reusable = reusable && payload.len() <= REUSE_MAX;
+        if reusable {
+            if let Some(whole) = Reuse::find(&self.buf[payload.clone()]) {
+                self.reused += 1;
+                return message(part.text, whole).map(Some);
+            }
+        }
         if self.partial.is_none() {
             self.msg.clear();
             self.partial = Some(part);
@@ -243,8 +261,8 @@ impl Inbound {
             buf, msg, inflater, ..
         } = self;
         match inflater.as_mut().filter(|_| part.compressed) {
-            Some(inflater) => inflater.inflate(&buf[payload], msg)?,
-            None => msg.extend_from_slice(&buf[payload]),
+            Some(inflater) => inflater.inflate(&buf[payload.clone()], msg)?,
+            None => msg.extend_from_slice(&buf[payload.clone()]),
         }
         if msg.len() > MAX_MESSAGE {
             return Err(invalid("a message over 64 MiB"));
@@ -254,6 +272,10 @@ impl Inbound {
         }
         if let Some(inflater) = inflater.as_mut().filter(|_| part.compressed) {
             inflater.finish(msg)?;
+            self.inflated += 1;
+            if reusable {
+                Reuse::keep(&buf[payload], msg);
+            }
         }
         self.partial = None;
         let whole = self.msg.clone(); // keeps `msg`'s buffer for the next one
@@ -261,6 +283,40 @@ impl Inbound {
             self.msg = Vec::new();
         }
         message(part.text, whole).map(Some)
+    }
+}
+
+/// The compressed messages a thread inflated last, and what they inflated to. The server
+/// compresses a broadcast once and sends the same bytes to each receiver; inflated from a
+/// fresh state (server_no_context_takeover) the same bytes always make the same message, so
+/// the receivers that one thread serves inflate each broadcast once. That keeps the
+/// loadgen's cost per delivery near the uncompressed path's (inflating 4 KiB costs it more
+/// than the server spends on a delivery), so that a run measures the server.
+struct Reuse(VecDeque<(Vec<u8>, Vec<u8>)>); // newest first
+
+/// How many `Reuse` keeps (fanout's window is 16 messages), and the largest it keeps.
+const REUSE_ENTRIES: usize = 64;
+const REUSE_MAX: usize = 64 << 10;
+
+thread_local! {
+    static REUSE: RefCell<Reuse> = const { RefCell::new(Reuse(VecDeque::new())) };
+}
+
+impl Reuse {
+    /// What `compressed` inflated to, if this thread did it lately.
+    fn find(compressed: &[u8]) -> Option<Vec<u8>> {
+        REUSE.with_borrow(|r| {
+            let hit = r.0.iter().find(|(c, _)| c.as_slice() == compressed);
+            hit.map(|(_, inflated)| inflated.clone())
+        })
+    }
+    fn keep(compressed: &[u8], inflated: &[u8]) {
+        REUSE.with_borrow_mut(|r| {
+            if r.0.len() == REUSE_ENTRIES {
+                r.0.pop_back();
+            }
+            r.0.push_front((compressed.to_vec(), inflated.to_vec()));
+        });
     }
 }
 
@@ -658,6 +714,42 @@ mod tests {
         let mut r = Inbound::new(Some(&p), Vec::new());
         assert_eq!(text(r.read(&mut src)), msg);
         assert_eq!(text(r.read(&mut src)), msg);
+    }
+
+    #[test]
+    fn the_same_bytes_inflate_once_per_thread() {
+        std::thread::spawn(|| {
+            let long = json(100);
+            let one = frame(true, true, 1, &squeeze(long.as_bytes()));
+            let packed = squeeze(long.as_bytes());
+            let (a, b) = packed.split_at(packed.len() / 2);
+            let parts = [frame(false, true, 1, a), frame(true, false, 0, b)].concat();
+            let takeover = accepted(Some("permessage-deflate")).unwrap().unwrap();
+            // (parameters, frames, inflated, reused) for a second receiver after a first one.
+            let cases = [
+                (negotiated(), &one, 0, 1),
+                (negotiated(), &parts, 1, 0), // fragmented: inflated
+                (takeover, &one, 1, 0),       // context kept: inflated
+            ];
+            let mut first = Inbound::new(Some(&negotiated()), Vec::new());
+            assert_eq!(text(first.read(&mut chunks(&[&one]))), long);
+            assert_eq!((first.inflated, first.reused), (1, 0));
+            for (params, bytes, inflated, reused) in cases {
+                let mut r = Inbound::new(Some(&params), Vec::new());
+                assert_eq!(text(r.read(&mut chunks(&[bytes]))), long);
+                assert_eq!((r.inflated, r.reused), (inflated, reused));
+            }
+            // Another message is another entry.
+            let mut r = Inbound::new(Some(&negotiated()), Vec::new());
+            let other = frame(true, true, 1, &squeeze(b"other"));
+            let mut src = chunks(&[&other, &one, &other]);
+            for want in ["other", &long, "other"] {
+                assert_eq!(text(r.read(&mut src)), want);
+            }
+            assert_eq!((r.inflated, r.reused), (1, 2));
+        })
+        .join()
+        .unwrap(); // a thread of its own: `Reuse` is per thread
     }
 
     #[test]

@@ -248,6 +248,8 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
     errs.merge(worker_errs);
     let wire_bytes: u64 = receivers.iter().map(|r| r.wire.bytes).sum();
     let negotiated = receivers.iter().filter(|r| r.wire.deflate).count();
+    let inflated: u64 = receivers.iter().map(|r| r.wire.inflated).sum();
+    let reused: u64 = receivers.iter().map(|r| r.wire.reused).sum();
     let all = Tally::sum(receivers.into_iter().map(|r| r.tally));
     let expected = (o.clients * o.messages) as u64;
     let lost = expected.saturating_sub(all.unique);
@@ -267,7 +269,8 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         "latency_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
         "within_500ms": (within_500ms * 1e4).round() / 1e4,
         "compression": o.compression, "compress_sent": o.compress_sent,
-        "compression_negotiated": negotiated, "wire_bytes": wire_bytes,
+        "compression_negotiated": negotiated, "inflated": inflated, "inflate_reused": reused,
+        "wire_bytes": wire_bytes,
         "wire_bytes_per_delivery": (all.unique > 0).then(|| round3(wire_bytes as f64 / all.unique as f64)),
         "errors": errs.count, "error_samples": errs.samples,
     });
