@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::http::{HttpOpts, Mix};
+use crate::payload::PayloadKind;
 use crate::soak::{SoakOpts, SOAK_GRACE};
 use crate::tls::{tls_client, Tls};
 
@@ -38,6 +39,9 @@ pub struct Opts {
     pub compression: bool,
     /// fanout, direct: compress what is sent, where the server accepted permessage-deflate.
     pub compress_sent: bool,
+    /// fanout: `x` padding or generated JSON (from `seed`) in the measured messages.
+    pub payload_kind: PayloadKind,
+    pub seed: u64,
     pub soak: SoakOpts,
     pub http: HttpOpts,
 }
@@ -154,6 +158,8 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
         to: target_fields(&f.get("to", "all".to_owned())?)?,
         compression: f.get("compression", false)?,
         compress_sent: f.get("compress-sent", false)?,
+        payload_kind: f.get("payload-kind", PayloadKind::Pad)?,
+        seed: f.get("seed", 1)?,
         soak,
         http,
     };
@@ -172,6 +178,9 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
     }
     if o.compress_sent && (!o.compression || scenario == "idle") {
         return Err("--compress-sent is for fanout and direct, with --compression true".into());
+    }
+    if o.payload_kind != PayloadKind::Pad && scenario != "fanout" {
+        return Err("--payload-kind is for fanout".into());
     }
     if o.size == 0 {
         return Err("--size must be > 0".into());

@@ -93,6 +93,7 @@ mod direct;
 mod fanout;
 mod http;
 mod idle;
+mod payload;
 mod report;
 mod soak;
 mod tls;
