@@ -611,8 +611,9 @@ mod tests {
         bytes.extend(frame(false, false, 0, b));
         bytes.extend(frame(true, false, 10, b"")); // pong
         bytes.extend(frame(true, false, 0, c));
-        bytes.extend(frame(true, false, 8, &[3, 232, b'b', b'y', b'e'])); // close 1000 "bye"
-                                                                          // Delivered in pieces of 7 bytes: headers and payloads split across reads.
+        // Close, code 1000, "bye".
+        bytes.extend(frame(true, false, 8, &[3, 232, b'b', b'y', b'e']));
+        // Delivered in pieces of 7 bytes: headers and payloads split across reads.
         let mut src = Chunks(bytes.chunks(7).map(<[u8]>::to_vec).collect());
         let mut r = Inbound::new(Some(&negotiated()), Vec::new());
         assert_eq!(

@@ -131,6 +131,8 @@ pub fn run_direct(o: &Opts, deadline: Instant) -> Value {
     let (round_trips, expected) = (all.latencies.len() as u64, (o.clients * o.messages) as u64);
     let lost = expected.saturating_sub(round_trips);
     let secs = all.last_ns.saturating_sub(start_ns) as f64 / 1e9;
+    let wire_per_round_trip =
+        (round_trips > 0).then(|| round3(wire_bytes as f64 / round_trips as f64));
     let report = json!({
         "scenario": "direct", "ok": lost == 0 && all.misrouted == 0 && all.dups == 0 && errs.count == 0,
         "clients": o.clients, "connected": connected, "messages": o.messages, "threads": o.threads,
@@ -140,7 +142,7 @@ pub fn run_direct(o: &Opts, deadline: Instant) -> Value {
         "rtt_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
         "compression": o.compression, "compress_sent": o.compress_sent,
         "compression_negotiated": negotiated, "wire_bytes": wire_bytes,
-        "wire_bytes_per_round_trip": (round_trips > 0).then(|| round3(wire_bytes as f64 / round_trips as f64)),
+        "wire_bytes_per_round_trip": wire_per_round_trip,
         "errors": errs.count, "error_samples": errs.samples,
     });
     merge(report, cpu_report(o.pid, cpu, round_trips, "round_trip"))

@@ -293,6 +293,7 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         .filter(|&&ns| ns <= 500_000_000)
         .count();
     let within_500ms = within as f64 / all.latencies.len().max(1) as f64;
+    let wire_per_delivery = (all.unique > 0).then(|| round3(wire_bytes as f64 / all.unique as f64));
     let report = json!({
         "scenario": "fanout", "ok": lost == 0 && all.dups == 0 && errs.count == 0,
         "clients": o.clients, "connected": connected, "messages": o.messages, "sent": sent,
@@ -304,8 +305,7 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         "payload_kind": format!("{:?}", o.payload_kind).to_lowercase(),
         "compression": o.compression, "compress_sent": o.compress_sent,
         "compression_negotiated": negotiated, "inflated": inflated, "inflate_reused": reused,
-        "wire_bytes": wire_bytes,
-        "wire_bytes_per_delivery": (all.unique > 0).then(|| round3(wire_bytes as f64 / all.unique as f64)),
+        "wire_bytes": wire_bytes, "wire_bytes_per_delivery": wire_per_delivery,
         "errors": errs.count, "error_samples": errs.samples,
     });
     let report = match one_more {
