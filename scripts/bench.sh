@@ -9,9 +9,10 @@
 #               port accepts TCP; otherwise the port is read from the server's stdout line
 #               `listening on ws://127.0.0.1:PORT` (or wss://; 10 s limit).
 #   SCENARIOS   subset of: fanout-100 fanout-1000 fanout-1000-wss direct idle-10000
-#               scale-15000 http-50 http-50-stalled bigcast-20 path-1000 group-1000 (default:
-#               all; scale-15000, the http cases, bigcast-20, path-1000 and group-1000 run the
-#               binary, so not with SERVER_CMD)
+#               scale-15000 http-50 http-50-stalled bigcast-20 path-1000 group-1000
+#               compress-4k-off compress-4k-on compress-64-off compress-64-on idle-2000
+#               idle-2000-compression (default: all; scale-15000 and the cases after it run
+#               the binary, so not with SERVER_CMD)
 #   OUT         raw results file (default: bench-results/bench-DATE.jsonl)
 # fanout-1000-wss is fanout-1000 over TLS: `loadgen make-cert` writes a CA and a localhost
 # certificate into a temporary folder, the server runs with `--tls CERT KEY` and loadgen trusts
@@ -23,6 +24,16 @@
 # bigcast-20: the binary's memory for one 8 MiB broadcast to 20 clients that do not read (a 4 KiB
 # receive buffer each) plus its sender: RSS growth once it settles, as a multiple of the message
 # size (target: about one copy, at most 3; a copy per receiver would be 20).
+# compress-*, idle-2000*: permessage-deflate, the binary without and with `--compression`
+# (-off, -on; idle-2000 and idle-2000-compression), three interleaved rounds. Fan-outs to
+# 1000 clients of a 4 KiB JSON signal (200 messages) and of a 64-byte one (2000 messages)
+# (`--payload-kind json`: objects of numbers and short strings, not x padding); their
+# clients offer the extension either way (`--compression true`, as browsers do: the server
+# without the flag declines it) and count the bytes they read. idle-2000: 2000 plain idle
+# connections; idle-2000-compression: 2000 with the extension accepted. The summary gives
+# medians over the rounds of on/off: wire bytes per delivery for 4 KiB (target at most 1/3),
+# deliveries/s for 4 KiB (target at least 0.90), server CPU per delivery for 64 B (target at
+# most 1.05), and idle RSS per connection on minus off (target at most 1 KiB).
 # Exit status: 0 if every scenario was ok, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -224,6 +235,41 @@ elif { want path-1000 || want group-1000; }; then
   echo "== path-1000, group-1000: skipped (they run the binary, SERVER_CMD is set)" >&2
 fi
 
+# compress-4k-off/on, compress-64-off/on, idle-2000, idle-2000-compression: the binary without
+# and with --compression (permessage-deflate), three rounds, each case beside its pair. The
+# fan-outs' clients offer the extension in both (--compression true); the summary checks that
+# the server without the flag declined it and with the flag accepted it for every client.
+compress_cases="compress-4k-off compress-4k-on compress-64-off compress-64-on idle-2000 idle-2000-compression"
+wanted_compress=
+for c in $compress_cases; do want "$c" && wanted_compress=1; done
+if [ -n "$wanted_compress" ] && [ -z "${SERVER_CMD:-}" ]; then
+  cargo build --release --bin signalhub
+  saved=$server_cmd
+  plain="$target/release/signalhub serve --ws 127.0.0.1:{port} --log-level warn"
+  for round in 1 2 3; do
+    for size in 4k 64; do
+      case $size in
+        4k) sized=(--messages 200 --payload 4096) ;;
+        64) sized=(--messages 2000 --payload 64) ;;
+      esac
+      for mode in off on; do
+        server_cmd=$plain
+        [ "$mode" = off ] || server_cmd="$plain --compression"
+        run_case "compress-$size-$mode" fanout --url @URL --clients 1000 "${sized[@]}" \
+          --payload-kind json --compression true --pid @PID
+      done
+    done
+    server_cmd=$plain
+    run_case idle-2000 idle --url @URL --clients 2000 --hold 5 --pid @PID
+    server_cmd="$plain --compression"
+    run_case idle-2000-compression idle --url @URL --clients 2000 --hold 5 --compression true \
+      --pid @PID
+  done
+  server_cmd=$saved
+elif [ -n "$wanted_compress" ]; then
+  echo "== compress-*, idle-2000*: skipped (they run the binary, SERVER_CMD is set)" >&2
+fi
+
 echo "raw results: $out" >&2
 touch "$out" "$logdir/run.jsonl"
 python3 - "$out" "$logdir/run.jsonl" <<'EOF'
@@ -331,6 +377,61 @@ if paths and groups:
               f"{'met' if median >= 0.95 else 'NOT met'})")
     else:
         print("\nGroup/path fan-out to 1000 clients: not compared, no round was ok")
+
+# permessage-deflate off and on, round by round (interleaved), when run.
+def rounds(off_label, on_label):
+    """(off, on) reports of the same round, both ok."""
+    offs = [r for r in runs if r.get("label") == off_label]
+    ons = [r for r in runs if r.get("label") == on_label]
+    return [(a, b) for a, b in zip(offs, ons) if a.get("ok") and b.get("ok")], len(offs) + len(ons)
+
+def negotiation_note(pairs):
+    """Why a fan-out comparison is void: the server with --compression did not accept the
+    extension for every client, or the one without it accepted it."""
+    on_short = [b.get("compression_negotiated") for _, b in pairs
+                if b.get("compression_negotiated") != b.get("connected")]
+    off_some = [a.get("compression_negotiated") for a, _ in pairs if a.get("compression_negotiated")]
+    if on_short:
+        return f"with --compression the extension was accepted for {on_short[0]} of the clients"
+    if off_some:
+        return f"without --compression the extension was accepted for {off_some[0]} clients"
+    return None
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
+
+def compare(title, off_label, on_label, key, target, ok, fmt="{:.2f}", vfmt="{:,.1f}", diff=False,
+            fan_out=True):
+    pairs, seen = rounds(off_label, on_label)
+    if not seen:
+        return
+    pairs = [(a, b) for a, b in pairs if isinstance(a.get(key), (int, float))
+             and isinstance(b.get(key), (int, float)) and (diff or a[key])]
+    if not pairs:
+        print(f"- {title}: not compared, no round had both ok")
+        return
+    note = negotiation_note(pairs) if fan_out else None
+    values = sorted((b[key] - a[key]) if diff else b[key] / a[key] for a, b in pairs)
+    m = median(values)
+    detail = ", ".join(fmt.format(v) for v in values)
+    on, off = median([b[key] for _, b in pairs]), median([a[key] for a, _ in pairs])
+    verdict = "not judged: " + note if note else ("met" if ok(m) else "NOT met")
+    print(f"- {title}: {fmt.format(m)}, the median of {len(values)} rounds ({detail}; medians "
+          f"on {num(on, vfmt)}, off {num(off, vfmt)}; target {target}, {verdict})")
+
+if any(r.get("label", "").startswith(("compress-", "idle-2000")) for r in runs):
+    print("\npermessage-deflate, the binary with --compression (on) and without (off):")
+    compare("4 KiB JSON to 1000 clients, wire bytes per delivery on/off", "compress-4k-off",
+            "compress-4k-on", "wire_bytes_per_delivery", "≤ 1/3", lambda m: m <= 1 / 3)
+    compare("4 KiB JSON to 1000 clients, deliveries/s on/off", "compress-4k-off",
+            "compress-4k-on", "deliveries_per_sec", "≥ 0.90", lambda m: m >= 0.9, vfmt="{:,.0f}")
+    compare("64 B JSON to 1000 clients, server CPU µs per delivery on/off", "compress-64-off",
+            "compress-64-on", "server_cpu_us_per_delivery", "≤ 1.05", lambda m: m <= 1.05,
+            vfmt="{:.3f}")
+    compare("2000 idle connections, RSS per connection on minus off (KiB)", "idle-2000",
+            "idle-2000-compression", "rss_per_conn_kib", "≤ 1 KiB", lambda m: m <= 1.0,
+            fmt="{:+.1f}", diff=True, fan_out=False)
 
 # One big broadcast to clients that do not read, when this invocation ran it.
 big = this_run.get("bigcast-20")

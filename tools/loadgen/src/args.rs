@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::http::{HttpOpts, Mix};
+use crate::payload::PayloadKind;
 use crate::soak::{SoakOpts, SOAK_GRACE};
 use crate::tls::{tls_client, Tls};
 
@@ -34,6 +35,13 @@ pub struct Opts {
     /// receivers (`--to all`, `--to path:/p`, `--to group:g`): empty, `,"path":"/p"` or
     /// `,"group":"g"`.
     pub to: String,
+    /// fanout, direct, idle: offer permessage-deflate, and inflate if the server accepts it.
+    pub compression: bool,
+    /// fanout, direct: compress what is sent, where the server accepted permessage-deflate.
+    pub compress_sent: bool,
+    /// fanout: `x` padding or generated JSON (from `seed`) in the measured messages.
+    pub payload_kind: PayloadKind,
+    pub seed: u64,
     pub soak: SoakOpts,
     pub http: HttpOpts,
 }
@@ -148,6 +156,10 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
         url2,
         one_more: f.get("one-more", false)?,
         to: target_fields(&f.get("to", "all".to_owned())?)?,
+        compression: f.get("compression", false)?,
+        compress_sent: f.get("compress-sent", false)?,
+        payload_kind: f.get("payload-kind", PayloadKind::Pad)?,
+        seed: f.get("seed", 1)?,
         soak,
         http,
     };
@@ -159,6 +171,16 @@ pub fn parse_args(args: &[String]) -> Result<Opts, String> {
     }
     if ["idle", "bigcast", "soak"].contains(&o.scenario.as_str()) && o.pid.is_none() {
         return Err(format!("{} needs --pid", o.scenario));
+    }
+    let scenario = o.scenario.as_str();
+    if o.compression && !["fanout", "direct", "idle"].contains(&scenario) {
+        return Err("--compression is for fanout, direct and idle".into());
+    }
+    if o.compress_sent && (!o.compression || scenario == "idle") {
+        return Err("--compress-sent is for fanout and direct, with --compression true".into());
+    }
+    if o.payload_kind != PayloadKind::Pad && scenario != "fanout" {
+        return Err("--payload-kind is for fanout".into());
     }
     if o.size == 0 {
         return Err("--size must be > 0".into());

@@ -107,9 +107,9 @@ pub fn run_bigcast(o: &Opts, pid: u32, deadline: Instant) -> Value {
     // receivers nothing else within a run (its first ping is 30 s away).
     let waiting = |ws: &Ws| rustix::io::ioctl_fionread(ws.get_ref()).unwrap_or(0);
     let reached = receivers.iter().filter(|ws| waiting(ws) > 0).count();
-    let _ = s.ws.close(None);
+    let _ = s.ws.close();
     for ws in &mut receivers {
-        let _ = ws.close(None); // best effort, never blocks; nothing of theirs was ever read
+        let _ = ws.close(); // best effort, never blocks; nothing of theirs was ever read
     }
     drop((s, receivers));
     let (rss1, stable1) = after.unzip();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::args::Opts;
-use crate::client::{connect_all, sleep_until, with_workers, Client, Wake};
+use crate::client::{connect_all, sleep_until, with_workers, Client, Wake, Wire};
 use crate::report::{
     cpu_now, cpu_report, cpu_since, failure, merge, now_ns, percentiles_us, round3, Errors, Tally,
 };
@@ -26,6 +26,7 @@ struct Echoer {
     sent_ns: u64,
     done: bool,
     tally: Tally,
+    wire: Wire,
     sh: Arc<DirectShared>,
 }
 
@@ -38,6 +39,7 @@ impl Echoer {
             sent_ns,
             done,
             tally,
+            wire: Wire::default(),
             sh,
         }
     }
@@ -91,6 +93,9 @@ impl Client for Echoer {
     fn closed(&mut self) {
         self.finish();
     }
+    fn wire(&mut self, wire: Wire) {
+        self.wire = wire;
+    }
 }
 
 pub fn run_direct(o: &Opts, deadline: Instant) -> Value {
@@ -120,10 +125,14 @@ pub fn run_direct(o: &Opts, deadline: Instant) -> Value {
         cpu
     });
     errs.merge(worker_errs);
+    let wire_bytes: u64 = clients.iter().map(|c| c.wire.bytes).sum();
+    let negotiated = clients.iter().filter(|c| c.wire.deflate).count();
     let all = Tally::sum(clients.into_iter().map(|c| c.tally));
     let (round_trips, expected) = (all.latencies.len() as u64, (o.clients * o.messages) as u64);
     let lost = expected.saturating_sub(round_trips);
     let secs = all.last_ns.saturating_sub(start_ns) as f64 / 1e9;
+    let wire_per_round_trip =
+        (round_trips > 0).then(|| round3(wire_bytes as f64 / round_trips as f64));
     let report = json!({
         "scenario": "direct", "ok": lost == 0 && all.misrouted == 0 && all.dups == 0 && errs.count == 0,
         "clients": o.clients, "connected": connected, "messages": o.messages, "threads": o.threads,
@@ -131,6 +140,9 @@ pub fn run_direct(o: &Opts, deadline: Instant) -> Value {
         "misrouted": all.misrouted, "duplicates": all.dups, "duration_secs": round3(secs),
         "round_trips_per_sec": (round_trips as f64 / secs.max(1e-9)).round(),
         "rtt_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
+        "compression": o.compression, "compress_sent": o.compress_sent,
+        "compression_negotiated": negotiated, "wire_bytes": wire_bytes,
+        "wire_bytes_per_round_trip": wire_per_round_trip,
         "errors": errs.count, "error_samples": errs.samples,
     });
     merge(report, cpu_report(o.pid, cpu, round_trips, "round_trip"))

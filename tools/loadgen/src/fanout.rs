@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::args::Opts;
 use crate::client::{
-    connect_all, connect_to, timespec, with_workers, Client, Conn, Discard, Wake, Ws,
+    connect_all, connect_to, timespec, with_workers, Client, Conn, Discard, Wake, Wire, Ws,
     CONNECT_TIMEOUT,
 };
+use crate::payload::{json_message, PayloadKind};
 use crate::report::{
     cpu_now, cpu_report, cpu_since, failure, merge, now_ns, percentiles_us, round3, Errors, Tally,
 };
@@ -42,21 +43,40 @@ struct Frame {
     probe: Option<u64>,
 }
 
+/// A `--payload-kind json` message's seq and t, read from its start (`{"seq":S,"t":T,...}`,
+/// as the sender writes them) without parsing the kilobytes of JSON after them: checking
+/// those costs the loadgen more than the server spends on a delivery, and would make a run
+/// measure the loadgen. None if the text does not start so, or does not end with `]}`.
+fn seq_and_t(text: &str) -> Option<(usize, u64)> {
+    fn number(s: &str) -> Option<(u64, &str)> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        Some((s[..digits].parse().ok()?, &s[digits..]))
+    }
+    let (seq, rest) = number(text.strip_prefix(r#"{"seq":"#)?)?;
+    let (t, rest) = number(rest.strip_prefix(r#","t":"#)?)?;
+    let whole = rest.starts_with(',') && text.ends_with("]}");
+    whole.then_some((usize::try_from(seq).ok()?, t))
+}
+
 struct Receiver {
     sh: Arc<FanoutShared>,
     seen: Vec<u64>, // bitmap of the seqs received
+    json: bool,     // --payload-kind json: seq and t from the start (`seq_and_t`)
     probed: bool,
     tally: Tally,
+    wire: Wire,
 }
 
 impl Receiver {
-    fn new(sh: Arc<FanoutShared>, messages: usize) -> Self {
+    fn new(sh: Arc<FanoutShared>, messages: usize, json: bool) -> Self {
         let (seen, tally) = (vec![0; messages.div_ceil(64)], Tally::default());
         Receiver {
             sh,
             seen,
+            json,
             probed: false,
             tally,
+            wire: Wire::default(),
         }
     }
     fn record(&mut self, seq: usize, t: u64, now: u64) {
@@ -78,6 +98,15 @@ impl Receiver {
 impl Client for Receiver {
     fn on_text(&mut self, text: &str, errs: &mut Errors) -> Option<String> {
         let now = now_ns();
+        if self.json {
+            match seq_and_t(text) {
+                Some((seq, t)) if seq < self.sh.counts.len() => {
+                    self.record(seq, t, now);
+                    return None;
+                }
+                _ => {} // a probe, or something wrong: see below
+            }
+        }
         match serde_json::from_str::<Frame>(text) {
             Ok(Frame {
                 seq: Some(seq),
@@ -97,6 +126,9 @@ impl Client for Receiver {
     fn closed(&mut self) {
         self.sh.alive.fetch_sub(1, Relaxed);
         self.sh.wake.wake();
+    }
+    fn wire(&mut self, wire: Wire) {
+        self.wire = wire;
     }
 }
 
@@ -181,9 +213,14 @@ fn send_measured(s: &mut Sender, o: &Opts, deadline: Instant) -> usize {
         }
         let t = now_ns();
         let to = &o.to;
-        if !s.send(format!(
-            r#"{{"message":{{"seq":{i},"t":{t},"pad":"{pad}"}}{to}}}"#
-        )) {
+        let text = match o.payload_kind {
+            PayloadKind::Pad => format!(r#"{{"message":{{"seq":{i},"t":{t},"pad":"{pad}"}}{to}}}"#),
+            PayloadKind::Json => {
+                let value = json_message(i, t, o.payload, o.seed);
+                format!(r#"{{"message":{value}{to}}}"#)
+            }
+        };
+        if !s.send(text) {
             break;
         }
         sent += 1;
@@ -224,7 +261,8 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         probed: AtomicUsize::new(0),
         wake,
     });
-    let receiver = |ws| (ws, Receiver::new(sh.clone(), o.messages));
+    let json = o.payload_kind == PayloadKind::Json;
+    let receiver = |ws| (ws, Receiver::new(sh.clone(), o.messages, json));
     let clients = receivers.into_iter().map(receiver).collect();
     let (receivers, worker_errs, (sent, first_ns, cpu)) =
         with_workers(clients, o.threads, deadline, || {
@@ -236,11 +274,15 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
             let (cpu0, first_ns) = (cpu_now(o.pid), now_ns());
             let sent = send_measured(&mut s, o, deadline);
             let cpu = cpu_since(o.pid, cpu0);
-            let _ = s.conn.ws.close(None);
+            let _ = s.conn.ws.close();
             errs.merge(s.errs);
             (sent, first_ns, cpu)
         });
     errs.merge(worker_errs);
+    let wire_bytes: u64 = receivers.iter().map(|r| r.wire.bytes).sum();
+    let negotiated = receivers.iter().filter(|r| r.wire.deflate).count();
+    let inflated: u64 = receivers.iter().map(|r| r.wire.inflated).sum();
+    let reused: u64 = receivers.iter().map(|r| r.wire.reused).sum();
     let all = Tally::sum(receivers.into_iter().map(|r| r.tally));
     let expected = (o.clients * o.messages) as u64;
     let lost = expected.saturating_sub(all.unique);
@@ -251,6 +293,7 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         .filter(|&&ns| ns <= 500_000_000)
         .count();
     let within_500ms = within as f64 / all.latencies.len().max(1) as f64;
+    let wire_per_delivery = (all.unique > 0).then(|| round3(wire_bytes as f64 / all.unique as f64));
     let report = json!({
         "scenario": "fanout", "ok": lost == 0 && all.dups == 0 && errs.count == 0,
         "clients": o.clients, "connected": connected, "messages": o.messages, "sent": sent,
@@ -259,6 +302,10 @@ pub fn run_fanout(o: &Opts, deadline: Instant) -> Value {
         "duration_secs": round3(secs), "deliveries_per_sec": (all.unique as f64 / secs.max(1e-9)).round(),
         "latency_us": percentiles_us(all.latencies), "connect_secs": round3(connect_secs),
         "within_500ms": (within_500ms * 1e4).round() / 1e4,
+        "payload_kind": format!("{:?}", o.payload_kind).to_lowercase(),
+        "compression": o.compression, "compress_sent": o.compress_sent,
+        "compression_negotiated": negotiated, "inflated": inflated, "inflate_reused": reused,
+        "wire_bytes": wire_bytes, "wire_bytes_per_delivery": wire_per_delivery,
         "errors": errs.count, "error_samples": errs.samples,
     });
     let report = match one_more {
@@ -292,6 +339,29 @@ fn one_more_status(addr: SocketAddr) -> Value {
         Err(e) => {
             warn!("one more connection: {e}");
             Value::Null
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_and_t_from_the_start() {
+        let m = json_message(12, 345, 4096, 1);
+        assert_eq!(seq_and_t(&m), Some((12, 345)));
+        assert_eq!(seq_and_t(r#"{"seq":1,"t":2,"data":[]}"#), Some((1, 2)));
+        for bad in [
+            r#"{"seq":1,"t":2,"pad":"x"}"#,
+            r#"{"probe":1}"#,
+            r#"{"seq":1,"t":2}"#,
+            r#"{"seq":1,"t":2,"data":[{"id":1}"#,
+            r#"{"seq":,"t":2,"data":[]}"#,
+            r#"{"seq":1,"t":-2,"data":[]}"#,
+            r#"{"seq":99999999999999999999,"t":2,"data":[]}"#,
+        ] {
+            assert_eq!(seq_and_t(bad), None, "{bad}");
         }
     }
 }

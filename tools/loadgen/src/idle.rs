@@ -39,10 +39,17 @@ pub fn run_idle(o: &Opts, pid: u32, deadline: Instant) -> Value {
     sleep_until((Instant::now() + o.hold).min(deadline));
     let [cpu, loadgen_cpu] = cpu_since(Some(pid), cpu0);
     let alive: usize = conns.iter_mut().map(|ws| still_open(ws) as usize).sum();
-    conns.iter_mut().for_each(|ws| drop(ws.close(None)));
+    let negotiated = conns.iter().filter(|ws| ws.wire().deflate).count();
+    // With --compression true, every connection must have it (to compare the memory).
+    if o.compression && negotiated < n {
+        let why = format!("permessage-deflate accepted for {negotiated} of {n} connections");
+        errs.add(why);
+    }
+    conns.iter_mut().for_each(|ws| drop(ws.close()));
     let (rss1, threads1) = status.unzip();
     json!({
         "scenario": "idle", "ok": n == o.clients && alive == n && errs.count == 0 && status.is_some(),
+        "compression": o.compression, "compression_negotiated": negotiated,
         "clients": o.clients, "connected": n, "still_alive": alive, "hold_secs": o.hold.as_secs_f64(),
         "rss_before_kib": rss0, "rss_after_kib": rss1, "rss_per_conn_kib": per_conn(Some(rss0), rss1, n),
         "threads_before": threads0, "threads_after": threads1,

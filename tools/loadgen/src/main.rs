@@ -15,17 +15,30 @@
 //! $L make-token SECRET bench   # an HS256 token (subject bench, group bench) for ?token=
 //! $L fanout --url "ws://127.0.0.1:PORT/bench?token=$TOKEN" --to group:bench --clients 1000
 //! $L fanout --url wss://127.0.0.1:PORT/ --ca DIR/ca.pem --clients 1000 --messages 200
+//! $L fanout --url ws://127.0.0.1:PORT/ --clients 1000 --messages 200 --payload 4096 \
+//!      --payload-kind json --compression true --pid PID
 //! ```
 //!
 //! - `fanout`: N receivers and one sender. The sender probes until every receiver is
 //!   registered, then broadcasts M messages `{"seq":i,"t":NS,"pad":"x…"}` (about `--payload`
 //!   bytes), never more than `--window` (16) ahead of the oldest one not yet delivered to every
 //!   receiver. Reports deliveries/s, latency percentiles, the share of deliveries within
-//!   500 ms, loss and duplicates. `--one-more true`: once all are connected, one more
+//!   500 ms, loss and duplicates, and `wire_bytes_per_delivery`: the bytes the receivers read
+//!   (below) over the deliveries. `--one-more true`: once all are connected, one more
 //!   upgrade request, whose HTTP status is reported (`one_more_status`; 503 at the cap).
+//!   `--payload-kind json` (instead of `pad`): the message is `{"seq":i,"t":NS,"data":[...]}`,
+//!   an array of objects with numbers and short strings (ids, names, states, values,
+//!   timestamps, zones, booleans) of about `--payload` bytes, made from `--seed` (1) and seq:
+//!   deterministic, different for each message, and compressing as JSON does (the 4 KiB one
+//!   to about a quarter; x padding a hundredfold). Its receivers read seq and t from the
+//!   start of the text rather than parse it all (which would cost them more than the server
+//!   spends on a delivery).
 //! - `direct`: each client sends M `{"message":<i>,"direct":true}` one at a time and waits for
 //!   the echo; i = client × M + seq, so an echo reaching the wrong client counts as misrouted.
+//!   Reports `wire_bytes_per_round_trip` too.
 //! - `idle`: N idle connections; the server's RSS, threads, kernel memory and CPU while idle.
+//!   With `--compression true` it is ok only if the server accepted permessage-deflate for
+//!   every connection (to compare the memory of connections that have it).
 //! - `bigcast`: the server's memory for one big broadcast to clients that do not read. N
 //!   receivers, each with SO_RCVBUF set to 4096 before connecting (loopback receive buffers
 //!   here grow to 32 MiB and would take the whole message), never read after the handshake;
@@ -69,6 +82,23 @@
 //!   connection without saying so (`unannounced_closes`: the request then goes once more on
 //!   a new connection, as HTTP clients do, and is no error). ok: no errors, none left unsent.
 //!
+//! `--compression true` (fanout, direct, idle; default false): every client offers
+//! `permessage-deflate; client_max_window_bits` (as browsers do) and checks the answer (an
+//! extension not offered, or a parameter twice, unknown or out of range, fails the
+//! handshake); `compression_negotiated` counts the connections that got it. Those read their
+//! frames themselves (`deflate`: tungstenite refuses RSV1), unmasked, fragmented or not,
+//! control frames between fragments (a ping is answered with a masked pong), and inflate the
+//! messages whose first frame has RSV1 set: raw inflate, 15-bit window, `00 00 ff ff`
+//! appended, a fresh state per message when the server said `server_no_context_takeover`
+//! (else the context is kept). RSV1 without the extension, on a continuation or control
+//! frame, RSV2/RSV3 or a masked frame is a read error. A worker thread inflates a given
+//! compressed message once and copies it for its other connections (the server sends each
+//! the same bytes; fanout reports `inflated` and `inflate_reused`). What they send is
+//! uncompressed (always allowed) unless `--compress-sent true` (fanout, direct): each message
+//! compressed on its own at zlib's default level, RSV1 set, masked. Connections the server
+//! declined read through tungstenite as without the flag. Every client counts the bytes it
+//! reads after the handshake's response (frame headers included; plaintext for wss).
+//!
 //! With `--pid` the server's CPU time (from /proc), RSS and threads are reported too (for
 //! `http`, once the load is over); `idle`, `bigcast` and `soak` need it.
 //! `wss://` URLs need `--ca FILE`, the PEM CA that signed the server's certificate (`make-cert`
@@ -81,17 +111,21 @@
 //! (120 s; `--stall` 10 s per message) and a watchdog ends the process soon after it.
 //!
 //! The code: `args` (the flags), `client` (sockets, batched handshakes, the epoll workers),
-//! `tls` (Wss clients, `make-cert`), `report` (the clock, /proc, the JSON report's parts), and
+//! `deflate` (permessage-deflate: the offer and answer, the frame reader, inflate and
+//! deflate), `payload` (`--payload-kind json`), `tls` (Wss clients, `make-cert`), `report`
+//! (the clock, /proc, the JSON report's parts), and
 //! a module per scenario: `fanout`, `direct`, `idle`, `bigcast`, `soak` (its churning clients
 //! in `soak/churn.rs`) and `http` (one keep-alive connection in `http/conn.rs`).
 
 mod args;
 mod bigcast;
 mod client;
+mod deflate;
 mod direct;
 mod fanout;
 mod http;
 mod idle;
+mod payload;
 mod report;
 mod soak;
 mod tls;
@@ -117,8 +151,9 @@ use token::make_token;
 const USAGE: &str = "usage: loadgen fanout|direct|idle|soak --url ws[s]://127.0.0.1:PORT/PATH \
   [--ca CA.pem (wss)] [--clients N] [--messages M] [--payload BYTES] [--window W] \
   [--hold SECS] [--pid PID] [--threads T] [--batch B] [--stall SECS] [--timeout SECS] \
-  [--label TEXT]
-       fanout: [--to all|path:/PATH|group:NAME] (what the sender's messages name)
+  [--label TEXT] [--compression true (fanout, direct, idle) [--compress-sent true]]
+       fanout: [--to all|path:/PATH|group:NAME] (what the sender's messages name) \
+  [--payload-kind pad|json] [--seed N]
        bigcast: [--clients N] [--size BYTES] --pid PID
        soak: [--steady N] [--churn N] [--churn-threads T] [--duration SECS] [--rate MSG/S] \
   [--settle SECS] --pid PID (--timeout defaults to --duration + 120)

@@ -321,7 +321,7 @@ fn soak_send(
         info!("end: server {f}");
     }
     let sender_open = c.open;
-    let _ = c.ws.close(None);
+    let _ = c.ws.close();
     SoakRun {
         churn_done: done,
         sender_errs: errs,

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tungstenite::client::client_with_config;
 use tungstenite::handshake::HandshakeError;
-use tungstenite::{protocol::WebSocketConfig, Message};
+use tungstenite::{protocol::WebSocketConfig, Message, WebSocket};
 
 use crate::args::Opts;
-use crate::client::{wait_events, would_block, Handshake, Stream, Ws, READ_BUFFER};
+use crate::client::{wait_events, would_block, Handshake, Stream, READ_BUFFER};
 use crate::report::Errors;
-use crate::tls::TlsStream;
 
 /// The longest one churn connection may take from connect to echo.
 const CHURN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,7 +27,7 @@ pub struct ChurnCount {
 enum Phase {
     Connecting(TcpStream),
     Handshake(Handshake),
-    Open(Ws),
+    Open(WebSocket<Stream>),
 }
 
 struct ChurnSlot {
@@ -78,14 +77,14 @@ fn churn_advance(o: &Opts, slot: &mut ChurnSlot) -> Result<bool, String> {
                     slot.phase = Some(Phase::Connecting(sock)); // not connected yet
                     return Ok(false);
                 }
-                let stream = match &o.tls {
-                    None => Stream::Plain(sock),
+                let tls = match &o.tls {
+                    None => None,
                     Some(t) => {
                         let tls = ClientConnection::new(t.config.clone(), t.name.clone());
-                        let tls = tls.map_err(|e| format!("tls: {e}"))?;
-                        Stream::Tls(Box::new(TlsStream { tls, sock }))
+                        Some(tls.map_err(|e| format!("tls: {e}"))?)
                     }
                 };
+                let stream = Stream::new(sock, tls);
                 let cfg = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
                 client_with_config(o.url.as_str(), stream, Some(cfg))
             }
