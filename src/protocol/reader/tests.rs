@@ -134,7 +134,7 @@ fn a_text_message_fails_at_the_fragment_that_breaks_its_utf8() {
     // The first fragment ends inside a character: fine so far.
     let mut bytes = frame(false, false, TEXT, &[b'o', 0xe2, 0x82]);
     // The second breaks it; the final fragment never comes.
-    bytes.extend(frame(false, false, CONTINUATION, &[b'x']));
+    bytes.extend(frame(false, false, CONTINUATION, b"x"));
     let (got, end) = read_all(bytes, 1 << 20);
     assert!(got.is_empty());
     assert!(matches!(end, Failure::InvalidUtf8), "{end:?}");

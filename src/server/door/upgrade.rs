@@ -13,7 +13,7 @@ use crate::server::admission::Admission;
 use crate::server::fanout::Command;
 use crate::server::handshake::{switching_protocols, Refusal, Upgrade};
 use crate::server::limits::Slot;
-use crate::server::outbox::Outbox;
+use crate::server::outbox::{Outbox, Terms};
 use crate::server::Shared;
 use crate::ClientId;
 
@@ -48,16 +48,13 @@ pub(crate) fn go_live(
         protocol.as_deref(),
         deflate.as_ref().map(|(response, _)| response.as_str()),
     );
-    let outbox = Outbox::new(
-        stream,
-        tls,
-        unsent,
-        greeting,
-        config.max_queue_bytes,
-        config.close_timeout,
-        shared.drain.clone(),
-        deflate.as_ref().map(|(_, window_bits)| *window_bits),
-    );
+    let terms = Terms {
+        limit: config.max_queue_bytes,
+        close_grace: config.close_timeout,
+        drain: shared.drain.clone(),
+        deflate: deflate.as_ref().map(|(_, window_bits)| *window_bits),
+    };
+    let outbox = Outbox::new(stream, tls, unsent, greeting, terms);
     let admission = Admission {
         shared: shared.clone(),
         endpoint: endpoint.clone(),

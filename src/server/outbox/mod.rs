@@ -215,6 +215,18 @@ pub(crate) struct Outbox {
     deflate: Option<u8>,
 }
 
+/// How an outbox works: the same for every connection of a server, but for `deflate`.
+pub(crate) struct Terms {
+    /// Bytes that may wait before the client counts as too slow.
+    pub(crate) limit: usize,
+    /// How long a close handshake may take.
+    pub(crate) close_grace: Duration,
+    /// Who flushes what waits.
+    pub(crate) drain: DrainHandle,
+    /// permessage-deflate's window for what the server sends, when it was agreed.
+    pub(crate) deflate: Option<u8>,
+}
+
 impl Outbox {
     /// An outbox holding `unsent` (plaintext the door could not send yet) and `greeting`
     /// (the handshake response), paused until [`Outbox::open`] (or [`Outbox::refuse`]).
@@ -223,11 +235,14 @@ impl Outbox {
         tls: Option<Box<ServerConnection>>,
         unsent: Vec<u8>,
         greeting: Vec<u8>,
-        limit: usize,
-        close_grace: Duration,
-        drain: DrainHandle,
-        deflate: Option<u8>,
+        terms: Terms,
     ) -> Arc<Outbox> {
+        let Terms {
+            limit,
+            close_grace,
+            drain,
+            deflate,
+        } = terms;
         let mut inner = Inner {
             queue: VecDeque::new(),
             front_done: 0,

@@ -40,10 +40,12 @@ impl Setup {
             None,
             Vec::new(),
             Vec::new(),
-            limit,
-            Duration::from_secs(5),
-            self.drain.clone(),
-            None,
+            Terms {
+                limit,
+                close_grace: Duration::from_secs(5),
+                drain: self.drain.clone(),
+                deflate: None,
+            },
         );
         outbox.open();
         (outbox, peer)
