@@ -51,6 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let mut server = Server::new();
+    // permessage-deflate for the browsers (they all offer it), where this build has it.
+    server.config_mut().compression = cfg!(feature = "compression");
     let (page_endpoint, ws_endpoint) = match &tls {
         Some((cert, key)) => {
             let certificate = Certificate::pem(cert, key);

@@ -161,6 +161,11 @@ pub struct ServeArgs {
     #[argh(option, arg_name = "NAME")]
     pub subprotocol: Vec<String>,
 
+    /// accept permessage-deflate from clients that offer it (every browser does): each signal
+    /// is compressed once for all of them, and no compression state is kept per connection
+    #[argh(switch)]
+    pub compression: bool,
+
     /// require `Authorization: Bearer <token>` on POST /broadcast (else 401), the token
     /// being the value of the environment variable VAR (visible ASCII, no spaces); GET /,
     /// /script.js, /ws-config and /metrics stay open
@@ -301,6 +306,7 @@ impl ServeArgs {
             config.allowed_origins = Some(self.allowed_origin.clone());
         }
         config.subprotocols = self.subprotocol.clone();
+        config.compression = self.compression;
         self.backplane(&mut config)?;
         Ok(config)
     }

@@ -265,6 +265,22 @@ async function chatScenario(t, { args, wsPort, label, date, screenshot, tls = fa
       await both(DATE_LIKE);
     });
 
+    await t.test('the browser and the server agree on permessage-deflate; a long message arrives whole', async () => {
+      const extensions = await one.evaluate((url) => new Promise((resolve, reject) => {
+        const socket = new WebSocket(url);
+        socket.onopen = () => {
+          resolve(socket.extensions);
+          socket.close();
+        };
+        socket.onerror = () => reject(new Error(`cannot connect to ${url}`));
+      }), wsUrl);
+      assert.match(extensions, /^permessage-deflate/, `extensions: ${extensions}`);
+      // Long enough to go out compressed; every tab inflates it.
+      const long = `a long message ${'that repeats itself '.repeat(20)}end`;
+      await broadcastFrom(one, long);
+      await both(long);
+    });
+
     await t.test('POST /broadcast shows in both tabs', async () => {
       const reply = await browser.request.post(new URL('/broadcast', example.url).href, {
         headers: { 'Content-Type': 'application/json' },
@@ -276,10 +292,11 @@ async function chatScenario(t, { args, wsPort, label, date, screenshot, tls = fa
       // Each tab got each signal once, in the order sent.
       for (const tab of browser.tabs) {
         const seen = await messages(tab);
-        assert.equal(seen.length, 3, JSON.stringify(seen));
+        assert.equal(seen.length, 4, JSON.stringify(seen));
         assert.equal(seen[0], chat);
         assert.match(seen[1], DATE_LIKE);
-        assert.equal(seen[2], 'from http');
+        assert.match(seen[2], /^a long message /);
+        assert.equal(seen[3], 'from http');
       }
     });
 
