@@ -1640,3 +1640,41 @@ fn jwt_secret_env_unset_or_short_is_a_usage_error() {
         );
     }
 }
+
+/// The `Sec-WebSocket-Extensions` header of the `101` a raw upgrade offering
+/// permessage-deflate gets, if any.
+fn agreed_extensions(ws: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect(ws).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let request = "GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).expect("read"), 1, "closed early");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("sec-websocket-extensions")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[test]
+fn compression_is_agreed_only_with_the_flag() {
+    let plain = Serve::start(&["--ws", "127.0.0.1:0"], 1);
+    assert_eq!(agreed_extensions(plain.addr("ws")), None);
+    assert!(plain.stop().success());
+    let compressing = Serve::start(&["--ws", "127.0.0.1:0", "--compression"], 1);
+    let agreed = agreed_extensions(compressing.addr("ws")).expect("agreed");
+    assert!(
+        agreed.starts_with("permessage-deflate; server_no_context_takeover"),
+        "{agreed}"
+    );
+    assert!(compressing.stop().success());
+}
