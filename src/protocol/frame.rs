@@ -164,6 +164,14 @@ impl Frame {
         }
     }
 
+    /// Whether [`Frame::deflated`] would compress it: a text or binary frame of
+    /// [`deflate::MIN_COMPRESSED`](super::deflate::MIN_COMPRESSED) bytes or more.
+    #[cfg(feature = "compression")]
+    pub(crate) fn is_worth_deflating(&self) -> bool {
+        matches!(self.opcode(), OPCODE_TEXT | OPCODE_BINARY)
+            && self.payload().len() >= super::deflate::MIN_COMPRESSED
+    }
+
     /// The frame as a receiver that agreed on permessage-deflate with a window of
     /// `window_bits` gets it: a text or binary frame of [`deflate::MIN_COMPRESSED`] bytes or
     /// more compressed (RSV1 set), compressed once for every such receiver; any other frame,
@@ -172,10 +180,9 @@ impl Frame {
     /// [`deflate::MIN_COMPRESSED`]: super::deflate::MIN_COMPRESSED
     #[cfg(feature = "compression")]
     pub(crate) fn deflated(&self, window_bits: u8) -> Frame {
-        use super::deflate::{compress, MIN_COMPRESSED};
-        let is_data = matches!(self.opcode(), OPCODE_TEXT | OPCODE_BINARY);
+        use super::deflate::compress;
         let slot = usize::from(window_bits.clamp(9, 15) - 9);
-        if !is_data || self.payload().len() < MIN_COMPRESSED {
+        if !self.is_worth_deflating() {
             return self.clone();
         }
         let compressed = self.buf.deflated[slot].get_or_init(|| {

@@ -688,7 +688,10 @@ pub(crate) trait FrameSink: Send + Sync {
 impl FrameSink for Outbox {
     fn send_frames(&self, frames: &[&Frame]) -> Delivery {
         #[cfg(feature = "compression")]
-        if let Some(window_bits) = self.deflate {
+        if let Some(window_bits) = self
+            .deflate
+            .filter(|_| frames.iter().any(|f| f.is_worth_deflating()))
+        {
             // Compressed before the lock is taken, and once for every receiver alike.
             let deflated: Vec<Frame> = frames.iter().map(|f| f.deflated(window_bits)).collect();
             let deflated: Vec<&Frame> = deflated.iter().collect();
