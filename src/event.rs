@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::server::reply::ReplyPath;
 use crate::signals::{SendOptions, Signals};
 use crate::Pairs;
 use crate::{ClientId, Result};
@@ -235,6 +236,8 @@ pub struct MessageEvent<'a> {
     /// The message as sent.
     pub message: RawMessage<'a>,
     pub(crate) signals: &'a Signals,
+    /// The way back to the sender that skips the fan-out when it can.
+    pub(crate) reply: &'a ReplyPath,
 }
 
 impl MessageEvent<'_> {
@@ -255,7 +258,7 @@ impl MessageEvent<'_> {
 
     fn reply(&self, frame: crate::protocol::Frame) -> Result<()> {
         let target = crate::protocol::Target::Client(self.client.id);
-        self.signals.send_encoded(frame, target)
+        self.reply.send(frame, target)
     }
 }
 
@@ -297,6 +300,8 @@ pub struct SignalEvent {
     /// When the message was received.
     pub timestamp: SystemTime,
     pub(crate) signals: Signals,
+    /// The way back to the sender that skips the fan-out when it can.
+    pub(crate) reply: Arc<ReplyPath>,
 }
 
 impl SignalEvent {

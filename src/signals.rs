@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::event::SignalEvent;
 use crate::presence::{Presence, PresenceFilter};
-use crate::protocol::{resolve_target, EventTargets, Frame, Target};
+use crate::protocol::{resolve_target, EventTargets, Frame};
+use crate::server::reply::pending_here;
 use crate::server::{Command, Disconnection, Outgoing, COMMAND_QUEUE};
 use crate::{ClientId, Error, Result};
 
@@ -185,22 +186,20 @@ impl Signals {
         let Some(frame) = Frame::text_from_value(&value) else {
             return Ok(());
         };
-        let sender = event.map(|event| event.client.id);
-        self.send_frame(Outgoing::new(frame, target, sender))
-    }
-
-    /// Sends an encoded frame as it is: a reply to the sender of an event, so a client
-    /// target is that sender (it never leaves the node).
-    pub(crate) fn send_encoded(&self, frame: Frame, target: Target) -> Result<()> {
-        let sender = match target {
-            Target::Client(id) => Some(id),
-            _ => None,
-        };
-        self.send_frame(Outgoing::new(frame, target, sender))
+        match event {
+            // From a signal route: the sender's own thread, with its shortcut back to it.
+            Some(event) => event.reply.send(frame, target),
+            None => self.send_frame(Outgoing::new(frame, target, None)),
+        }
     }
 
     /// Queues a signal for the fan-out thread; [`Error::NotRunning`] once the server is gone.
+    /// Sent from a connection's thread (a handler), it counts in flight for that connection.
     fn send_frame(&self, outgoing: Outgoing) -> Result<()> {
+        let outgoing = match pending_here() {
+            Some(pending) => outgoing.pending(pending),
+            None => outgoing,
+        };
         self.command(Command::Signal(outgoing))
     }
 

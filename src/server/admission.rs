@@ -18,6 +18,7 @@ use crate::server::fanout::{Command, Registration};
 use crate::server::handshake::{Refusal, Upgrade};
 use crate::server::limits::{Slot, ThreadGuard};
 use crate::server::outbox::Outbox;
+use crate::server::reply::ReplyPath;
 use crate::server::Shared;
 use crate::ClientId;
 
@@ -149,12 +150,19 @@ impl Admission {
         Counters::add(&shared.metrics.connections_total, 1);
         outbox.open();
         let route = shared.routes.find(&path_key, &endpoint.name);
+        let reply = Arc::new(ReplyPath::new(
+            id,
+            outbox.clone(),
+            shared.metrics.clone(),
+            shared.signals.commands().clone(),
+        ));
         Some(Connection {
             info,
             outbox,
             leftover,
             deflate,
             route,
+            reply,
             shared,
             slot,
             thread,

@@ -16,9 +16,10 @@ use crate::event::{ClientInfo, MessageEvent, RawMessage, SignalData, SignalEvent
 use crate::metrics::{Counters, Disconnect};
 use crate::protocol::reader::{Failure, Incoming, MessageReader};
 use crate::protocol::{parse_client_message, resolve_target, ClientMessage, EventTargets, Frame};
-use crate::server::fanout::{Command, Outgoing};
+use crate::server::fanout::Command;
 use crate::server::limits::{Slot, ThreadGuard};
 use crate::server::outbox::Outbox;
+use crate::server::reply::ReplyPath;
 use crate::server::routes::{ClientHook, MessageHandler, Route};
 use crate::server::Shared;
 use crate::signals::SendOptions;
@@ -52,6 +53,8 @@ pub(crate) struct Connection {
     /// permessage-deflate was agreed: compressed messages are read.
     pub(crate) deflate: bool,
     pub(crate) route: Option<Arc<Route>>,
+    /// Replies to the client itself, around the fan-out when nothing waits there.
+    pub(crate) reply: Arc<ReplyPath>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) slot: Slot,
     pub(crate) thread: ThreadGuard,
@@ -71,6 +74,7 @@ enum Ending {
 impl Connection {
     /// Runs the connection until it closes.
     pub(crate) fn run(mut self) {
+        self.reply.enter();
         let path_key = self.info.path.to_lowercase();
         let raw = self.shared.routes.message_handler(&path_key);
         run_hooks(
@@ -216,6 +220,7 @@ impl Connection {
             client: &self.info,
             message,
             signals: &self.shared.signals,
+            reply: &self.reply,
         };
         match catch_unwind(AssertUnwindSafe(|| handler(&event))) {
             Ok(Ok(())) => {}
@@ -261,15 +266,7 @@ impl Connection {
         let Some(frame) = Frame::text_from_raw(message.message) else {
             return;
         };
-        let _ = self
-            .shared
-            .signals
-            .commands()
-            .send(Command::Signal(Outgoing::new(
-                frame,
-                target,
-                Some(self.info.id),
-            )));
+        let _ = self.reply.send(frame, target);
     }
 
     #[inline(never)]
@@ -296,6 +293,7 @@ impl Connection {
             route: route.pattern.clone(),
             timestamp: SystemTime::now(),
             signals: self.shared.signals.clone(),
+            reply: self.reply.clone(),
         };
         match catch_unwind(AssertUnwindSafe(|| (route.handler)(&event))) {
             Ok(Ok(())) => {}

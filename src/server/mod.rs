@@ -24,6 +24,7 @@ pub(crate) mod memory;
 pub(crate) mod outbox;
 mod ports;
 pub(crate) mod registry;
+pub(crate) mod reply;
 pub(crate) mod routes;
 pub(crate) mod writer;
 

@@ -18,6 +18,7 @@ use crate::metrics::Counters;
 use crate::protocol::Frame;
 use crate::server::fanout::Closing;
 use crate::server::outbox::{Delivery, FrameSink};
+use crate::server::reply::Settle;
 use crate::Result;
 
 /// Jobs a writer may have waiting before the fan-out thread waits for it.
@@ -30,15 +31,18 @@ pub(crate) struct Job {
     /// them, if any.
     receivers: Vec<(Arc<dyn FrameSink>, u32, Option<Closing>)>,
     indexes: Vec<u32>,
+    /// The batch's signals from connections: let go once written.
+    _settle: Arc<Settle>,
 }
 
 impl Job {
     /// An empty job over a batch's frames.
-    pub(crate) fn new(frames: Arc<[Frame]>) -> Job {
+    pub(crate) fn new(frames: Arc<[Frame]>, settle: Arc<Settle>) -> Job {
         Job {
             frames,
             receivers: Vec::new(),
             indexes: Vec::new(),
+            _settle: settle,
         }
     }
 

@@ -24,6 +24,7 @@ use crate::server::lifecycle::Lifecycle;
 use crate::server::memory::{self, BurstWatch};
 use crate::server::outbox::FrameSink;
 use crate::server::registry::Registry;
+use crate::server::reply::{Pending, Settle};
 use crate::server::writer::{self, Job, Tally, Writer};
 use crate::ClientId;
 
@@ -41,6 +42,9 @@ pub(crate) const COMMAND_QUEUE: usize = 4 * MAX_BATCH;
 pub(crate) struct Outgoing {
     pub(crate) frame: Frame,
     pub(crate) target: Target,
+    /// Counts it in flight for the connection that sent it, until written (see
+    /// [`crate::server::reply`]).
+    pub(crate) pending: Option<Pending>,
     /// Whether the backplane publishes it.
     #[cfg(feature = "redis")]
     pub(crate) scope: Scope,
@@ -60,9 +64,16 @@ impl Outgoing {
         Outgoing {
             frame,
             target,
+            pending: None,
             #[cfg(feature = "redis")]
             scope,
         }
+    }
+
+    /// Counted in flight for its sender's connection until written.
+    pub(crate) fn pending(mut self, pending: Pending) -> Outgoing {
+        self.pending = Some(pending);
+        self
     }
 
     /// A signal another node published (never published again).
@@ -71,6 +82,7 @@ impl Outgoing {
         Outgoing {
             frame,
             target,
+            pending: None,
             scope: Scope::Remote,
         }
     }
@@ -388,6 +400,8 @@ impl FanOut {
     fn handle_batch(&mut self, batch: &mut Vec<Command>) -> Result<(), WriterDied> {
         let mut frames: Vec<Frame> = Vec::new();
         let mut touched: Vec<usize> = Vec::new();
+        // The batch's signals from connections, settled once written (by every thread).
+        let mut settle = Settle::default();
         // Departures wait for the batch's writes: a client's close (sent just before its
         // departure) must still go out.
         let mut departed: Vec<ClientId> = Vec::new();
@@ -401,7 +415,13 @@ impl FanOut {
                     }
                     #[cfg(feature = "redis")]
                     self.publish(&outgoing);
-                    let Outgoing { frame, target, .. } = outgoing;
+                    let Outgoing {
+                        frame,
+                        target,
+                        pending,
+                        ..
+                    } = outgoing;
+                    settle.push(pending);
                     let index = frames.len() as u32;
                     frames.push(frame);
                     self.registry.for_each_target(&target, |slot, receiver| {
@@ -451,7 +471,7 @@ impl FanOut {
                 Command::Shutdown => shutdown = true,
             }
         }
-        self.write_frames(frames, &touched)?;
+        self.write_frames(frames, &touched, Arc::new(settle))?;
         for id in departed {
             self.unregister(id);
         }
@@ -464,11 +484,17 @@ impl FanOut {
 
     /// Writes each touched receiver's frames in one call: the writers' shares first (handed
     /// over, so they write while this thread does its own), then this thread's.
-    fn write_frames(&mut self, frames: Vec<Frame>, touched: &[usize]) -> Result<(), WriterDied> {
+    /// `settle` is let go once this thread and every writer given a share are done.
+    fn write_frames(
+        &mut self,
+        frames: Vec<Frame>,
+        touched: &[usize],
+        settle: Arc<Settle>,
+    ) -> Result<(), WriterDied> {
         let frames: Arc<[Frame]> = frames.into();
         let share = touched.len() >= SHARE_MIN_RECEIVERS;
         let mut jobs: Vec<Option<Job>> = (self.writers.iter())
-            .map(|w| (share || w.is_busy()).then(|| Job::new(frames.clone())))
+            .map(|w| (share || w.is_busy()).then(|| Job::new(frames.clone(), settle.clone())))
             .collect();
         if jobs.iter().any(Option::is_some) {
             for &slot in touched {
