@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """One table from a compare run: medians per server and scenario, signalhub's ratio to each
-peer, and the performance issue's targets checked against this run.
+peer, and the performance issue's targets (against uWebSockets and tokio-tungstenite) checked
+against this run.
 
 Usage: bench-report.py RESULTS.jsonl   (lines `NAME {wsload report}`, from compare.sh)
 """
@@ -37,6 +38,10 @@ def med(runs, name, label, fn):
 
 def rate(r):
     return r["deliveries_per_sec"]
+
+
+def cpu_per_round_trip(r):
+    return r["server"]["cpu_s"] * 1e6 / r["round_trips"]
 
 
 def cpu_per_delivery(r):
@@ -106,21 +111,29 @@ def main(path):
         cells.append(fmt(i, "", 1) + ("" if name == ours else ratio(mi, i, False)))
         print("| " + " | ".join(cells) + " |")
 
-    print("\nTargets (issue: performance), this run:\n")
+    print("\nTargets (the performance issue: uWebSockets and tokio-tungstenite), this run:\n")
     checks = []
-    for label in FANOUTS:
-        mine_cpu, tokio_cpu = (med(runs, n, label, cpu_per_delivery) for n in (ours, "tokio-tungstenite"))
-        mine_rate, tokio_rate = (med(runs, n, label, rate) for n in (ours, "tokio-tungstenite"))
-        mine_p99, node_p99 = (med(runs, n, label, p99_ms) for n in (ours, "node-ws"))
-        checks.append((f"{label}: server CPU per delivery <= tokio-tungstenite's", mine_cpu, tokio_cpu,
-                       None if None in (mine_cpu, tokio_cpu) else mine_cpu <= tokio_cpu, "µs", 2))
-        checks.append((f"{label}: deliveries/s >= 95% of tokio-tungstenite's", mine_rate, tokio_rate,
-                       None if None in (mine_rate, tokio_rate) else mine_rate >= 0.95 * tokio_rate, "/s", 0))
-        checks.append((f"{label}: p99 <= Node ws's", mine_p99, node_p99,
-                       None if None in (mine_p99, node_p99) else mine_p99 <= node_p99, "ms", 1))
-    mine_d, node_d = (med(runs, n, "direct", direct_rate) for n in (ours, "node-ws"))
-    checks.append(("direct: round trips/s >= Node ws's", mine_d, node_d,
-                   None if None in (mine_d, node_d) else mine_d >= node_d, "/s", 0))
+
+    def check(what, mine, peer, good, unit, digits):
+        passed = None if None in (mine, peer) else good(mine, peer)
+        checks.append((what, mine, peer, passed, unit, digits))
+
+    uws, tokio = "uws", "tokio-tungstenite"
+    m = lambda name, label, fn: med(runs, name, label, fn)
+    check("direct: round trips/s >= 0.9x uWebSockets'", m(ours, "direct", direct_rate),
+          m(uws, "direct", direct_rate), lambda a, b: a >= 0.9 * b, "/s", 0)
+    check("direct: server CPU per round trip <= 1.3x uWebSockets'", m(ours, "direct", cpu_per_round_trip),
+          m(uws, "direct", cpu_per_round_trip), lambda a, b: a <= 1.3 * b, "µs", 2)
+    check("fanout-100-long: deliveries/s >= tokio-tungstenite's", m(ours, "fanout-100-long", rate),
+          m(tokio, "fanout-100-long", rate), lambda a, b: a >= b, "/s", 0)
+    check("fanout-100-long: server CPU per delivery <= uWebSockets'",
+          m(ours, "fanout-100-long", cpu_per_delivery), m(uws, "fanout-100-long", cpu_per_delivery),
+          lambda a, b: a <= b, "µs", 2)
+    check("fanout-1000-long: server CPU per delivery <= 0.9x uWebSockets'",
+          m(ours, "fanout-1000-long", cpu_per_delivery), m(uws, "fanout-1000-long", cpu_per_delivery),
+          lambda a, b: a <= 0.9 * b, "µs", 2)
+    check("fanout-1000-long: deliveries/s >= tokio-tungstenite's", m(ours, "fanout-1000-long", rate),
+          m(tokio, "fanout-1000-long", rate), lambda a, b: a >= b, "/s", 0)
     for what, mine, peer, passed, unit, digits in checks:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[passed]
         print(f"- {what}: {fmt(mine, '', digits)} vs {fmt(peer, '', digits)} {unit}: **{verdict}**")
