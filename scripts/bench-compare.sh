@@ -6,14 +6,17 @@
 #
 # signalhub runs as deployed: `signalhub serve --ws 127.0.0.1:{port}`, the release binary.
 # Usage: scripts/bench-compare.sh ['NAME=COMMAND with {port}' ...]   (more servers to include)
-# Env (passed on to compare.sh): REPEATS (3), PEERS (subset of peer names), SCENARIOS,
-#   UWS_BIN (uWebSockets is skipped without it: its sources are not in shared/bench); OUT
+# Env (passed on to compare.sh): REPEATS (3), PEERS (subset of peer names), SCENARIOS (every
+#   standard scenario and both -long ones unless set), UWS_BIN (another uWebSockets build;
+#   compare.sh builds its vendored one itself, and skips it, saying so, where it cannot); OUT
 #   defaults to bench-results/compare-DATE.jsonl, and the table goes beside it (.md).
 # shared/bench is copied to target/bench-copy (and built there once), so it stays untouched.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/bench-env.sh"
 prepare_bench
+# run.sh leaves the -long runs out unless SCENARIOS names them; the targets are read on them.
+export SCENARIOS=${SCENARIOS:-"fanout-100 fanout-1000 fanout-100-long fanout-1000-long direct paths idle"}
 export OUT=${OUT:-$root/bench-results/compare-$(date +%Y%m%d-%H%M%S).jsonl}
 mkdir -p "$(dirname "$OUT")"
 # compare.sh finds its peers under its own target/, so it must not inherit CARGO_TARGET_DIR.

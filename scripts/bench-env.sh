@@ -3,8 +3,8 @@
 # target/bench-copy; the command that runs signalhub; the peers' commands; and run_wsload,
 # which runs one wsload case against a fresh server.
 #
-# The copy's run.sh gets two more scenarios, the 10x longer fan-out runs the performance
-# issue asks for (fanout-100-long, fanout-1000-long: 10x the messages, which are less noisy).
+# The 10x longer fan-out runs the performance issue reads its targets on (fanout-100-long,
+# fanout-1000-long) are in shared/bench's run.sh now; an older copy without them gets them.
 target=${CARGO_TARGET_DIR:-$root/target}
 bench_src=$(cd "$root/../shared/bench" && pwd)
 BENCH=$target/bench-copy
@@ -12,7 +12,7 @@ BENCH=$target/bench-copy
 SIGNALHUB_CMD="$target/release/signalhub serve --ws 127.0.0.1:{port} --log-level warn"
 
 # Copies ../shared/bench when it changed (keeping what was built), builds wsload and the
-# peers, and adds the long scenarios to run.sh.
+# peers, and adds the long scenarios to an older run.sh.
 prepare_bench() {
   cargo build --release --bin signalhub --manifest-path "$root/Cargo.toml"
   local stamp

@@ -96,6 +96,49 @@ fn a_reply_comes_before_the_close_that_followed_its_message() {
     server.shutdown();
 }
 
+/// After the close frames crossed, the server hangs up (RFC 6455 7.1.1: the server closes TCP
+/// first, and clients such as browsers and tungstenite wait for it): the client reads the end
+/// of the stream long before the close timeout, which here is far longer than the wait.
+fn hangs_up_after_the_echo(stream: &mut impl ReadWrite, round: usize) {
+    stream.write_all(&close_frame(1000)).expect("write close");
+    assert_eq!(
+        close_code(&read_frame(stream)),
+        1000,
+        "round {round}: the echo"
+    );
+    let mut rest = [0u8; 16];
+    match stream.read(&mut rest) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        other => panic!("round {round}: the server did not hang up: {other:?}"),
+    }
+}
+
+#[test]
+fn after_a_close_the_client_began_the_server_hangs_up_at_once() {
+    let mut config = config();
+    config.close_timeout = std::time::Duration::from_secs(120);
+    let server = start_with(config.clone(), Endpoint::ws("127.0.0.1:0"));
+    let address = server.endpoints()[0].address;
+    for round in 0..20 {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        assert!(upgrade(&mut stream, "/", "").starts_with("HTTP/1.1 101 "));
+        hangs_up_after_the_echo(&mut stream, round);
+    }
+    server.shutdown();
+
+    let certs = TestCerts::new();
+    let server = start_with(config, Endpoint::wss("127.0.0.1:0", certs.certificate()));
+    let address = server.endpoints()[0].address;
+    for round in 0..20 {
+        let mut tls = certs.connect(address);
+        assert!(upgrade(&mut tls, "/", "").starts_with("HTTP/1.1 101 "));
+        hangs_up_after_the_echo(&mut tls, round);
+    }
+    server.shutdown();
+}
+
 #[test]
 fn an_echo_comes_before_the_1002_that_failed_the_connection_right_after() {
     let server = start_with(config(), Endpoint::ws("127.0.0.1:0"));

@@ -156,11 +156,8 @@ impl Connection {
         stream: &mut ConnectionStream,
         raw: Option<&MessageHandler>,
     ) -> Ending {
-        let mut peer_closed = false;
         loop {
             let incoming = match reader.read(stream) {
-                // Anything after the peer's close frame ends the reading (RFC 6455 5.5.1).
-                Ok(_) if peer_closed => return Ending::Closed,
                 Ok(incoming) => incoming,
                 Err(Failure::TooBig) => return Ending::Failed(1009, "message too big"),
                 Err(Failure::InvalidUtf8) => return Ending::Failed(1007, "invalid utf-8"),
@@ -189,13 +186,17 @@ impl Connection {
                     let _ = self.outbox.write_control(Frame::pong(&payload).as_bytes());
                 }
                 Incoming::Pong => {}
-                // Echo the peer's code, after whatever was routed to it before.
+                // Echo the peer's code, after whatever was routed to it before. Nothing after
+                // the peer's close frame counts (RFC 6455 5.5.1), so the reading ends here:
+                // with the reader done, the outbox cuts the socket as soon as the echo is out.
+                // The server closes TCP first (RFC 6455 7.1.1); a client waits for that, so
+                // reading on until it hung up would hold both until the close timeout.
                 Incoming::Close(code) => {
                     if !self.outbox.is_closing() {
                         self.shared.metrics.disconnected(Disconnect::Normal);
                     }
-                    peer_closed = true;
                     self.close_in_order(code, "");
+                    return Ending::Closed;
                 }
             }
         }
