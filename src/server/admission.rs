@@ -6,6 +6,7 @@
 //! many hooks run at once; an upgrade that cannot get in before its handshake time is up is
 //! answered `503`.
 
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime};
@@ -85,19 +86,16 @@ impl Admission {
     /// Decides, and for an accepted client registers it and sends the `101`. Returns the
     /// connection to run, or `None` when it was refused (answered and cut) or the server is
     /// stopping.
+    ///
+    /// Boxed, and the client's record built out of line: this runs under every blocking read
+    /// of the connection's thread, so its deepest frame (the registration's send) decides how
+    /// much of that thread's stack stays resident (docs/PERFORMANCE.md).
     #[inline(never)]
-    pub(crate) fn admit(self) -> Option<Connection> {
+    pub(crate) fn admit(self: Box<Self>) -> Option<Connection> {
         let accepted = match self.authorize() {
             Ok(accepted) => accepted,
             Err(refusal) => {
-                log::debug!(
-                    "refused the upgrade of {} to {:?}: {} {}",
-                    self.remote_addr,
-                    self.upgrade.path,
-                    refusal.status,
-                    refusal.reason
-                );
-                self.outbox.refuse(&refusal.response());
+                self.refuse(&refusal);
                 return None;
             }
         };
@@ -114,28 +112,9 @@ impl Admission {
             slot,
             thread,
             ..
-        } = self;
-        let Accepted { user, groups, data } = accepted;
-        let mut unique: Vec<String> = Vec::with_capacity(groups.len());
-        for group in groups {
-            if !unique.contains(&group) {
-                unique.push(group);
-            }
-        }
+        } = *self;
         let path_key = upgrade.path.to_lowercase();
-        let info = Arc::new(ClientInfo {
-            id,
-            path: upgrade.path,
-            endpoint: endpoint.clone(),
-            remote_addr,
-            headers: upgrade.headers,
-            query: upgrade.query,
-            subprotocol: protocol,
-            user,
-            connected_at: SystemTime::now(),
-            data,
-            groups: Arc::new(GroupList::new(unique)),
-        });
+        let info = client_info(id, upgrade, &endpoint, remote_addr, protocol, accepted);
         let registration = Registration {
             info: info.clone(),
             sink: outbox.clone(),
@@ -169,7 +148,21 @@ impl Admission {
         })
     }
 
+    /// Answers the upgrade with `refusal` instead of `101`, and cuts the connection.
+    #[inline(never)]
+    fn refuse(&self, refusal: &Refusal) {
+        log::debug!(
+            "refused the upgrade of {} to {:?}: {} {}",
+            self.remote_addr,
+            self.upgrade.path,
+            refusal.status,
+            refusal.reason
+        );
+        self.outbox.refuse(&refusal.response());
+    }
+
     /// The hook's answer (accepted as nobody when there is none), or the refusal to send.
+    #[inline(never)]
     fn authorize(&self) -> Result<Accepted, Refusal> {
         let Some(hook) = self.shared.routes.authorize_hook() else {
             return Ok(Accepted::anonymous());
@@ -209,4 +202,36 @@ fn run_hook(hook: &AuthorizeHook, request: &UpgradeRequest<'_>) -> Result<Accept
             Err(Refusal::new(500, "authorization failed"))
         }
     }
+}
+
+/// The record of an accepted client, built out of line (see [`Admission::admit`]).
+#[inline(never)]
+fn client_info(
+    id: ClientId,
+    upgrade: Upgrade,
+    endpoint: &Arc<EndpointInfo>,
+    remote_addr: SocketAddr,
+    protocol: Option<String>,
+    accepted: Accepted,
+) -> Arc<ClientInfo> {
+    let Accepted { user, groups, data } = accepted;
+    let mut unique: Vec<String> = Vec::with_capacity(groups.len());
+    for group in groups {
+        if !unique.contains(&group) {
+            unique.push(group);
+        }
+    }
+    Arc::new(ClientInfo {
+        id,
+        path: upgrade.path,
+        endpoint: endpoint.clone(),
+        remote_addr,
+        headers: upgrade.headers,
+        query: upgrade.query,
+        subprotocol: protocol,
+        user,
+        connected_at: SystemTime::now(),
+        data,
+        groups: Arc::new(GroupList::new(unique)),
+    })
 }

@@ -55,7 +55,9 @@ pub(crate) fn go_live(
         deflate: deflate.as_ref().map(|(_, window_bits)| *window_bits),
     };
     let outbox = Outbox::new(stream, tls, unsent, greeting, terms);
-    let admission = Admission {
+    // Boxed: the thread's closure is moved through several frames of std's thread start, each
+    // a copy under every blocking read (a thread's stack stays resident at its deepest use).
+    let admission = Box::new(Admission {
         shared: shared.clone(),
         endpoint: endpoint.clone(),
         id,
@@ -68,7 +70,7 @@ pub(crate) fn go_live(
         deadline,
         slot,
         thread: shared.connections.thread_started(),
-    };
+    });
     let (commands, cut) = (shared.signals.commands().clone(), outbox.clone());
     let spawned = crate::threads::spawn_with_stack(
         "sh-conn",
