@@ -599,25 +599,10 @@ mod tests {
     //! the client sends back.
     use super::*;
     use crate::args::parse_args;
+    use crate::deflate::tests::frame;
     use crate::deflate::Deflater;
     use flate2::{Decompress, FlushDecompress};
     use std::net::TcpListener;
-    use tungstenite::protocol::frame::{coding::OpCode, Frame, FrameHeader};
-
-    /// A server frame (unmasked).
-    fn frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let head = FrameHeader {
-            is_final: fin,
-            rsv1,
-            rsv2: false,
-            rsv3: false,
-            opcode: OpCode::from(opcode),
-            mask: None,
-        };
-        let mut out = Vec::new();
-        (Frame::from_payload(head, payload.to_vec().into()).format(&mut out)).unwrap();
-        out
-    }
 
     fn squeeze(data: &[u8]) -> Vec<u8> {
         Deflater::new(15).compress(data).unwrap()

@@ -460,7 +460,7 @@ impl Deflater {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::VecDeque;
 
@@ -486,7 +486,7 @@ mod tests {
     }
 
     /// A server frame (unmasked): FIN, RSV1, opcode and payload.
-    fn frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
         let head = FrameHeader {
             is_final: fin,
             rsv1,
