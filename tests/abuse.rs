@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use signalhub::ServerHandle;
+use signalhub::{SendOptions, ServerHandle};
 use support::*;
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -448,6 +448,81 @@ fn thousands_of_tiny_fragments_over_the_maximum_close_with_1009() {
 }
 
 // --- Close handshakes the peer never answers ---
+
+#[test]
+fn half_a_close_frame_is_dropped_by_the_idle_timeout_and_others_carry_on() {
+    let _serial = serial();
+    let mut config = config();
+    config.ping_interval = Some(Duration::from_millis(100));
+    config.idle_timeout = Some(Duration::from_millis(400));
+    let server = start_with(config, |_| {});
+    let mut steady = connect(&server, "/steady");
+    let mut stalled = raw_upgrade(&server, "/stalled");
+    // A close frame's head announcing a 2-byte code, half of its mask, and nothing more.
+    let close = masked_frame(true, CLOSE, &1000u16.to_be_bytes());
+    stalled.write_all(&close[..4]).expect("write");
+    wait_for("both to connect", WAIT, || {
+        server.metrics().snapshot().clients_connected == 2
+    });
+    // The steady client answers pings meanwhile; the stalled one is dropped (bounded by WAIT).
+    let watcher = std::thread::spawn(move || read_until_closed(&mut stalled));
+    loop {
+        steady.ws.flush().expect("pongs out");
+        if watcher.is_finished() {
+            break;
+        }
+        match steady.ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("the steady client: {e}"),
+        }
+    }
+    watcher.join().expect("the stalled client was closed");
+    settles_at(&server, 1);
+    steady.send_json(json!({"message": "carried on"}));
+    assert_eq!(steady.recv(), "carried on");
+    drop(steady);
+    server.shutdown();
+}
+
+#[test]
+fn a_client_that_closes_and_never_reads_is_cut_at_the_close_timeout_and_costs_nobody() {
+    let _serial = serial();
+    let mut config = config();
+    // Room for everything queued below: the client is cut by the close timeout, not for
+    // overflowing its queue.
+    config.max_queue_bytes = 64 << 20;
+    let server = start_with(config, |_| {});
+    let mut steady = connect(&server, "/steady");
+    let mut deaf = raw_upgrade(&server, "/deaf");
+    wait_for("both to connect", WAIT, || {
+        server.metrics().snapshot().clients_connected == 2
+    });
+    // More than the socket buffers on both sides hold, so the echo of its close waits behind it.
+    let padding = "x".repeat(64 << 10);
+    let to_deaf = SendOptions::new().path("/deaf");
+    for _ in 0..256 {
+        server
+            .signals()
+            .send_with(&padding, &to_deaf)
+            .expect("send");
+    }
+    wait_until("the fan-out thread took them", || {
+        server.metrics().snapshot().signals_sent == 256
+    });
+    deaf.write_all(&masked_frame(true, CLOSE, &1000u16.to_be_bytes()))
+        .expect("write close");
+    // close_timeout is 500 ms; the deaf client never reads a byte.
+    settles_at(&server, 1);
+    steady.send_json(json!({"message": "carried on"}));
+    assert_eq!(steady.recv(), "carried on");
+    drop((steady, deaf));
+    server.shutdown();
+}
 
 #[test]
 fn a_close_the_peer_never_answers_is_cut_after_the_close_timeout() {
