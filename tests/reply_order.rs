@@ -59,6 +59,10 @@ fn direct_round_trips_are_counted_like_any_signal() {
         client.send_json(json!({ "message": n, "direct": true }));
         assert_eq!(client.recv(), n.to_string());
     }
+    // The count follows the write, so the last reply can be read before it is counted.
+    wait_until("all 50 replies counted as delivered", || {
+        server.metrics().snapshot().frames_delivered >= 50
+    });
     let metrics = server.metrics().snapshot();
     assert_eq!(metrics.signals_sent, 50);
     assert_eq!(metrics.frames_delivered, 50);
