@@ -306,6 +306,23 @@ mod pkcs12 {
         Certificate::pkcs12(&pfx, "s3cret").check().unwrap();
     }
 
+    /// What OpenSSL 3 writes, in each encryption: its default (PBES2 with AES-256), the
+    /// legacy one (RC2-40 and 3DES), PBES2 with 3DES, nothing encrypted, no integrity check
+    /// (tests/data/make-pfx.sh).
+    #[test]
+    fn openssl_files_load() {
+        for name in [
+            "modern.pfx",
+            "legacy.pfx",
+            "mixed.pfx",
+            "plain.pfx",
+            "nomac.pfx",
+        ] {
+            let result = Certificate::pkcs12(fixture(name), "pw").check();
+            assert!(result.is_ok(), "{name}: {result:?}");
+        }
+    }
+
     #[test]
     fn a_wrong_password_says_so() {
         let dir = TempDir::new("p12-wrong");

@@ -7,6 +7,8 @@
 
 mod input;
 mod insecure;
+#[cfg(feature = "pkcs12")]
+mod pkcs12;
 mod source;
 mod validity;
 

@@ -192,40 +192,33 @@ fn bad_pem(e: &pem::Error) -> String {
 /// The chain and key of a PKCS#12 (.pfx/.p12) archive.
 #[cfg(feature = "pkcs12")]
 fn pkcs12(path: &Path, password: &str) -> Result<Material> {
-    use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+    use super::pkcs12::{read as read_pkcs12, Failure};
     use rustls_pki_types::PrivatePkcs8KeyDer;
 
     let bytes = read(path)?;
-    let store = KeyStore::from_pkcs12(&bytes, password, Pkcs12ImportPolicy::Strict)
-        .map_err(|e| tls_error(path, pkcs12_reason(&e)))?;
-    let no_key = || tls_error(path, "no private key with its certificate in it");
-    let (_, key_chain) = store.private_key_chain().ok_or_else(no_key)?;
-    let chain: Vec<_> = (key_chain.certs().iter())
-        .map(|c| CertificateDer::from(c.as_der().to_vec()))
-        .collect();
-    if chain.is_empty() {
-        return Err(no_key());
-    }
-    let key = PrivatePkcs8KeyDer::from(key_chain.key().as_der().to_vec());
+    let key_chain = read_pkcs12(&bytes, password).map_err(|failure| match failure {
+        Failure::WrongPassword => {
+            tls_error(path, "wrong password (the PKCS#12 integrity check failed)")
+        }
+        Failure::Unreadable(why) => tls_error(
+            path,
+            format!("not a readable PKCS#12 file, or a wrong password: {why}"),
+        ),
+    })?;
+    let key_chain =
+        key_chain.ok_or_else(|| tls_error(path, "no private key with its certificate in it"))?;
     Ok(Material {
-        chain,
-        key: key.into(),
+        chain: key_chain
+            .chain
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect(),
+        key: PrivatePkcs8KeyDer::from(key_chain.key).into(),
         files: Some(Files {
             chain: path.to_path_buf(),
             key: path.to_path_buf(),
         }),
     })
-}
-
-/// A PKCS#12 reading error in words: a failed integrity check means a wrong password.
-#[cfg(feature = "pkcs12")]
-fn pkcs12_reason(e: &p12_keystore::error::Error) -> String {
-    match e {
-        p12_keystore::error::Error::MacError(_) => {
-            "wrong password (the PKCS#12 integrity check failed)".into()
-        }
-        e => format!("not a readable PKCS#12 file, or a wrong password: {e}"),
-    }
 }
 
 /// A self-signed certificate for `names`, made now.

@@ -164,13 +164,13 @@ fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
 }
 
 /// One element with the given tag: its contents and what follows it.
-fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+pub(super) fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (found, value, rest) = tlv(input)?;
     (found == tag).then_some((value, rest))
 }
 
 /// One DER element (single-byte tag, definite length): tag, contents, the rest.
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, input) = input.split_first()?;
     if tag & 0x1f == 0x1f {
         return None; // multi-byte tags never occur on this path
