@@ -67,10 +67,23 @@ fn entry(client: &Presence) -> Value {
     })
 }
 
-/// A time as RFC 3339 in UTC, to the millisecond.
+/// A time as RFC 3339 in UTC, to the millisecond. Written out field by field, as
+/// `pode_date` is, rather than through jiff's printer.
 fn rfc3339(time: SystemTime) -> String {
     match jiff::Timestamp::try_from(time) {
-        Ok(timestamp) => format!("{timestamp:.3}"),
+        Ok(timestamp) => {
+            let t = timestamp.to_zoned(jiff::tz::TimeZone::UTC);
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        }
         Err(_) => String::new(),
     }
 }
@@ -184,5 +197,9 @@ mod tests {
     fn times_are_rfc_3339_in_utc() {
         let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_796_000_000_123);
         assert_eq!(rfc3339(time), "2026-11-30T00:53:20.123Z");
+        let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(whole), "2000-02-29T00:00:00.000Z");
+        let before = SystemTime::UNIX_EPOCH - std::time::Duration::from_millis(1);
+        assert_eq!(rfc3339(before), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -64,9 +64,23 @@ pub fn pode_now() -> String {
     pode_date(&jiff::Zoned::now())
 }
 
-/// `time` as `M/d/yyyy h:mm:ss tt` (en-US).
+/// `time` as `M/d/yyyy h:mm:ss tt` (en-US). Written out field by field: jiff's strftime
+/// (`%-m/%-d/%Y %-I:%M:%S %p`) brought its formatter and its error messages, 26 KiB of the
+/// binary (docs/PERFORMANCE.md).
 fn pode_date(time: &jiff::Zoned) -> String {
-    time.strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string()
+    let hour = match time.hour() % 12 {
+        0 => 12,
+        hour => hour,
+    };
+    let meridiem = if time.hour() < 12 { "AM" } else { "PM" };
+    format!(
+        "{}/{}/{:04} {hour}:{:02}:{:02} {meridiem}",
+        time.month(),
+        time.day(),
+        time.year(),
+        time.minute(),
+        time.second()
+    )
 }
 
 /// What `GET /ws-config` says for the started server: the port of the Ws endpoint `ws_name`,
