@@ -87,6 +87,12 @@ impl Certificate {
     }
 
     /// A PKCS#12 (.pfx/.p12) file and its password.
+    ///
+    /// Read: what OpenSSL 3 writes by default (PBES2: PBKDF2 and AES-CBC), its `-legacy`
+    /// form and older Windows exports (SHA-1 with 3DES or RC2), and unencrypted contents;
+    /// the integrity check with HMAC-SHA-1, -256, -384 or -512. The key served is the first
+    /// one whose certificate is in the file; the chain is that certificate, then its issuers
+    /// found there.
     #[cfg(feature = "pkcs12")]
     #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn pkcs12(file: impl Into<PathBuf>, password: impl Into<String>) -> Certificate {
