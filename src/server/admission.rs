@@ -83,22 +83,30 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    /// Decides, and for an accepted client registers it and sends the `101`. Returns the
+    /// Decides, and for an accepted client lets it in ([`Admission::let_in`]). Returns the
     /// connection to run, or `None` when it was refused (answered and cut) or the server is
-    /// stopping.
+    /// stopping. Runs on the connection's thread (the hook may take its time).
     ///
     /// Boxed, and the client's record built out of line: this runs under every blocking read
     /// of the connection's thread, so its deepest frame (the registration's send) decides how
     /// much of that thread's stack stays resident (docs/PERFORMANCE.md).
     #[inline(never)]
-    pub(crate) fn admit(self: Box<Self>) -> Option<Connection> {
-        let accepted = match self.authorize() {
-            Ok(accepted) => accepted,
+    pub(crate) fn admit(self: Box<Self>) -> Option<Box<Connection>> {
+        match self.authorize() {
+            Ok(accepted) => self.let_in(accepted),
             Err(refusal) => {
                 self.refuse(&refusal);
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Registers an accepted client and sends its `101`. Returns the connection to run, or
+    /// `None` when the server is stopping. Without an authorize hook this runs on the door's
+    /// thread, before the connection's thread starts (see [`go_live`]).
+    ///
+    /// [`go_live`]: crate::server::door::upgrade::go_live
+    pub(crate) fn let_in(self: Box<Self>, accepted: Accepted) -> Option<Box<Connection>> {
         let Admission {
             shared,
             endpoint,
@@ -135,8 +143,9 @@ impl Admission {
             shared.metrics.clone(),
             shared.signals.commands().clone(),
         ));
-        Some(Connection {
+        Some(Box::new(Connection {
             info,
+            path_key,
             outbox,
             leftover,
             deflate,
@@ -145,7 +154,7 @@ impl Admission {
             shared,
             slot,
             thread,
-        })
+        }))
     }
 
     /// Answers the upgrade with `refusal` instead of `101`, and cuts the connection.

@@ -6,7 +6,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crossbeam_channel::Sender;
+
 use super::transport::Transport;
+use crate::auth::Accepted;
 use crate::event::EndpointInfo;
 use crate::metrics::Counters;
 use crate::server::admission::Admission;
@@ -18,7 +21,8 @@ use crate::server::Shared;
 use crate::ClientId;
 
 /// Starts an upgraded connection's thread with the agreed `protocol`, counted by `slot`. A
-/// connection whose thread cannot start is answered `503` instead.
+/// connection whose thread cannot start is answered `503` instead (closed with 1013 when there
+/// is no authorize hook: its `101` went out before).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn go_live(
     shared: &Arc<Shared>,
@@ -72,29 +76,51 @@ pub(crate) fn go_live(
         thread: shared.connections.thread_started(),
     });
     let (commands, cut) = (shared.signals.commands().clone(), outbox.clone());
-    let spawned = crate::threads::spawn_with_stack(
-        "sh-conn",
-        config.tuning.connection_stack_size,
-        move || {
-            // Handlers' panics are caught where they run; this is for the connection's own code.
-            // Its client must not stay registered (nor its socket open) with no reader.
-            let run = || {
+    let stack = config.tuning.connection_stack_size;
+    if shared.routes.authorize_hook().is_some() {
+        // The hook may take its time: it runs on the connection's own thread.
+        let spawned = crate::threads::spawn_with_stack("sh-conn", stack, move || {
+            contain(id, &cut, &commands, || {
                 if let Some(connection) = admission.admit() {
                     connection.run();
                 }
-            };
-            if catch_unwind(AssertUnwindSafe(run)).is_err() {
-                log::error!("the thread of client {id} panicked; its connection is cut");
-                cut.shutdown();
-                let _ = commands.send(Command::Unregister(id));
-            }
-        },
-    );
+            });
+        });
+        if let Err(e) = spawned {
+            // The closure (and with it the slot and thread guard) is dropped: places freed.
+            log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
+            Counters::add(&shared.metrics.connections_refused, 1);
+            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+        }
+        return;
+    }
+    // No hook: the client is let in here, so that its thread allocates and frees nothing
+    // until its client sends something. What a thread frees stays in glibc's cache of that
+    // thread, which an idle connection's thread never uses again (docs/PERFORMANCE.md).
+    let Some(connection) = admission.let_in(Accepted::anonymous()) else {
+        return; // shutting down
+    };
+    let spawned = crate::threads::spawn_with_stack("sh-conn", stack, move || {
+        contain(id, &cut, &commands, || connection.run());
+    });
     if let Err(e) = spawned {
-        // The closure (and with it the slot and thread guard) is dropped: places freed.
-        log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
+        // Its `101` went out: it is closed instead of refused (the closure, and with it the
+        // slot and thread guard, is dropped: places freed).
+        log::warn!("closing {remote_addr}: cannot start a connection thread: {e}");
         Counters::add(&shared.metrics.connections_refused, 1);
-        outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+        let _ = (shared.signals.commands()).send(Command::Unregister(id));
+        outbox.close(Some(1013), "server cannot take more connections");
+        outbox.reader_done();
+    }
+}
+
+/// Runs a connection's own code, containing its panics (handlers' panics are caught where they
+/// run): its client must not stay registered (nor its socket open) with no reader.
+fn contain(id: ClientId, cut: &Outbox, commands: &Sender<Command>, run: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(run)).is_err() {
+        log::error!("the thread of client {id} panicked; its connection is cut");
+        cut.shutdown();
+        let _ = commands.send(Command::Unregister(id));
     }
 }
 
