@@ -137,12 +137,12 @@ impl Admission {
         Counters::add(&shared.metrics.connections_total, 1);
         outbox.open();
         let route = shared.routes.find(&path_key, &endpoint.name);
-        let reply = Arc::new(ReplyPath::new(
+        let reply = ReplyPath::new(
             id,
             outbox.clone(),
             shared.metrics.clone(),
             shared.signals.commands().clone(),
-        ));
+        );
         Some(Box::new(Connection {
             info,
             path_key,

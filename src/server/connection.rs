@@ -143,6 +143,7 @@ impl Connection {
             .signals
             .commands()
             .send(Command::Unregister(self.info.id));
+        ReplyPath::leave();
         // The connection no longer counts against the caps, even while hooks run.
         let Connection {
             info,
