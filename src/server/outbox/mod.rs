@@ -297,6 +297,11 @@ impl Outbox {
         if inner.state == State::Paused {
             inner.state = State::Open;
             self.flush_locked(&mut inner);
+            if inner.queue.is_empty() {
+                // The handshake's room goes back: most connections then wait, and a queue is
+                // needed again only when a write cannot go out at once.
+                inner.queue = VecDeque::new();
+            }
         }
     }
 
