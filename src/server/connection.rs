@@ -81,14 +81,14 @@ impl Connection {
     /// a connection's thread frees stays in glibc's cache of that thread).
     #[inline(never)]
     pub(crate) fn run(mut self: Box<Self>) {
-        self.reply.enter();
         let path_key = std::mem::take(&mut self.path_key);
         let raw = self.shared.routes.message_handler(&path_key);
-        run_hooks(
-            &self.shared.routes.connect_hooks(&path_key),
-            &self.info,
-            "connect",
-        );
+        let connect_hooks = self.shared.routes.connect_hooks(&path_key);
+        if !connect_hooks.is_empty() {
+            // What its connect hooks send counts in flight, as what its handlers send does.
+            self.reply.enter();
+        }
+        run_hooks(&connect_hooks, &self.info, "connect");
         let mut stream = ConnectionStream {
             outbox: self.outbox.clone(),
             tls: self.outbox.is_tls().then(TlsInput::default),
@@ -167,6 +167,10 @@ impl Connection {
         stream: &mut ConnectionStream,
         raw: Option<&MessageHandler>,
     ) -> Ending {
+        // The thread becomes the connection's (see `ReplyPath::enter`) at its first message,
+        // not before: doing so registers a thread-local destructor, an allocation that an
+        // idle connection does without.
+        let mut entered = false;
         loop {
             let incoming = match reader.read(stream) {
                 Ok(incoming) => incoming,
@@ -182,6 +186,10 @@ impl Connection {
                 }
             };
             self.outbox.touch();
+            if !entered {
+                self.reply.enter();
+                entered = true;
+            }
             match incoming {
                 Incoming::Text(text) => match raw {
                     Some(handler) => self.on_raw(handler, RawMessage::Text(&text)),
