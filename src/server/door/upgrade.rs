@@ -79,7 +79,7 @@ pub(crate) fn go_live(
     let stack = config.tuning.connection_stack_size;
     if shared.routes.authorize_hook().is_some() {
         // The hook may take its time: it runs on the connection's own thread.
-        let spawned = crate::threads::spawn_with_stack("sh-conn", stack, move || {
+        let spawned = crate::threads::spawn_connection("sh-conn", stack, move || {
             contain(id, &cut, &commands, || {
                 if let Some(connection) = admission.admit() {
                     connection.run();
@@ -100,7 +100,7 @@ pub(crate) fn go_live(
     let Some(connection) = admission.let_in(Accepted::anonymous()) else {
         return; // shutting down
     };
-    let spawned = crate::threads::spawn_with_stack("sh-conn", stack, move || {
+    let spawned = crate::threads::spawn_connection("sh-conn", stack, move || {
         contain(id, &cut, &commands, || connection.run());
     });
     if let Err(e) = spawned {
