@@ -83,7 +83,7 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    /// Decides, and for an accepted client lets it in ([`Admission::let_in`]). Returns the
+    /// Decides, and for an accepted client registers it and sends the `101`. Returns the
     /// connection to run, or `None` when it was refused (answered and cut) or the server is
     /// stopping. Runs on the connection's thread (the hook may take its time).
     ///
@@ -93,7 +93,11 @@ impl Admission {
     #[inline(never)]
     pub(crate) fn admit(self: Box<Self>) -> Option<Box<Connection>> {
         match self.authorize() {
-            Ok(accepted) => self.let_in(accepted),
+            Ok(accepted) => {
+                let connection = self.register(accepted)?;
+                open(&connection.shared, &connection.outbox);
+                Some(connection)
+            }
             Err(refusal) => {
                 self.refuse(&refusal);
                 None
@@ -101,12 +105,13 @@ impl Admission {
         }
     }
 
-    /// Registers an accepted client and sends its `101`. Returns the connection to run, or
-    /// `None` when the server is stopping. Without an authorize hook this runs on the door's
-    /// thread, before the connection's thread starts (see [`go_live`]).
+    /// Registers an accepted client with the fan-out. Returns the connection to run, its `101`
+    /// still held (see [`open`]), or `None` when the server is stopping. Without an authorize
+    /// hook this runs on the door's thread, before the connection's thread starts (see
+    /// [`go_live`]).
     ///
     /// [`go_live`]: crate::server::door::upgrade::go_live
-    pub(crate) fn let_in(self: Box<Self>, accepted: Accepted) -> Option<Box<Connection>> {
+    pub(crate) fn register(self: Box<Self>, accepted: Accepted) -> Option<Box<Connection>> {
         let Admission {
             shared,
             endpoint,
@@ -134,8 +139,6 @@ impl Admission {
             outbox.shutdown();
             return None; // shutting down
         }
-        Counters::add(&shared.metrics.connections_total, 1);
-        outbox.open();
         let route = shared.routes.find(&path_key, &endpoint.name);
         let reply = ReplyPath::new(
             id,
@@ -199,6 +202,12 @@ impl Admission {
             protocols: &self.upgrade.protocols,
         }
     }
+}
+
+/// Lets a registered client's `101` go out, and whatever was routed to it since behind it.
+pub(crate) fn open(shared: &Shared, outbox: &Outbox) {
+    Counters::add(&shared.metrics.connections_total, 1);
+    outbox.open();
 }
 
 /// Runs the hook, containing its panics (answered `500`).

@@ -12,7 +12,7 @@ use super::transport::Transport;
 use crate::auth::Accepted;
 use crate::event::EndpointInfo;
 use crate::metrics::Counters;
-use crate::server::admission::Admission;
+use crate::server::admission::{open, Admission};
 use crate::server::fanout::Command;
 use crate::server::handshake::{switching_protocols, Refusal, Upgrade};
 use crate::server::limits::Slot;
@@ -21,8 +21,7 @@ use crate::server::Shared;
 use crate::ClientId;
 
 /// Starts an upgraded connection's thread with the agreed `protocol`, counted by `slot`. A
-/// connection whose thread cannot start is answered `503` instead (closed with 1013 when there
-/// is no authorize hook: its `101` went out before).
+/// connection whose thread cannot start is answered `503` instead.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn go_live(
     shared: &Arc<Shared>,
@@ -94,23 +93,25 @@ pub(crate) fn go_live(
         }
         return;
     }
-    // No hook: the client is let in here, so that its thread allocates and frees nothing
+    // No hook: the client is registered here, so that its thread allocates and frees nothing
     // until its client sends something. What a thread frees stays in glibc's cache of that
-    // thread, which an idle connection's thread never uses again (docs/PERFORMANCE.md).
-    let Some(connection) = admission.let_in(Accepted::anonymous()) else {
+    // thread, which an idle connection's thread never uses again (docs/PERFORMANCE.md). Its
+    // `101` goes out once the thread runs; until then (or if it cannot start) it is held.
+    let Some(connection) = admission.register(Accepted::anonymous()) else {
         return; // shutting down
     };
     let spawned = crate::threads::spawn_connection("sh-conn", stack, move || {
         contain(id, &cut, &commands, || connection.run());
     });
-    if let Err(e) = spawned {
-        // Its `101` went out: it is closed instead of refused (the closure, and with it the
-        // slot and thread guard, is dropped: places freed).
-        log::warn!("closing {remote_addr}: cannot start a connection thread: {e}");
-        Counters::add(&shared.metrics.connections_refused, 1);
-        let _ = (shared.signals.commands()).send(Command::Unregister(id));
-        outbox.close(Some(1013), "server cannot take more connections");
-        outbox.reader_done();
+    match spawned {
+        Ok(()) => open(shared, &outbox),
+        Err(e) => {
+            // The closure (and with it the slot and thread guard) is dropped: places freed.
+            log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
+            let _ = (shared.signals.commands()).send(Command::Unregister(id));
+            Counters::add(&shared.metrics.connections_refused, 1);
+            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+        }
     }
 }
 
