@@ -108,9 +108,7 @@ impl Admission {
     /// Registers an accepted client with the fan-out. Returns the connection to run, its `101`
     /// still held (see [`open`]), or `None` when the server is stopping. Without an authorize
     /// hook this runs on the door's thread, before the connection's thread starts (see
-    /// [`go_live`]).
-    ///
-    /// [`go_live`]: crate::server::door::upgrade::go_live
+    /// `go_live` in `door/upgrade.rs`).
     pub(crate) fn register(self: Box<Self>, accepted: Accepted) -> Option<Box<Connection>> {
         let Admission {
             shared,
