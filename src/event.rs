@@ -237,7 +237,7 @@ pub struct MessageEvent<'a> {
     pub message: RawMessage<'a>,
     pub(crate) signals: &'a Signals,
     /// The way back to the sender that skips the fan-out when it can.
-    pub(crate) reply: &'a ReplyPath,
+    pub(crate) reply: &'a Arc<ReplyPath>,
 }
 
 impl MessageEvent<'_> {

@@ -59,8 +59,10 @@
 //!     Ok(())
 //! }
 //! ```
-// One unsafe call in the crate: glibc's malloc_trim, returning free memory after a burst of
-// connections (src/server/memory.rs; why in docs/PERFORMANCE.md). Everything else is safe Rust.
+// Unsafe code in two places, both for glibc, both for memory (why in docs/PERFORMANCE.md):
+// malloc_trim, returning free memory after a burst of connections (src/server/memory.rs), and
+// connection threads started as bare POSIX threads (src/threads.rs). Everything else is safe
+// Rust.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 // docs.rs (`--cfg docsrs`, see Cargo.toml) labels feature-gated items with their feature.

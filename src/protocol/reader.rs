@@ -140,26 +140,27 @@ impl MessageReader {
     }
 
     /// Reads more bytes into the buffer (at least one), dropping what was used.
+    ///
+    /// Until the first bytes arrive there is no buffer: they are read into a few bytes on the
+    /// stack, so a connection that never sends anything holds none (idle memory).
     #[inline(never)]
     fn fill(&mut self, stream: &mut impl Read) -> Result<(), Failure> {
+        if self.buf.capacity() == 0 {
+            let mut first = [0u8; 14];
+            let read = read_some(stream, &mut first)?;
+            self.buf.reserve_exact(self.read_size);
+            self.buf.extend_from_slice(&first[..read]);
+            return Ok(());
+        }
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         let start = self.buf.len();
         self.buf.resize(start + self.read_size, 0);
-        let read = loop {
-            match stream.read(&mut self.buf[start..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        let read = read_some(stream, &mut self.buf[start..]);
         self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(0) => Err(Failure::Gone),
-            Ok(_) => Ok(()),
-            Err(_) => Err(Failure::Gone),
-        }
+        read.map(|_| ())
     }
 
     /// Appends the next `length` payload bytes to `out`, unmasked with `mask`, calling
@@ -349,6 +350,18 @@ impl MessageReader {
     #[cfg(test)]
     fn in_message(&self) -> bool {
         self.partial.is_some()
+    }
+}
+
+/// One read of at least one byte into `buf` (retried when interrupted); the end of the stream
+/// or an error means the peer is gone.
+fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Result<usize, Failure> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => return Err(Failure::Gone),
+            Ok(read) => return Ok(read),
+        }
     }
 }
 

@@ -85,20 +85,31 @@ pub(crate) struct Admission {
 impl Admission {
     /// Decides, and for an accepted client registers it and sends the `101`. Returns the
     /// connection to run, or `None` when it was refused (answered and cut) or the server is
-    /// stopping.
+    /// stopping. Runs on the connection's thread (the hook may take its time).
     ///
     /// Boxed, and the client's record built out of line: this runs under every blocking read
     /// of the connection's thread, so its deepest frame (the registration's send) decides how
     /// much of that thread's stack stays resident (docs/PERFORMANCE.md).
     #[inline(never)]
-    pub(crate) fn admit(self: Box<Self>) -> Option<Connection> {
-        let accepted = match self.authorize() {
-            Ok(accepted) => accepted,
+    pub(crate) fn admit(self: Box<Self>) -> Option<Box<Connection>> {
+        match self.authorize() {
+            Ok(accepted) => {
+                let connection = self.register(accepted)?;
+                open(&connection.shared, &connection.outbox);
+                Some(connection)
+            }
             Err(refusal) => {
                 self.refuse(&refusal);
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Registers an accepted client with the fan-out. Returns the connection to run, its `101`
+    /// still held (see [`open`]), or `None` when the server is stopping. Without an authorize
+    /// hook this runs on the door's thread, before the connection's thread starts (see
+    /// `go_live` in `door/upgrade.rs`).
+    pub(crate) fn register(self: Box<Self>, accepted: Accepted) -> Option<Box<Connection>> {
         let Admission {
             shared,
             endpoint,
@@ -126,17 +137,16 @@ impl Admission {
             outbox.shutdown();
             return None; // shutting down
         }
-        Counters::add(&shared.metrics.connections_total, 1);
-        outbox.open();
         let route = shared.routes.find(&path_key, &endpoint.name);
-        let reply = Arc::new(ReplyPath::new(
+        let reply = ReplyPath::new(
             id,
             outbox.clone(),
             shared.metrics.clone(),
             shared.signals.commands().clone(),
-        ));
-        Some(Connection {
+        );
+        Some(Box::new(Connection {
             info,
+            path_key,
             outbox,
             leftover,
             deflate,
@@ -145,7 +155,7 @@ impl Admission {
             shared,
             slot,
             thread,
-        })
+        }))
     }
 
     /// Answers the upgrade with `refusal` instead of `101`, and cuts the connection.
@@ -190,6 +200,12 @@ impl Admission {
             protocols: &self.upgrade.protocols,
         }
     }
+}
+
+/// Lets a registered client's `101` go out, and whatever was routed to it since behind it.
+pub(crate) fn open(shared: &Shared, outbox: &Outbox) {
+    Counters::add(&shared.metrics.connections_total, 1);
+    outbox.open();
 }
 
 /// Runs the hook, containing its panics (answered `500`).

@@ -237,8 +237,9 @@ pub(crate) fn check_subprotocols(names: &[String]) -> Result<()> {
 }
 
 /// Threads and file descriptors this process can spare for connections: each connection takes
-/// one thread (four memory mappings under `vm.max_map_count`) and one file descriptor, with
-/// headroom kept for everything else.
+/// one thread (four memory mappings under `vm.max_map_count` counted: std's threads take four,
+/// the bare threads used on Linux with glibc two) and one file descriptor, with headroom kept
+/// for everything else.
 pub fn default_max_connections() -> usize {
     let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current

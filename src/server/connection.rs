@@ -47,6 +47,8 @@ impl Read for ConnectionStream {
 /// Everything a connection thread needs.
 pub(crate) struct Connection {
     pub(crate) info: Arc<ClientInfo>,
+    /// Its path lowercased, as routes and hooks are found by.
+    pub(crate) path_key: String,
     pub(crate) outbox: Arc<Outbox>,
     /// Bytes read after the request head (frames the client sent right away).
     pub(crate) leftover: Vec<u8>,
@@ -73,17 +75,20 @@ enum Ending {
 
 impl Connection {
     /// Runs the connection until it closes. Out of line, so that the thread's first frame
-    /// stays small and the admission's calls under it stay shallow.
+    /// stays small and the admission's calls under it stay shallow. Boxed: it was made before
+    /// the thread started (without an authorize hook, on the door's thread), and it is freed
+    /// when the connection ends rather than when the thread starts (docs/PERFORMANCE.md: what
+    /// a connection's thread frees stays in glibc's cache of that thread).
     #[inline(never)]
-    pub(crate) fn run(mut self) {
-        self.reply.enter();
-        let path_key = self.info.path.to_lowercase();
+    pub(crate) fn run(mut self: Box<Self>) {
+        let path_key = std::mem::take(&mut self.path_key);
         let raw = self.shared.routes.message_handler(&path_key);
-        run_hooks(
-            &self.shared.routes.connect_hooks(&path_key),
-            &self.info,
-            "connect",
-        );
+        let connect_hooks = self.shared.routes.connect_hooks(&path_key);
+        if !connect_hooks.is_empty() {
+            // What its connect hooks send counts in flight, as what its handlers send does.
+            self.reply.enter();
+        }
+        run_hooks(&connect_hooks, &self.info, "connect");
         let mut stream = ConnectionStream {
             outbox: self.outbox.clone(),
             tls: self.outbox.is_tls().then(TlsInput::default),
@@ -102,8 +107,11 @@ impl Connection {
 
     /// After the read loop: the close (if we fail the connection), unregistering, the
     /// disconnect hooks.
+    // Boxed as `run` got it: unboxing it there would put a copy in `run`'s frame, above every
+    // blocking read.
+    #[allow(clippy::boxed_local)]
     #[inline(never)]
-    fn finish(self, ending: Ending, path_key: &str, stream: &mut ConnectionStream) {
+    fn finish(self: Box<Self>, ending: Ending, path_key: &str, stream: &mut ConnectionStream) {
         match ending {
             Ending::Failed(code, reason) => {
                 log::debug!(
@@ -135,6 +143,7 @@ impl Connection {
             .signals
             .commands()
             .send(Command::Unregister(self.info.id));
+        ReplyPath::leave();
         // The connection no longer counts against the caps, even while hooks run.
         let Connection {
             info,
@@ -142,7 +151,7 @@ impl Connection {
             slot,
             thread,
             ..
-        } = self;
+        } = *self;
         drop(slot);
         run_hooks(
             &shared.routes.disconnect_hooks(path_key),
@@ -158,6 +167,10 @@ impl Connection {
         stream: &mut ConnectionStream,
         raw: Option<&MessageHandler>,
     ) -> Ending {
+        // The thread becomes the connection's (see `ReplyPath::enter`) at its first message,
+        // not before: doing so registers a thread-local destructor, an allocation that an
+        // idle connection does without.
+        let mut entered = false;
         loop {
             let incoming = match reader.read(stream) {
                 Ok(incoming) => incoming,
@@ -173,6 +186,10 @@ impl Connection {
                 }
             };
             self.outbox.touch();
+            if !entered {
+                self.reply.enter();
+                entered = true;
+            }
             match incoming {
                 Incoming::Text(text) => match raw {
                     Some(handler) => self.on_raw(handler, RawMessage::Text(&text)),

@@ -19,10 +19,10 @@ use crate::server::outbox::{Delivery, FrameSink, Outbox};
 use crate::{ClientId, Error, Result};
 
 thread_local! {
-    /// On a connection's thread (which serves that connection alone): its in-flight count,
-    /// so that signals sent through [`Signals`](crate::Signals) from its handlers are counted
-    /// too, and a later shortcut reply cannot overtake them.
-    static IN_FLIGHT: std::cell::RefCell<Option<Arc<AtomicUsize>>> =
+    /// On a connection's thread (which serves that connection alone): its reply path, whose
+    /// in-flight count signals sent through [`Signals`](crate::Signals) from its handlers
+    /// join, so that a later shortcut reply cannot overtake them.
+    static IN_FLIGHT: std::cell::RefCell<Option<Arc<ReplyPath>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -34,18 +34,18 @@ pub(crate) fn pending_here() -> Option<Pending> {
 /// One signal of a connection on its way through the fan-out: counted in flight from its
 /// making until it is dropped (written, or dropped unrouted).
 #[derive(Debug)]
-pub(crate) struct Pending(Arc<AtomicUsize>);
+pub(crate) struct Pending(Arc<ReplyPath>);
 
 impl Pending {
-    fn new(in_flight: &Arc<AtomicUsize>) -> Pending {
-        in_flight.fetch_add(1, Ordering::AcqRel);
-        Pending(in_flight.clone())
+    fn new(path: &Arc<ReplyPath>) -> Pending {
+        path.in_flight.fetch_add(1, Ordering::AcqRel);
+        Pending(path.clone())
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -60,11 +60,13 @@ impl Settle {
     }
 }
 
-/// A connection's shortcut to its own client, shared with the events its handlers get.
+/// A connection's shortcut to its own client, shared with the events its handlers get. The
+/// in-flight count lives here rather than in an allocation of its own: one record fewer per
+/// connection.
 pub(crate) struct ReplyPath {
     id: ClientId,
     outbox: Arc<Outbox>,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: AtomicUsize,
     metrics: Arc<Counters>,
     commands: Sender<Command>,
 }
@@ -83,26 +85,32 @@ impl ReplyPath {
         outbox: Arc<Outbox>,
         metrics: Arc<Counters>,
         commands: Sender<Command>,
-    ) -> ReplyPath {
-        ReplyPath {
+    ) -> Arc<ReplyPath> {
+        Arc::new(ReplyPath {
             id,
             outbox,
-            in_flight: Arc::default(),
+            in_flight: AtomicUsize::new(0),
             metrics,
             commands,
-        }
+        })
     }
 
     /// Makes this thread the connection's: signals sent from it through `Signals` count in
     /// flight (see [`pending_here`]).
-    pub(crate) fn enter(&self) {
-        IN_FLIGHT.with(|current| *current.borrow_mut() = Some(self.in_flight.clone()));
+    pub(crate) fn enter(self: &Arc<Self>) {
+        IN_FLIGHT.with(|current| *current.borrow_mut() = Some(self.clone()));
+    }
+
+    /// The connection has ended: this thread lets go of its reply path (and with it of the
+    /// outbox and the command queue) before it ends.
+    pub(crate) fn leave() {
+        IN_FLIGHT.with(|current| current.borrow_mut().take());
     }
 
     /// Sends a signal of this connection's: to its own client directly when nothing of its
     /// is still in the fan-out, else (and to anyone else) through the fan-out, counted in
     /// flight.
-    pub(crate) fn send(&self, frame: Frame, target: Target) -> Result<()> {
+    pub(crate) fn send(self: &Arc<Self>, frame: Frame, target: Target) -> Result<()> {
         if target == Target::Client(self.id) && self.in_flight.load(Ordering::Acquire) == 0 {
             Counters::add(&self.metrics.signals_sent, 1);
             match FrameSink::send_frames(&*self.outbox, &[&frame]) {
@@ -114,8 +122,7 @@ impl ReplyPath {
             }
             return Ok(());
         }
-        let outgoing =
-            Outgoing::new(frame, target, Some(self.id)).pending(Pending::new(&self.in_flight));
+        let outgoing = Outgoing::new(frame, target, Some(self.id)).pending(Pending::new(self));
         (self.commands.send(Command::Signal(outgoing))).map_err(|_| Error::NotRunning)
     }
 }

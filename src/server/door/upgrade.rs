@@ -6,10 +6,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crossbeam_channel::Sender;
+
 use super::transport::Transport;
+use crate::auth::Accepted;
 use crate::event::EndpointInfo;
 use crate::metrics::Counters;
-use crate::server::admission::Admission;
+use crate::server::admission::{open, Admission};
 use crate::server::fanout::Command;
 use crate::server::handshake::{switching_protocols, Refusal, Upgrade};
 use crate::server::limits::Slot;
@@ -72,29 +75,53 @@ pub(crate) fn go_live(
         thread: shared.connections.thread_started(),
     });
     let (commands, cut) = (shared.signals.commands().clone(), outbox.clone());
-    let spawned = crate::threads::spawn_with_stack(
-        "sh-conn",
-        config.tuning.connection_stack_size,
-        move || {
-            // Handlers' panics are caught where they run; this is for the connection's own code.
-            // Its client must not stay registered (nor its socket open) with no reader.
-            let run = || {
+    let stack = config.tuning.connection_stack_size;
+    if shared.routes.authorize_hook().is_some() {
+        // The hook may take its time: it runs on the connection's own thread.
+        let spawned = crate::threads::spawn_connection("sh-conn", stack, move || {
+            contain(id, &cut, &commands, || {
                 if let Some(connection) = admission.admit() {
                     connection.run();
                 }
-            };
-            if catch_unwind(AssertUnwindSafe(run)).is_err() {
-                log::error!("the thread of client {id} panicked; its connection is cut");
-                cut.shutdown();
-                let _ = commands.send(Command::Unregister(id));
-            }
-        },
-    );
-    if let Err(e) = spawned {
-        // The closure (and with it the slot and thread guard) is dropped: places freed.
-        log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
-        Counters::add(&shared.metrics.connections_refused, 1);
-        outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+            });
+        });
+        if let Err(e) = spawned {
+            // The closure (and with it the slot and thread guard) is dropped: places freed.
+            log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
+            Counters::add(&shared.metrics.connections_refused, 1);
+            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+        }
+        return;
+    }
+    // No hook: the client is registered here, so that its thread allocates and frees nothing
+    // until its client sends something. What a thread frees stays in glibc's cache of that
+    // thread, which an idle connection's thread never uses again (docs/PERFORMANCE.md). Its
+    // `101` goes out once the thread runs; until then (or if it cannot start) it is held.
+    let Some(connection) = admission.register(Accepted::anonymous()) else {
+        return; // shutting down
+    };
+    let spawned = crate::threads::spawn_connection("sh-conn", stack, move || {
+        contain(id, &cut, &commands, || connection.run());
+    });
+    match spawned {
+        Ok(()) => open(shared, &outbox),
+        Err(e) => {
+            // The closure (and with it the slot and thread guard) is dropped: places freed.
+            log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
+            let _ = (shared.signals.commands()).send(Command::Unregister(id));
+            Counters::add(&shared.metrics.connections_refused, 1);
+            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+        }
+    }
+}
+
+/// Runs a connection's own code, containing its panics (handlers' panics are caught where they
+/// run): its client must not stay registered (nor its socket open) with no reader.
+fn contain(id: ClientId, cut: &Outbox, commands: &Sender<Command>, run: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(run)).is_err() {
+        log::error!("the thread of client {id} panicked; its connection is cut");
+        cut.shutdown();
+        let _ = commands.send(Command::Unregister(id));
     }
 }
 

@@ -180,9 +180,16 @@ impl Inner {
         }
     }
 
-    /// Paused, nothing sent: takes back the handshake response, the last chunk queued.
+    /// Paused, nothing sent: takes back the handshake response, and the signals routed to the
+    /// client since (it may be registered before its thread could start). Those are shared
+    /// frames; the response, and what the door could not send before it, are owned bytes.
     fn pop_greeting(&mut self) {
         if self.front_done == 0 && self.records.is_empty() {
+            while matches!(self.queue.back(), Some(Chunk::Shared(_))) {
+                if let Some(frame) = self.queue.pop_back() {
+                    self.waiting -= frame.len();
+                }
+            }
             if let Some(chunk) = self.queue.pop_back() {
                 self.waiting -= chunk.len();
             }
@@ -297,6 +304,11 @@ impl Outbox {
         if inner.state == State::Paused {
             inner.state = State::Open;
             self.flush_locked(&mut inner);
+            if inner.queue.is_empty() {
+                // The handshake's room goes back: most connections then wait, and a queue is
+                // needed again only when a write cannot go out at once.
+                inner.queue = VecDeque::new();
+            }
         }
     }
 

@@ -172,3 +172,32 @@ fn a_reader_done_with_nothing_waiting_cuts_at_once_and_a_close_waits_for_its_fra
         "then the socket is cut"
     );
 }
+
+#[test]
+fn a_refusal_takes_back_the_greeting_and_what_was_routed_behind_it() {
+    let setup = Setup::new();
+    let (ours, mut peer) = pair(&setup.listener);
+    let outbox = Outbox::new(
+        ours,
+        None,
+        b"first ".to_vec(),
+        b"greeting".to_vec(),
+        Terms {
+            limit: 1 << 20,
+            close_grace: Duration::from_secs(5),
+            drain: setup.drain.clone(),
+            deflate: None,
+        },
+    );
+    // Registered before its thread could start: a signal waits behind the greeting.
+    assert_eq!(
+        outbox.send_frames(&[&Frame::text(b"signal")]),
+        Delivery::Queued
+    );
+    outbox.refuse(b"refused");
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"first refused");
+}
