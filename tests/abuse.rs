@@ -68,6 +68,34 @@ fn broadcast_reaches(server: &ServerHandle, clients: &mut [Client], text: &str) 
     }
 }
 
+/// Keeps `steady` reading (so it answers the server's pings, as a live client does) until
+/// `watcher` has finished, at most 2 * [`WAIT`]. Panics on a message, since nobody sends
+/// `steady` any, and on any error but a read timing out.
+fn answer_pings_until_finished<T>(steady: &mut Client, watcher: &std::thread::JoinHandle<T>) {
+    let deadline = Instant::now() + 2 * WAIT;
+    (steady.ws.get_mut())
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("read timeout");
+    while !watcher.is_finished() {
+        assert!(Instant::now() < deadline, "the watcher never returned");
+        steady.ws.flush().expect("pongs out");
+        match steady.ws.read() {
+            Ok(tungstenite::Message::Text(text)) => panic!("unexpected message {text:?}"),
+            Ok(tungstenite::Message::Binary(data)) => panic!("unexpected message {data:?}"),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("the steady client: {e}"),
+        }
+    }
+    (steady.ws.get_mut())
+        .set_read_timeout(Some(WAIT))
+        .expect("read timeout");
+}
+
 /// Makes the next drop of `stream` reset the connection (RST) instead of closing it.
 fn reset_on_drop(stream: &TcpStream) {
     rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO)).expect("SO_LINGER");
@@ -393,13 +421,7 @@ fn a_message_that_never_finishes_is_dropped_by_the_idle_timeout_alone() {
         read_until_closed(&mut silent);
         read_until_closed(&mut endless);
     });
-    let deadline = Instant::now() + 2 * WAIT;
-    while !watcher.is_finished() {
-        assert!(Instant::now() < deadline, "the watcher never returned");
-        if let Ok(text) = steady.try_recv(Duration::from_millis(50)) {
-            panic!("unexpected message {text:?}");
-        }
-    }
+    answer_pings_until_finished(&mut steady, &watcher);
     endless_done.store(true, Ordering::Relaxed);
     feeder.join().expect("feeder");
     watcher.join().expect("both were dropped");
@@ -466,21 +488,7 @@ fn half_a_close_frame_is_dropped_by_the_idle_timeout_and_others_carry_on() {
     });
     // The steady client answers pings meanwhile; the stalled one is dropped (bounded by WAIT).
     let watcher = std::thread::spawn(move || read_until_closed(&mut stalled));
-    loop {
-        steady.ws.flush().expect("pongs out");
-        if watcher.is_finished() {
-            break;
-        }
-        match steady.ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("the steady client: {e}"),
-        }
-    }
+    answer_pings_until_finished(&mut steady, &watcher);
     watcher.join().expect("the stalled client was closed");
     settles_at(&server, 1);
     steady.send_json(json!({"message": "carried on"}));
