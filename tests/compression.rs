@@ -131,21 +131,10 @@ impl RawClient {
         } else {
             payload.to_vec()
         };
-        let mut frame = vec![0x80 | if compress { 0x40 } else { 0 } | opcode];
-        match payload.len() {
-            n @ 0..=125 => frame.push(0x80 | n as u8),
-            n @ 126..=0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
+        let mut frame = masked_frame(true, opcode, &payload);
+        if compress {
+            frame[0] |= 0x40; // RSV1: the payload is deflated
         }
-        let mask = [7, 1, 9, 3];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         self.stream.write_all(&frame).expect("send");
     }
 
