@@ -2,6 +2,7 @@
 //! holding the `101` (paused), and the thread that lets it in ([`Admission`]: the authorize
 //! hook, its registration) and then reads from it.
 
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -86,10 +87,7 @@ pub(crate) fn go_live(
             });
         });
         if let Err(e) = spawned {
-            // The closure (and with it the slot and thread guard) is dropped: places freed.
-            log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
-            Counters::add(&shared.metrics.connections_refused, 1);
-            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+            refuse_without_a_thread(shared, remote_addr, &outbox, &e);
         }
         return;
     }
@@ -106,13 +104,23 @@ pub(crate) fn go_live(
     match spawned {
         Ok(()) => open(shared, &outbox),
         Err(e) => {
-            // The closure (and with it the slot and thread guard) is dropped: places freed.
-            log::warn!("refusing {remote_addr}: cannot start a connection thread: {e}");
             let _ = (shared.signals.commands()).send(Command::Unregister(id));
-            Counters::add(&shared.metrics.connections_refused, 1);
-            outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
+            refuse_without_a_thread(shared, remote_addr, &outbox, &e);
         }
     }
+}
+
+/// No thread could be started for the connection: its upgrade is answered `503`. The thread's
+/// closure (and with it the slot and thread guard) was dropped, so their places are free.
+fn refuse_without_a_thread(
+    shared: &Shared,
+    remote_addr: SocketAddr,
+    outbox: &Outbox,
+    error: &crate::Error,
+) {
+    log::warn!("refusing {remote_addr}: cannot start a connection thread: {error}");
+    Counters::add(&shared.metrics.connections_refused, 1);
+    outbox.refuse(&Refusal::new(503, "server cannot take more connections").response());
 }
 
 /// Runs a connection's own code, containing its panics (handlers' panics are caught where they
