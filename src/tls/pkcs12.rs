@@ -22,7 +22,7 @@ use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockCipherDecrypt, BlockModeDecrypt, InnerIvInit, KeyInit};
 use ring::{digest, hmac, pbkdf2};
 
-use super::validity::{expect, tlv};
+use super::validity::{expect, tbs_fields};
 
 /// DER tags.
 const INTEGER: u8 = 0x02;
@@ -254,17 +254,7 @@ fn link(bags: Bags) -> Option<KeyChain> {
 
 /// A certificate's issuer and subject names, as DER contents.
 fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (cert, _) = expect(cert, SEQUENCE)?;
-    let (tbs, _) = expect(cert, SEQUENCE)?;
-    let (tag, _, mut rest) = tlv(tbs)?;
-    if tag == EXPLICIT_0 {
-        rest = expect(rest, INTEGER)?.1; // the version came first; then the serial number
-    }
-    let rest = expect(rest, SEQUENCE)?.1; // signature algorithm
-    let (issuer, rest) = expect(rest, SEQUENCE)?;
-    let rest = expect(rest, SEQUENCE)?.1; // validity
-    let (subject, _) = expect(rest, SEQUENCE)?;
-    Some((issuer, subject))
+    tbs_fields(cert).map(|fields| (fields.issuer, fields.subject))
 }
 
 /// A DER INTEGER's contents as a positive count below 2^32.

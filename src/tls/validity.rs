@@ -1,5 +1,6 @@
 //! A certificate's validity dates, read with a small DER walk (RFC 5280, section 4.1):
-//! `Certificate → TBSCertificate → [version], serialNumber, signature, issuer, validity`.
+//! `Certificate → TBSCertificate → [version], serialNumber, signature, issuer, validity,
+//! subject`.
 //!
 //! Only what the expiry check needs: no signature, extension or name parsing (rustls and
 //! webpki do that). Unknown or malformed input gives `None`, never a panic.
@@ -70,22 +71,42 @@ pub(super) fn check(cert_der: &[u8], now: i64) -> Result<Validity, String> {
 
 /// The validity dates of a DER certificate, or `None` when it is not one.
 pub(super) fn read(cert_der: &[u8]) -> Option<Validity> {
-    let (cert, _) = expect(cert_der, SEQUENCE)?;
-    let (tbs, _) = expect(cert, SEQUENCE)?;
-    let (tag, _, mut rest) = tlv(tbs)?;
-    if tag == VERSION {
-        rest = expect(rest, INTEGER)?.1;
-    } else if tag != INTEGER {
-        return None;
-    }
-    let rest = expect(rest, SEQUENCE)?.1; // signature algorithm
-    let rest = expect(rest, SEQUENCE)?.1; // issuer
-    let (validity, _) = expect(rest, SEQUENCE)?;
-    let (not_before, rest) = time(validity)?;
+    let (not_before, rest) = time(tbs_fields(cert_der)?.validity)?;
     let (not_after, rest) = time(rest)?;
     rest.is_empty().then_some(Validity {
         not_before,
         not_after,
+    })
+}
+
+/// What this crate reads of a certificate's `TBSCertificate`, as DER contents: its issuer,
+/// validity and subject (the expiry check here, a PKCS#12 archive's chain in `pkcs12`).
+pub(super) struct TbsFields<'a> {
+    #[cfg_attr(not(feature = "pkcs12"), allow(dead_code))]
+    pub(super) issuer: &'a [u8],
+    pub(super) validity: &'a [u8],
+    #[cfg_attr(not(feature = "pkcs12"), allow(dead_code))]
+    pub(super) subject: &'a [u8],
+}
+
+/// The issuer, validity and subject of a DER certificate, or `None` when it is not one.
+pub(super) fn tbs_fields(cert_der: &[u8]) -> Option<TbsFields<'_>> {
+    let (cert, _) = expect(cert_der, SEQUENCE)?;
+    let (tbs, _) = expect(cert, SEQUENCE)?;
+    let (tag, _, mut rest) = tlv(tbs)?;
+    if tag == VERSION {
+        rest = expect(rest, INTEGER)?.1; // the serial number after the version
+    } else if tag != INTEGER {
+        return None;
+    }
+    let rest = expect(rest, SEQUENCE)?.1; // signature algorithm
+    let (issuer, rest) = expect(rest, SEQUENCE)?;
+    let (validity, rest) = expect(rest, SEQUENCE)?;
+    let (subject, _) = expect(rest, SEQUENCE)?;
+    Some(TbsFields {
+        issuer,
+        validity,
+        subject,
     })
 }
 
